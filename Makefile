@@ -1,0 +1,57 @@
+# mcp-kube: `make help` lists the targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PY      ?= python3
+VENV    := .venv
+BIN     := $(VENV)/bin
+UV_VER  := 0.13.9
+STAMP   := $(VENV)/.installed
+
+.PHONY: help install lint format typecheck test test-unit test-integration \
+        testbed-build testbed-up testbed-down testbed-status clean
+
+help: ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml requirements/dev.lock
+	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --disable-pip-version-check uv==$(UV_VER)
+	$(BIN)/uv pip sync -q --python $(BIN)/python --require-hashes requirements/dev.lock
+	$(BIN)/uv pip install -q --python $(BIN)/python --no-deps -e .
+	@touch $@
+
+install: $(STAMP) ## create .venv with the project (editable) and its pinned tools
+
+lint: $(STAMP) ## ruff lint + format check, import contracts
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
+
+format: $(STAMP) ## apply ruff fixes and formatting
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+typecheck: $(STAMP) ## mypy --strict on mcp_kube/
+	$(BIN)/mypy
+
+testbed-build: $(STAMP) ## build the pinned control-plane binaries (cached outside the repo)
+	@start=$$(date +%s); $(BIN)/mcp-kube testbed build; echo "testbed build: $$(( $$(date +%s) - start ))s"
+
+testbed-up: testbed-build ## start the local simulated GPU cluster(s) (PROFILE=, CLUSTERS=)
+	$(BIN)/mcp-kube testbed up --profile $(or $(PROFILE),default) --clusters $(or $(CLUSTERS),1)
+
+testbed-down: $(STAMP) ## stop the local testbed
+	$(BIN)/mcp-kube testbed down
+
+testbed-status: $(STAMP) ## show the local testbed's components
+	$(BIN)/mcp-kube testbed status
+
+test-unit: $(STAMP) ## unit tests only (no cluster)
+	$(BIN)/pytest -m unit
+
+test: testbed-build ## every test: unit, then integration against a fresh testbed
+	$(BIN)/pytest
+
+clean: ## remove the virtualenv and caches in the repo (not the binary cache)
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

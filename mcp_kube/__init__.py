@@ -1,0 +1,1 @@
+"""mcp-kube: an air-gapped MCP server for Kubernetes GPU clusters."""

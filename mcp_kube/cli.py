@@ -1,0 +1,125 @@
+"""The ``mcp-kube`` command line.
+
+Sub-commands are grouped by concern; each group imports its modules only when it runs, so
+``mcp-kube --help`` stays fast and the server never loads test infrastructure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from mcp_kube.errors import McpKubeError
+
+__all__ = ["main"]
+
+
+def _testbed_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    tb = sub.add_parser(
+        "testbed",
+        help="build, start and stop the local simulated GPU cluster(s)",
+        description=(
+            "A real Kubernetes control plane (etcd, kube-apiserver, kube-controller-manager, "
+            "kube-scheduler) with KWOK-simulated GPU nodes, built from pinned upstream Go "
+            "modules and bound to 127.0.0.1 only."
+        ),
+    )
+    tsub = tb.add_subparsers(dest="action", required=True, metavar="ACTION")
+    dir_help = "run folder (default: $MCP_KUBE_TESTBED_DIR or ~/.cache/mcp-kube/testbed/run)"
+
+    b = tsub.add_parser(
+        "build", help="build the pinned binaries into the cache (skips cached ones)"
+    )
+    b.add_argument("--force", action="store_true", help="rebuild even when cached")
+
+    u = tsub.add_parser("up", help="start the control plane(s) and load the GPU fleet")
+    u.add_argument(
+        "--profile", default="default", help="fleet profile: default | scale (%(default)s)"
+    )
+    u.add_argument(
+        "--clusters", type=int, default=1, choices=(1, 2), help="control planes to start"
+    )
+    u.add_argument("--dir", type=Path, help=dir_help)
+    u.add_argument(
+        "--apiserver-port", type=int, default=0, help="port of the first API server (default: free)"
+    )
+
+    d = tsub.add_parser("down", help="stop every testbed process and remove the run folder")
+    d.add_argument("--dir", type=Path, help=dir_help)
+    d.add_argument("--keep-logs", action="store_true", help="keep component logs")
+
+    s = tsub.add_parser("status", help="show components, PIDs, ports, logs and the kubeconfig")
+    s.add_argument("--dir", type=Path, help=dir_help)
+    s.add_argument("--json", action="store_true", help="print JSON")
+
+
+def _run_testbed(args: argparse.Namespace) -> int:
+    from mcp_kube.testbed import build, cluster
+
+    if args.action == "build":
+        for name, path in build.build_all(force=args.force).items():
+            print(f"{name}: {path}")
+        return 0
+    if args.action == "up":
+        state = cluster.up(
+            profile=args.profile,
+            clusters=args.clusters,
+            run_dir=args.dir,
+            apiserver_port=args.apiserver_port,
+        )
+        contexts = ", ".join(c.context for c in state.clusters)
+        print(f"kubeconfig: {state.kubeconfig} (clusters: {contexts})")
+        print(f"export KUBECONFIG={state.kubeconfig}")
+        return 0
+    if args.action == "down":
+        cluster.down(args.dir, keep_logs=args.keep_logs)
+        return 0
+    info = cluster.status(args.dir)
+    if args.json:
+        print(json.dumps(info, indent=2))
+    elif "clusters" not in info:
+        print(f"no testbed in {info['run_dir']}")
+    else:
+        print(f"kubeconfig: {info['kubeconfig']}  (started {info['started_at']})")
+        for cl in info["clusters"]:
+            print(
+                f"{cl['name']}  {cl['server']}  contexts: {cl['context']}, "
+                + ", ".join(cl["user_contexts"])
+            )
+            for c in cl["components"]:
+                alive = "running" if c["running"] else "NOT RUNNING"
+                ports = ",".join(f"{k}={v}" for k, v in c["ports"].items())
+                print(f"  {c['name']:<24} pid {c['pid']:<8} {alive:<12} {ports:<24} {c['log']}")
+    return 0 if info.get("running") else 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mcp-kube",
+        description="Air-gapped MCP server for Kubernetes GPU clusters.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _testbed_parser(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "testbed":
+            return _run_testbed(args)
+    except McpKubeError as e:
+        print(f"mcp-kube: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    parser.error(f"unknown command {args.command}")
+    return 2  # pragma: no cover
+
+
+if __name__ == "__main__":
+    sys.exit(main())
