@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from mcp_kube.errors import McpKubeError
+from mcp_kube.errors import McpKubeError, TestbedError
 
 __all__ = ["main"]
 
@@ -34,6 +35,11 @@ def _testbed_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "build", help="build the pinned binaries into the cache (skips cached ones)"
     )
     b.add_argument("--force", action="store_true", help="rebuild even when cached")
+
+    p = tsub.add_parser(
+        "pin", help="rewrite testbed/go/kubernetes for a Kubernetes release (e.g. v1.36.3)"
+    )
+    p.add_argument("version", help="a k8s.io/kubernetes release tag, e.g. v1.36.3")
 
     u = tsub.add_parser("up", help="start the control plane(s) and load the GPU fleet")
     u.add_argument(
@@ -62,6 +68,13 @@ def _run_testbed(args: argparse.Namespace) -> int:
     if args.action == "build":
         for name, path in build.build_all(force=args.force).items():
             print(f"{name}: {path}")
+        return 0
+    if args.action == "pin":
+        from mcp_kube.testbed import pin
+
+        if not re.fullmatch(r"v1\.\d+\.\d+", args.version):
+            raise TestbedError(f"{args.version!r} is not a release tag like v1.36.3")
+        print(f"wrote {pin.write_wrapper(args.version)}; now run 'mcp-kube testbed build'")
         return 0
     if args.action == "up":
         state = cluster.up(

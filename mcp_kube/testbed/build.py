@@ -58,7 +58,7 @@ def _stderr(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-def _go() -> str:
+def go_binary() -> str:
     go = shutil.which("go")
     if go is None:
         raise ToolchainMissing(
@@ -118,7 +118,7 @@ def _module_dir(component_wrapper: str, module: str, log: Path) -> Path:
     env = dict(os.environ, GOFLAGS="-mod=readonly")
     with log.open("ab") as out:
         proc = subprocess.run(
-            [_go(), "mod", "download", "-json", module],
+            [go_binary(), "mod", "download", "-json", module],
             cwd=cwd,
             stdout=subprocess.PIPE,
             stderr=out,
@@ -192,7 +192,7 @@ def build_all(force: bool = False, report: Report = _stderr) -> dict[str, Path]:
     for comp in todo:
         by_wrapper.setdefault(comp.wrapper, []).append(comp)
     if todo:
-        go = _go()
+        go = go_binary()
     for wrapper, comps in by_wrapper.items():
         names = ", ".join(c.name for c in comps)
         version = pinned_version(comps[0].wrapper, comps[0].module)

@@ -28,7 +28,7 @@ import yaml
 from pydantic import BaseModel
 
 from mcp_kube.errors import ComponentFailed, TestbedError
-from mcp_kube.testbed import build, fleet, identities, podlogs
+from mcp_kube.testbed import build, flags, fleet, identities, podlogs
 from mcp_kube.testbed.paths import COMPONENTS, binary_path, default_run_dir
 from mcp_kube.testbed.pki import Pki, make_pki
 from mcp_kube.testbed.rest import Rest
@@ -38,7 +38,6 @@ __all__ = ["ClusterState", "TestbedState", "down", "listeners", "load_state", "s
 Report = Callable[[str], None]
 SECOND_CLUSTER_PROFILES = {"default": "west"}
 STATE_FILE = "state.json"
-SA_ISSUER = "https://kubernetes.default.svc.cluster.local"
 
 
 class _Proc(Protocol):
@@ -122,6 +121,11 @@ def _log_tail(path: str, lines: int = 12) -> str:
     return "\n".join("    " + line[:300] for line in text[-lines:])
 
 
+# Components started by this process, kept so their exit can be reaped (no zombies, and no
+# "still running" warnings when the objects would otherwise be collected while they serve).
+_CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
+
+
 def _start(
     name: str, args: list[str], log: Path, ports: dict[str, int], env: dict[str, str] | None = None
 ) -> tuple[subprocess.Popen[bytes], ComponentState]:
@@ -138,6 +142,7 @@ def _start(
             start_new_session=True,
             env=env,
         )
+    _CHILDREN[proc.pid] = proc
     return proc, ComponentState(name=name, pid=proc.pid, binary=args[0], ports=ports, log=str(log))
 
 
@@ -241,48 +246,6 @@ def merge_kubeconfigs(configs: list[dict[str, Any]]) -> dict[str, Any]:
     return merged
 
 
-AUDIT_POLICY = {
-    "apiVersion": "audit.k8s.io/v1",
-    "kind": "Policy",
-    "omitStages": ["RequestReceived"],
-    "rules": [
-        # The simulated kubelets and controllers are noise for anyone reading what clients did.
-        {
-            "level": "None",
-            "users": [
-                "kwok-controller",
-                "system:kube-controller-manager",
-                "system:kube-scheduler",
-                "system:apiserver",
-            ],
-        },
-        {"level": "None", "resources": [{"group": "coordination.k8s.io", "resources": ["leases"]}]},
-        {"level": "None", "nonResourceURLs": ["/healthz*", "/readyz*", "/livez*", "/version"]},
-        {"level": "Metadata"},
-    ],
-}
-
-
-def _kwok_config(stage_dir: Path, log_files: dict[str, Path]) -> str:
-    docs: list[str] = []
-    for stage in sorted(stage_dir.glob("*.yaml")):
-        docs.append(stage.read_text())
-    logs: list[dict[str, Any]] = [
-        {"containers": [kind], "logsFile": str(path)}
-        for kind, path in log_files.items()
-        if kind != "default"
-    ]
-    logs.append({"logsFile": str(log_files["default"])})
-    cluster_logs = {
-        "apiVersion": "kwok.x-k8s.io/v1alpha1",
-        "kind": "ClusterLogs",
-        "metadata": {"name": "testbed-logs"},
-        "spec": {"selector": {}, "logs": logs},
-    }
-    docs.append(yaml.safe_dump(cluster_logs))
-    return "\n---\n".join(d.strip() for d in docs) + "\n"
-
-
 # --------------------------------------------------------------------------- state
 
 
@@ -348,69 +311,23 @@ def _start_cluster(
         cs.components.append(comp)
         _save_state(state)
 
-    # etcd
     client, peer = free_port(), free_port()
-    launch(
-        "etcd",
-        [
-            "--name=testbed",
-            f"--data-dir={folder / 'etcd-data'}",
-            f"--listen-client-urls=http://127.0.0.1:{client}",
-            f"--advertise-client-urls=http://127.0.0.1:{client}",
-            f"--listen-peer-urls=http://127.0.0.1:{peer}",
-            f"--initial-advertise-peer-urls=http://127.0.0.1:{peer}",
-            f"--initial-cluster=testbed=http://127.0.0.1:{peer}",
-            "--unsafe-no-fsync=true",  # a disposable test store: speed over durability
-            "--quota-backend-bytes=4294967296",
-            "--auto-compaction-retention=1",
-            "--log-level=warn",
-        ],
-        {"client": client, "peer": peer},
-    )
+    launch("etcd", flags.etcd(folder / "etcd-data", client, peer), {"client": client, "peer": peer})
     _wait("etcd health", lambda: _http_ok(f"http://127.0.0.1:{client}/health"), started, 30)
     report(f"[{fl.cluster}] etcd ready on 127.0.0.1:{client}")
 
-    # kube-apiserver
     (folder / "audit").mkdir()
     policy = folder / "audit-policy.yaml"
-    policy.write_text(yaml.safe_dump(AUDIT_POLICY))
-    kubelet_client = pki.clients["kube-apiserver-kubelet-client"]
+    policy.write_text(yaml.safe_dump(flags.AUDIT_POLICY))
     launch(
         "kube-apiserver",
-        [
-            f"--etcd-servers=http://127.0.0.1:{client}",
-            "--bind-address=127.0.0.1",
-            "--advertise-address=127.0.0.1",
-            "--endpoint-reconciler-type=none",
-            f"--secure-port={api_port}",
-            f"--tls-cert-file={pki.serving_cert}",
-            f"--tls-private-key-file={pki.serving_key}",
-            f"--client-ca-file={pki.ca_cert}",
-            f"--service-account-issuer={SA_ISSUER}",
-            f"--service-account-key-file={pki.sa_pub}",
-            f"--service-account-signing-key-file={pki.sa_key}",
-            "--service-cluster-ip-range=10.0.0.0/24",
-            "--authorization-mode=Node,RBAC",
-            "--kubelet-preferred-address-types=InternalIP",
-            f"--kubelet-client-certificate={kubelet_client[0]}",
-            f"--kubelet-client-key={kubelet_client[1]}",
-            f"--audit-policy-file={policy}",
-            f"--audit-log-path={cs.audit_log}",
-            "--audit-log-format=json",
-            "--audit-log-maxsize=200",
-            "--audit-log-maxbackup=2",
-            "--allow-privileged=true",
-            "--profiling=false",
-            "--max-requests-inflight=800",
-            "--max-mutating-requests-inflight=400",
-        ],
+        flags.kube_apiserver(pki, client, api_port, policy, Path(cs.audit_log)),
         {"secure": api_port},
     )
     ca_ctx = ssl.create_default_context(cafile=str(pki.ca_cert))
     _wait("kube-apiserver /readyz", lambda: _http_ok(f"{server}/readyz", ca_ctx), started, 120)
     report(f"[{fl.cluster}] kube-apiserver ready at {server}")
 
-    # component kubeconfigs
     kc_dir = folder / "kubeconfigs"
     kc_dir.mkdir()
 
@@ -421,43 +338,15 @@ def _start_cluster(
         path.chmod(0o600)
         return path
 
+    kcm_port, sched_port = free_port(), free_port()
     kcm_kc = component_kubeconfig("system:kube-controller-manager")
-    sched_kc = component_kubeconfig("system:kube-scheduler")
-    kwok_kc = component_kubeconfig("kwok-controller")
-
-    kcm_port = free_port()
     launch(
         "kube-controller-manager",
-        [
-            f"--kubeconfig={kcm_kc}",
-            f"--authentication-kubeconfig={kcm_kc}",
-            f"--authorization-kubeconfig={kcm_kc}",
-            "--leader-elect=false",
-            "--bind-address=127.0.0.1",
-            f"--secure-port={kcm_port}",
-            f"--root-ca-file={pki.ca_cert}",
-            f"--service-account-private-key-file={pki.sa_key}",
-            "--use-service-account-credentials=true",  # each controller with its own RBAC
-            f"--cluster-signing-cert-file={pki.ca_cert}",
-            f"--cluster-signing-key-file={pki.ca_key}",
-            "--kube-api-qps=200",
-            "--kube-api-burst=400",
-        ],
+        flags.kube_controller_manager(pki, kcm_kc, kcm_port),
         {"secure": kcm_port},
     )
-    sched_port = free_port()
-    launch(
-        "kube-scheduler",
-        [
-            f"--kubeconfig={sched_kc}",
-            f"--authentication-kubeconfig={sched_kc}",
-            f"--authorization-kubeconfig={sched_kc}",
-            "--leader-elect=false",
-            "--bind-address=127.0.0.1",
-            f"--secure-port={sched_port}",
-        ],
-        {"secure": sched_port},
-    )
+    sched_kc = component_kubeconfig("system:kube-scheduler")
+    launch("kube-scheduler", flags.kube_scheduler(sched_kc, sched_port), {"secure": sched_port})
     insecure = _insecure()
     _wait(
         "kube-controller-manager and kube-scheduler /healthz",
@@ -472,24 +361,9 @@ def _start_cluster(
 
     kwok_port = free_port()
     kwok_cfg = folder / "kwok.yaml"
-    kwok_cfg.write_text(_kwok_config(build.kwok_stage_dir(), pod_logs))
-    kwok_cert = pki.clients["kwok-controller"]
-    launch(
-        "kwok",
-        [
-            f"--kubeconfig={kwok_kc}",
-            f"--config={kwok_cfg}",
-            "--manage-all-nodes=false",
-            f"--manage-nodes-with-annotation-selector={fleet.KWOK_ANNOTATION}=fake",
-            f"--tls-cert-file={kwok_cert[0]}",
-            f"--tls-private-key-file={kwok_cert[1]}",
-            "--node-ip=127.0.0.1",
-            f"--node-port={kwok_port}",
-            f"--server-address=127.0.0.1:{kwok_port}",
-            "--node-lease-duration-seconds=40",
-        ],
-        {"kubelet": kwok_port},
-    )
+    kwok_cfg.write_text(flags.kwok_config(build.kwok_stage_dir(), pod_logs))
+    kwok_kc = component_kubeconfig("kwok-controller")
+    launch("kwok", flags.kwok(pki, kwok_kc, kwok_cfg, kwok_port), {"kubelet": kwok_port})
     admin = pki.clients["admin"]
     rest = Rest(server, pki.ca_cert, admin[0], admin[1])
     _wait(
@@ -674,6 +548,7 @@ def _pki_from(folder: Path) -> Pki:
 
 def _stop(comp: ComponentState, grace: float = 10.0) -> str:
     if not is_running(comp):
+        _reap(comp.pid)
         return "not running"
     with contextlib.suppress(ProcessLookupError):
         os.killpg(comp.pid, signal.SIGTERM)
@@ -691,8 +566,10 @@ def _stop(comp: ComponentState, grace: float = 10.0) -> str:
 
 
 def _reap(pid: int) -> None:
-    with contextlib.suppress(ChildProcessError, OSError):
-        os.waitpid(pid, os.WNOHANG)
+    proc = _CHILDREN.pop(pid, None)
+    if proc is not None:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=1)
 
 
 def down(run_dir: Path | None = None, report: Report = _stderr, keep_logs: bool = False) -> bool:

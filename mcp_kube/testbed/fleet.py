@@ -12,8 +12,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from mcp_kube.errors import TestbedError
 from mcp_kube.testbed.paths import repo_root
 
 __all__ = [
@@ -179,8 +180,11 @@ def load_fleet(profile: str) -> Fleet:
     path = fleet_path(profile)
     if not path.is_file():
         known = sorted(p.stem for p in path.parent.glob("*.yaml"))
-        raise ValueError(f"unknown fleet profile {profile!r}; known: {', '.join(known)}")
-    return Fleet.model_validate(yaml.safe_load(path.read_text()))
+        raise TestbedError(f"unknown fleet profile {profile!r}; known: {', '.join(known)}")
+    try:
+        return Fleet.model_validate(yaml.safe_load(path.read_text()))
+    except (ValidationError, yaml.YAMLError) as e:
+        raise TestbedError(f"invalid fleet file {path}: {e}") from e
 
 
 def _gpu_labels(gpu: Gpu) -> dict[str, str]:

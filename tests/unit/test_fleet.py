@@ -8,6 +8,7 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
+from mcp_kube.errors import TestbedError
 from mcp_kube.testbed import fleet
 
 PROFILES = ["default", "west", "scale"]
@@ -125,5 +126,5 @@ def test_unknown_fields_and_profiles_are_rejected(tmp_path, monkeypatch) -> None
     data["node_groups"][0]["gpus_typo"] = 3
     with pytest.raises(ValidationError, match="gpus_typo"):
         fleet.Fleet.model_validate(data)
-    with pytest.raises(ValueError, match=r"unknown fleet profile 'nope'; known: default"):
+    with pytest.raises(TestbedError, match=r"unknown fleet profile 'nope'; known: default"):
         fleet.load_fleet("nope")
