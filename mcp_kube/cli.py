@@ -109,12 +109,63 @@ def _run_testbed(args: argparse.Namespace) -> int:
     return 0 if info.get("running") else 1
 
 
+def _serve_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    sv = sub.add_parser(
+        "serve",
+        help="run the MCP server (stdio or streamable HTTP)",
+        description="Serve the mcp-kube tools over MCP. Every call passes the policy gate.",
+    )
+    sv.add_argument("--transport", choices=("stdio", "http"), default="stdio")
+    sv.add_argument("--host", help="HTTP bind address (default 127.0.0.1)")
+    sv.add_argument("--port", type=int, help="HTTP port (default 8080)")
+    sv.add_argument("--kubeconfig", type=Path, help="kubeconfig file (default: $KUBECONFIG)")
+    sv.add_argument(
+        "--context",
+        action="append",
+        dest="contexts",
+        metavar="NAME",
+        help="serve this kubeconfig context (repeatable; default: every context)",
+    )
+    sv.add_argument("--in-cluster", action="store_true", help="also serve the in-pod cluster")
+    sv.add_argument("--principal", help="stdio caller identity (default: the OS user)")
+    sv.add_argument("--groups", help="stdio caller groups, comma separated")
+
+
+def _run_serve(args: argparse.Namespace) -> int:
+    from mcp_kube.server.transports import serve
+    from mcp_kube.settings import Settings
+
+    settings = Settings()
+    clusters = settings.clusters.model_copy(
+        update={
+            k: v
+            for k, v in {
+                "kubeconfig": args.kubeconfig,
+                "contexts": args.contexts,
+                "in_cluster": args.in_cluster or None,
+            }.items()
+            if v is not None
+        }
+    )
+    http = settings.http.model_copy(
+        update={k: v for k, v in {"host": args.host, "port": args.port}.items() if v is not None}
+    )
+    updates: dict[str, object] = {"clusters": clusters, "http": http}
+    if args.principal:
+        updates["principal"] = args.principal
+    if args.groups is not None:
+        updates["groups"] = [g for g in args.groups.split(",") if g]
+    serve(settings.model_copy(update=updates), args.transport)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mcp-kube",
         description="Air-gapped MCP server for Kubernetes GPU clusters.",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _serve_parser(sub)
     _testbed_parser(sub)
     return parser
 
@@ -125,6 +176,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "testbed":
             return _run_testbed(args)
+        if args.command == "serve":
+            return _run_serve(args)
     except McpKubeError as e:
         print(f"mcp-kube: error: {e}", file=sys.stderr)
         return 2

@@ -3,6 +3,13 @@
 One root, so callers can catch everything the project raises on purpose and nothing else::
 
     McpKubeError
+    ├── ToolError               a tool call failed; the message is safe to show the model
+    │   ├── InvalidArgument     bad input, refused before any API call
+    │   ├── UnknownCluster      no such cluster; the message lists the valid ones
+    │   ├── NotFound            the named object does not exist
+    │   ├── Forbidden           the cluster's RBAC refused the request
+    │   ├── ClusterUnavailable  the cluster cannot be reached or timed out
+    │   └── UpstreamError       the API server answered with another error
     └── TestbedError            the local control plane could not be built, started or stopped
         ├── ToolchainMissing    a build tool (Go) is not on PATH
         ├── BuildFailed         a component did not compile; names its log
@@ -16,10 +23,17 @@ from __future__ import annotations
 
 __all__ = [
     "BuildFailed",
+    "ClusterUnavailable",
     "ComponentFailed",
+    "Forbidden",
+    "InvalidArgument",
     "McpKubeError",
+    "NotFound",
     "TestbedError",
+    "ToolError",
     "ToolchainMissing",
+    "UnknownCluster",
+    "UpstreamError",
 ]
 
 
@@ -27,6 +41,36 @@ class McpKubeError(Exception):
     """Root of every error mcp-kube raises on purpose."""
 
     code = "internal"
+
+
+class ToolError(McpKubeError):
+    """A tool call failed in a way the caller (often a model) can read and act on."""
+
+    code = "tool_error"
+
+
+class InvalidArgument(ToolError):
+    code = "invalid_argument"
+
+
+class UnknownCluster(InvalidArgument):
+    code = "unknown_cluster"
+
+
+class NotFound(ToolError):
+    code = "not_found"
+
+
+class Forbidden(ToolError):
+    code = "forbidden"
+
+
+class ClusterUnavailable(ToolError):
+    code = "cluster_unavailable"
+
+
+class UpstreamError(ToolError):
+    code = "upstream_error"
 
 
 class TestbedError(McpKubeError):

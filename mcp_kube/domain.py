@@ -1,0 +1,61 @@
+"""Small validated value types shared by tools, the gate and the access layer."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Annotated
+
+from pydantic import StringConstraints
+
+__all__ = [
+    "GPU_RESOURCE_PREFIXES",
+    "ClusterName",
+    "DnsLabel",
+    "DnsSubdomain",
+    "LabelKey",
+    "Principal",
+    "is_gpu_resource",
+]
+
+# A namespace, a container name: RFC 1123 label.
+DnsLabel = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=63, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"),
+]
+# Most object names (pods, jobs): RFC 1123 subdomain.
+DnsSubdomain = Annotated[
+    str,
+    StringConstraints(
+        min_length=1,
+        max_length=253,
+        pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$",
+    ),
+]
+# A kubeconfig context or configured cluster name.
+ClusterName = Annotated[
+    str, StringConstraints(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9@._:-]*$")
+]
+LabelKey = Annotated[
+    str,
+    StringConstraints(
+        min_length=1,
+        max_length=253,
+        pattern=r"^([a-z0-9.-]+/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$",
+    ),
+]
+
+GPU_RESOURCE_PREFIXES = ("nvidia.com/gpu", "nvidia.com/mig-", "amd.com/gpu", "gpu.intel.com/")
+
+
+def is_gpu_resource(name: str) -> bool:
+    return name.startswith(GPU_RESOURCE_PREFIXES)
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: never taken from tool arguments."""
+
+    subject: str
+    groups: tuple[str, ...] = ()
+    authenticated_by: str = "stdio-os-user"
+    extra: dict[str, str] = field(default_factory=dict)

@@ -1,0 +1,1 @@
+"""Kubernetes access: the port tools use, and the one client that implements it."""

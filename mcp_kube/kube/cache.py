@@ -1,0 +1,131 @@
+"""A list+watch cache of one resource kind in one cluster, kept in a background thread.
+
+The first reader waits for the initial list (a cold call); later readers get the current
+snapshot at once (warm). Watch errors, expired resource versions (410) and dropped
+connections lead to a fresh list. Objects are stored trimmed (``NodeInfo`` / ``PodInfo``), and
+the cache gives up (and readers fall back to failing clearly) past ``max_objects``.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any, Generic, TypeVar
+
+from mcp_kube.errors import ClusterUnavailable
+
+__all__ = ["WatchCache"]
+
+T = TypeVar("T")
+Json = dict[str, Any]
+# list(resource_version | None) -> (items, resourceVersion); watch(rv) -> event stream
+Lister = Callable[[], tuple[list[Json], str]]
+Watcher = Callable[[str], Iterator[Json]]
+
+
+class WatchCache(Generic[T]):
+    def __init__(
+        self,
+        what: str,
+        lister: Lister,
+        watcher: Watcher,
+        trim: Callable[[Json], T],
+        max_objects: int,
+    ) -> None:
+        self.what = what
+        self._lister, self._watcher, self._trim = lister, watcher, trim
+        self._max = max_objects
+        self._items: dict[str, T] = {}
+        self._lock = threading.Lock()
+        self._synced = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.last_error = ""
+        self.relists = 0
+
+    def _key(self, obj: Json) -> str:
+        meta = obj.get("metadata", {})
+        return f"{meta.get('namespace', '')}/{meta.get('name', '')}"
+
+    def start(self) -> None:
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name=f"watch-{self.what}", daemon=True
+                )
+                self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def snapshot(self, timeout: float) -> list[T]:
+        """Current objects; waits up to ``timeout`` for the first (or a fresh) list."""
+        self.start()
+        if not self._synced.wait(timeout):
+            detail = f": {self.last_error}" if self.last_error else ""
+            raise ClusterUnavailable(f"could not list {self.what} within {timeout:.0f}s{detail}")
+        with self._lock:
+            return list(self._items.values())
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def _relist(self) -> str:
+        items, rv = self._lister()
+        if len(items) > self._max:
+            raise ClusterUnavailable(f"{len(items)} {self.what} exceed the cache bound {self._max}")
+        fresh = {self._key(o): self._trim(o) for o in items}
+        with self._lock:
+            self._items = fresh
+        self.relists += 1
+        self._synced.set()
+        return rv
+
+    def _run(self) -> None:
+        backoff = 0.5
+        rv: str | None = None
+        while not self._stop.is_set():
+            try:
+                if rv is None:
+                    rv = self._relist()
+                    self.last_error = ""
+                    backoff = 0.5
+                for event in self._watcher(rv):
+                    if self._stop.is_set():
+                        return
+                    kind = event.get("type")
+                    obj = event.get("object") or {}
+                    if kind == "ERROR":
+                        # 410 Gone (resource version too old) and friends: list again
+                        self.last_error = str(obj.get("message", "watch error"))[:200]
+                        rv = None
+                        break
+                    rv = obj.get("metadata", {}).get("resourceVersion") or rv
+                    if kind == "BOOKMARK":
+                        continue
+                    key = self._key(obj)
+                    with self._lock:
+                        if kind == "DELETED":
+                            self._items.pop(key, None)
+                        elif len(self._items) < self._max or key in self._items:
+                            self._items[key] = self._trim(obj)
+            except Exception as e:  # any failure: mark stale, back off, list again
+                self.last_error = f"{type(e).__name__}: {str(e)[:200]}"
+                rv = None
+                self._synced.clear()
+                self._stop.wait(backoff)
+                backoff = min(backoff * 2, 10.0)
+
+
+def iter_watch_lines(chunks: Iterator[bytes]) -> Iterator[Json]:
+    """Decode a watch response body (one JSON event per line) chunk by chunk."""
+    buf = b""
+    for chunk in chunks:
+        buf += chunk
+        while b"\n" in buf:
+            line, buf = buf.split(b"\n", 1)
+            if line.strip():
+                yield json.loads(line)
+    if buf.strip():
+        yield json.loads(buf)

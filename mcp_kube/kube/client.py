@@ -1,0 +1,323 @@
+"""The one module that talks to Kubernetes: API clients per cluster, errors translated once.
+
+Each cluster gets one ``ApiClient`` (built at first use, reused for every call), requests are
+typed (``Kind``), bodies are decoded as plain JSON rather than model objects, every request has
+a timeout and no automatic retries (a struggling API server gets no retry storm), and every
+failure becomes one of the project's ``ToolError`` types with a message safe to show.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import quote
+
+import anyio
+import urllib3
+from kubernetes import client as k8s
+from kubernetes import config as k8s_config
+from kubernetes.client.exceptions import ApiException
+from kubernetes.config.config_exception import ConfigException
+
+from mcp_kube.errors import (
+    ClusterUnavailable,
+    Forbidden,
+    InvalidArgument,
+    NotFound,
+    UnknownCluster,
+    UpstreamError,
+)
+from mcp_kube.kube.cache import WatchCache, iter_watch_lines
+from mcp_kube.kube.objects import NodeInfo, PodInfo
+from mcp_kube.kube.port import Kind, LogChunk
+from mcp_kube.settings import ClusterSettings
+
+__all__ = ["ClusterRegistry", "KubeCluster"]
+
+Json = dict[str, Any]
+_LIMITER = anyio.CapacityLimiter(16)  # concurrent blocking API calls per process
+
+
+def _message(body: bytes, reason: str) -> str:
+    try:
+        return str(json.loads(body).get("message") or reason)[:300]
+    except (ValueError, AttributeError):
+        return reason[:300]
+
+
+class KubeCluster:
+    """One cluster: a reused ApiClient plus list+watch caches of nodes and pods."""
+
+    def __init__(self, name: str, api: k8s.ApiClient, settings: ClusterSettings) -> None:
+        self.name = name
+        self._api = api
+        self._timeout = settings.request_timeout_s
+        self._use_cache = settings.watch_cache
+        self._node_cache: WatchCache[NodeInfo] = WatchCache(
+            f"nodes of {name}",
+            lambda: self._list_raw(Kind.NODES),
+            lambda rv: self._watch_raw(Kind.NODES, rv),
+            NodeInfo.from_json,
+            settings.cache_max_objects,
+        )
+        self._pod_cache: WatchCache[PodInfo] = WatchCache(
+            f"pods of {name}",
+            lambda: self._list_raw(Kind.PODS),
+            lambda rv: self._watch_raw(Kind.PODS, rv),
+            PodInfo.from_json,
+            settings.cache_max_objects,
+        )
+
+    # ------------------------------------------------------------------ raw requests
+    def _path(self, kind: Kind, namespace: str | None, name: str | None = None) -> str:
+        path = kind.prefix
+        if kind.namespaced and namespace:
+            path += f"/namespaces/{quote(namespace, safe='')}"
+        path += f"/{kind.plural}"
+        if name:
+            path += f"/{quote(name, safe='')}"
+        return path
+
+    def _request(
+        self,
+        path: str,
+        query: list[tuple[str, Any]] | None = None,
+        *,
+        timeout: float | tuple[float, float] | None = None,
+    ) -> urllib3.HTTPResponse:
+        try:
+            method, url, headers, _body, _post = self._api.param_serialize(
+                "GET",
+                path,
+                query_params=query or [],
+                header_params={"Accept": "application/json"},
+                auth_settings=["BearerToken"],
+            )
+            rest = self._api.call_api(
+                method, url, headers, _request_timeout=timeout or self._timeout
+            )
+        except ApiException as e:  # TLS and request-building failures come as status 0
+            raise ClusterUnavailable(f"cluster unavailable: {self.name} ({e.reason})") from e
+        except (urllib3.exceptions.HTTPError, OSError) as e:
+            raise ClusterUnavailable(
+                f"cluster unavailable: {self.name} ({type(e).__name__})"
+            ) from e
+        resp: urllib3.HTTPResponse = rest.response
+        if resp.status < 400:
+            return resp
+        try:
+            body = resp.read(64 * 1024)
+        finally:
+            resp.release_conn()
+        status = int(resp.status)
+        msg = _message(body, resp.reason or "")
+        if status == 404:
+            raise NotFound(f"{self.name}: {msg}")
+        if status in (401, 403):
+            raise Forbidden(f"{self.name}: forbidden: {msg}")
+        if status == 400:
+            raise InvalidArgument(f"{self.name}: {msg}")
+        if status == 429:
+            raise UpstreamError(f"{self.name}: API server is throttling (429): {msg}")
+        raise UpstreamError(f"{self.name}: API server error {status}: {msg}")
+
+    def _get_json(self, path: str, query: list[tuple[str, Any]] | None = None) -> Json:
+        resp = self._request(path, query)
+        try:
+            data: Json = json.loads(resp.data)
+        finally:
+            resp.release_conn()
+        return data
+
+    def _list_raw(self, kind: Kind) -> tuple[list[Json], str]:
+        data = self._get_json(self._path(kind, None))
+        return data.get("items") or [], data.get("metadata", {}).get("resourceVersion", "")
+
+    def _watch_raw(self, kind: Kind, rv: str) -> Iterator[Json]:
+        query = [
+            ("watch", "true"),
+            ("resourceVersion", rv),
+            ("allowWatchBookmarks", "true"),
+            ("timeoutSeconds", "290"),
+        ]
+        resp = self._request(self._path(kind, None), query, timeout=(self._timeout, 330))
+        try:
+            yield from iter_watch_lines(resp.stream(64 * 1024, decode_content=True))
+        finally:
+            resp.release_conn()
+
+    # ------------------------------------------------------------------ port
+    async def _run(self, fn: Any, *args: Any) -> Any:
+        return await anyio.to_thread.run_sync(fn, *args, limiter=_LIMITER)
+
+    async def version(self) -> Json:
+        result: Json = await self._run(self._get_json, "/version")
+        return result
+
+    async def list_objects(
+        self,
+        kind: Kind,
+        namespace: str | None = None,
+        *,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+        limit: int | None = None,
+    ) -> list[Json]:
+        query: list[tuple[str, Any]] = []
+        if label_selector:
+            query.append(("labelSelector", label_selector))
+        if field_selector:
+            query.append(("fieldSelector", field_selector))
+        if limit:
+            query.append(("limit", str(limit)))
+        try:
+            data: Json = await self._run(self._get_json, self._path(kind, namespace), query)
+        except NotFound:
+            if kind.optional:
+                return []  # the CRD is not installed here
+            raise
+        items: list[Json] = data.get("items") or []
+        return items
+
+    async def get(self, kind: Kind, name: str, namespace: str | None = None) -> Json:
+        result: Json = await self._run(self._get_json, self._path(kind, namespace, name))
+        return result
+
+    async def nodes(self) -> list[NodeInfo]:
+        if self._use_cache:
+            return await self._run(self._node_cache.snapshot, self._timeout)  # type: ignore[no-any-return]
+        items, _ = await self._run(self._list_raw, Kind.NODES)
+        return [NodeInfo.from_json(o) for o in items]
+
+    async def pods(self) -> list[PodInfo]:
+        if self._use_cache:
+            return await self._run(self._pod_cache.snapshot, self._timeout)  # type: ignore[no-any-return]
+        items, _ = await self._run(self._list_raw, Kind.PODS)
+        return [PodInfo.from_json(o) for o in items]
+
+    def cache_sizes(self) -> dict[str, int]:
+        return {"nodes": len(self._node_cache), "pods": len(self._pod_cache)}
+
+    def _read_log(self, path: str, query: list[tuple[str, Any]], limit_bytes: int) -> LogChunk:
+        resp = self._request(path, query)
+        buf = bytearray()
+        try:
+            for chunk in resp.stream(32 * 1024, decode_content=True):
+                buf += chunk
+                if len(buf) > limit_bytes:  # our own hard cap, whatever the server sent
+                    break
+        finally:
+            resp.release_conn()
+        truncated = len(buf) > limit_bytes
+        del buf[limit_bytes:]
+        return LogChunk(
+            text=buf.decode("utf-8", "replace"), bytes_read=len(buf), truncated=truncated
+        )
+
+    async def pod_log(
+        self,
+        namespace: str,
+        pod: str,
+        *,
+        container: str | None,
+        tail_lines: int | None,
+        since_seconds: int | None,
+        limit_bytes: int,
+        previous: bool,
+    ) -> LogChunk:
+        # one byte more than we return tells a cut log from one that fits exactly
+        query: list[tuple[str, Any]] = [("limitBytes", str(limit_bytes + 1))]
+        if container:
+            query.append(("container", container))
+        if tail_lines is not None:
+            query.append(("tailLines", str(tail_lines)))
+        if since_seconds is not None:
+            query.append(("sinceSeconds", str(since_seconds)))
+        if previous:
+            query.append(("previous", "true"))
+        path = self._path(Kind.PODS, namespace, pod) + "/log"
+        chunk: LogChunk = await self._run(self._read_log, path, query, limit_bytes)
+        return chunk
+
+    def close(self) -> None:
+        self._node_cache.stop()
+        self._pod_cache.stop()
+        self._api.close()
+
+
+class ClusterRegistry:
+    """The clusters this server serves: kubeconfig contexts (allowlisted) and in-cluster."""
+
+    def __init__(self, settings: ClusterSettings) -> None:
+        self._settings = settings
+        self._lock = threading.Lock()
+        self._clusters: dict[str, KubeCluster] = {}
+        self._contexts: list[str] = []
+        self.default: str | None = None
+        kubeconfig = str(settings.kubeconfig) if settings.kubeconfig else None
+        self._kubeconfig = kubeconfig
+        try:
+            contexts, current = k8s_config.list_kube_config_contexts(config_file=kubeconfig)
+        except (ConfigException, OSError):
+            contexts, current = [], None
+        names = [c["name"] for c in contexts or []]
+        if settings.contexts:
+            missing = [c for c in settings.contexts if c not in names]
+            if missing:
+                raise UnknownCluster(
+                    f"configured contexts not in the kubeconfig: {', '.join(missing)}"
+                )
+            names = list(settings.contexts)
+        self._contexts = names
+        if current and current["name"] in names:
+            self.default = current["name"]
+        elif names:
+            self.default = names[0]
+        if settings.in_cluster:
+            self._contexts.append(settings.in_cluster_name)
+            self.default = self.default or settings.in_cluster_name
+
+    @property
+    def names(self) -> list[str]:
+        return list(self._contexts)
+
+    def resolve(self, name: str | None) -> str:
+        chosen = name or self.default
+        if chosen is None:
+            raise UnknownCluster("no clusters are configured (no kubeconfig contexts)")
+        if chosen not in self._contexts:
+            raise UnknownCluster(
+                f"unknown cluster {chosen!r}; valid clusters: {', '.join(self._contexts)}"
+            )
+        return chosen
+
+    def get(self, name: str | None) -> KubeCluster:
+        chosen = self.resolve(name)
+        with self._lock:
+            cluster = self._clusters.get(chosen)
+            if cluster is None:
+                cluster = KubeCluster(chosen, self._api_client(chosen), self._settings)
+                self._clusters[chosen] = cluster
+            return cluster
+
+    def _api_client(self, name: str) -> k8s.ApiClient:
+        cfg = k8s.Configuration()
+        try:
+            if self._settings.in_cluster and name == self._settings.in_cluster_name:
+                k8s_config.load_incluster_config(client_configuration=cfg)
+            else:
+                k8s_config.load_kube_config(
+                    config_file=self._kubeconfig, context=name, client_configuration=cfg
+                )
+        except (ConfigException, OSError) as e:
+            raise ClusterUnavailable(f"cluster unavailable: {name} (bad configuration)") from e
+        cfg.retries = 0  # fail fast; the caller decides whether to try again
+        return k8s.ApiClient(cfg)
+
+    def close(self) -> None:
+        with self._lock:
+            for cluster in self._clusters.values():
+                cluster.close()
+            self._clusters.clear()

@@ -1,0 +1,95 @@
+"""The cluster port: the only way tools reach a cluster, and only through the gate.
+
+Calls are typed (a fixed set of resource kinds, validated names); there is no generic
+"request this path" method, no exec, no port-forward, no proxy and no kubeconfig access.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from mcp_kube.kube.objects import NodeInfo, PodInfo
+
+__all__ = ["ClusterPort", "Kind", "LogChunk"]
+
+Json = dict[str, Any]
+
+
+class Kind(enum.Enum):
+    """Readable resource kinds: (API prefix, plural, namespaced)."""
+
+    NODES = ("/api/v1", "nodes", False)
+    PODS = ("/api/v1", "pods", True)
+    EVENTS = ("/api/v1", "events", True)
+    RESOURCE_QUOTAS = ("/api/v1", "resourcequotas", True)
+    PVCS = ("/api/v1", "persistentvolumeclaims", True)
+    PVS = ("/api/v1", "persistentvolumes", False)
+    NAMESPACES = ("/api/v1", "namespaces", False)
+    JOBS = ("/apis/batch/v1", "jobs", True)
+    KUEUE_CLUSTER_QUEUES = ("/apis/kueue.x-k8s.io/v1beta1", "clusterqueues", False)
+    KUEUE_LOCAL_QUEUES = ("/apis/kueue.x-k8s.io/v1beta1", "localqueues", True)
+    KUEUE_WORKLOADS = ("/apis/kueue.x-k8s.io/v1beta1", "workloads", True)
+    KAI_QUEUES = ("/apis/scheduling.run.ai/v2", "queues", False)
+    VOLCANO_QUEUES = ("/apis/scheduling.volcano.sh/v1beta1", "queues", False)
+
+    @property
+    def prefix(self) -> str:
+        return self.value[0]
+
+    @property
+    def plural(self) -> str:
+        return self.value[1]
+
+    @property
+    def namespaced(self) -> bool:
+        return self.value[2]
+
+    @property
+    def optional(self) -> bool:
+        """A CRD that may not be installed: absent means empty, not an error."""
+        return self.name.startswith(("KUEUE_", "KAI_", "VOLCANO_"))
+
+
+@dataclass(frozen=True)
+class LogChunk:
+    text: str
+    bytes_read: int
+    truncated: bool
+
+
+class ClusterPort(Protocol):
+    """Read access to one cluster (implemented by ``kube.client.KubeCluster``)."""
+
+    name: str
+
+    async def version(self) -> Json: ...
+
+    async def list_objects(
+        self,
+        kind: Kind,
+        namespace: str | None = None,
+        *,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+        limit: int | None = None,
+    ) -> list[Json]: ...
+
+    async def get(self, kind: Kind, name: str, namespace: str | None = None) -> Json: ...
+
+    async def nodes(self) -> list[NodeInfo]: ...
+
+    async def pods(self) -> list[PodInfo]: ...
+
+    async def pod_log(
+        self,
+        namespace: str,
+        pod: str,
+        *,
+        container: str | None,
+        tail_lines: int | None,
+        since_seconds: int | None,
+        limit_bytes: int,
+        previous: bool,
+    ) -> LogChunk: ...

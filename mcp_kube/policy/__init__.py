@@ -1,0 +1,1 @@
+"""The policy that decides every call, and the gate that asks it before acting."""

@@ -1,0 +1,223 @@
+"""The gate: the one dispatcher every tool call passes before it may touch a cluster.
+
+Order of one call: validate the arguments (strict model: unknown fields, bad names and
+out-of-range numbers are refused here, before any API request), resolve the cluster names
+(unknown ones are refused with the valid list), ask the policy (anything but an explicit allow
+is a refusal), then run the tool under a time limit with a context that hands out cluster
+ports, and shape the result (size-capped structured content plus a short text summary).
+Failures become tool errors with a stable code; nothing internal reaches the client.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import anyio
+from mcp_types import CallToolResult, TextContent
+from pydantic import ValidationError
+
+from mcp_kube.domain import Principal
+from mcp_kube.errors import InvalidArgument, McpKubeError, ToolError
+from mcp_kube.kube.port import ClusterPort
+from mcp_kube.policy.decision import Decision, Policy
+from mcp_kube.settings import Settings
+from mcp_kube.tools.base import StrictInput, ToolOutput, ToolSpec
+
+__all__ = ["CallRecord", "ClusterSource", "Gate", "PolicyDenied"]
+
+log = logging.getLogger("mcp_kube.gate")
+
+
+class PolicyDenied(ToolError):
+    code = "policy_denied"
+
+
+class ClusterSource(Protocol):
+    """What the gate needs from the cluster registry (small, for in-memory twins in tests)."""
+
+    @property
+    def names(self) -> list[str]: ...
+
+    def resolve(self, name: str | None) -> str: ...
+
+    def get(self, name: str | None) -> ClusterPort: ...
+
+
+@dataclass
+class CallRecord:
+    """What happened in one call (the audit trail builds on this)."""
+
+    tool: str
+    principal: Principal
+    decision: Decision | None = None
+    outcome: str = "pending"
+    error_code: str = ""
+    clusters: list[str] = field(default_factory=list)
+    latency_ms: float = 0.0
+    result_bytes: int = 0
+
+
+class _Context:
+    def __init__(self, gate: Gate, principal: Principal) -> None:
+        self._gate = gate
+        self.principal = principal
+        self.limits = gate.settings.limits
+
+    def cluster(self, name: str | None) -> ClusterPort:
+        return self._gate.clusters.get(name)
+
+    def clusters(self, name: str | None) -> list[ClusterPort]:
+        if name is not None:
+            return [self._gate.clusters.get(name)]
+        return [self._gate.clusters.get(n) for n in self._gate.clusters.names]
+
+    def cluster_names(self) -> list[str]:
+        return self._gate.clusters.names
+
+    def permissions(self) -> list[tuple[str, bool, str]]:
+        out = []
+        for spec in self._gate.specs:
+            d = self._gate.policy.decide(self.principal, spec.name, spec.read_only, {})
+            out.append((spec.name, d.allowed, d.rule))
+        return out
+
+    @property
+    def progress_patterns(self) -> Sequence[str]:
+        return self._gate.settings.progress_log_patterns
+
+
+def _collapse(group: BaseExceptionGroup[Any]) -> BaseException:
+    """The error to report for a task group's failures: the first deliberate one."""
+    leaves: list[BaseException] = []
+
+    def walk(exc: BaseException) -> None:
+        if isinstance(exc, BaseExceptionGroup):
+            for inner in exc.exceptions:
+                walk(inner)
+        else:
+            leaves.append(exc)
+
+    walk(group)
+    for leaf in leaves:
+        if isinstance(leaf, McpKubeError | TimeoutError):
+            return leaf
+    return leaves[0] if leaves else group
+
+
+def _validation_message(e: ValidationError) -> str:
+    parts = []
+    for err in e.errors()[:5]:
+        loc = ".".join(str(p) for p in err["loc"]) or "arguments"
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = "unknown argument (not in the tool's input schema)"
+        elif err["type"] == "string_pattern_mismatch" and loc in (
+            "namespace",
+            "name",
+            "pod",
+            "job",
+        ):
+            msg = "must be a lowercase RFC 1123 name (a-z, 0-9, '-')"
+        parts.append(f"{loc}: {msg}")
+    return "invalid arguments: " + "; ".join(parts)
+
+
+class Gate:
+    def __init__(
+        self,
+        clusters: ClusterSource,
+        settings: Settings,
+        policy: Policy,
+        specs: Sequence[ToolSpec[Any, Any]] = (),
+    ) -> None:
+        self.clusters = clusters
+        self.specs = tuple(specs)
+        self.settings = settings
+        self.policy = policy
+        self.records: list[CallRecord] = []  # recent calls, bounded (see _remember)
+
+    def _remember(self, record: CallRecord) -> None:
+        self.records.append(record)
+        if len(self.records) > 1000:
+            del self.records[:500]
+
+    def validate(self, spec: ToolSpec[Any, Any], raw: dict[str, Any]) -> StrictInput:
+        if not isinstance(raw, dict):
+            raise InvalidArgument("arguments must be a JSON object")
+        try:
+            args: StrictInput = spec.input.model_validate(raw)
+        except ValidationError as e:
+            raise InvalidArgument(_validation_message(e)) from None
+        if spec.clusters_of is not None:
+            for name in spec.clusters_of(args):
+                if name is not None:
+                    self.clusters.resolve(name)
+        elif getattr(args, "cluster", None) is not None:
+            self.clusters.resolve(args.cluster)  # type: ignore[attr-defined]
+        return args
+
+    async def call(
+        self, spec: ToolSpec[Any, Any], raw: dict[str, Any], principal: Principal
+    ) -> CallToolResult:
+        record = CallRecord(tool=spec.name, principal=principal)
+        started = time.perf_counter()
+        try:
+            args = self.validate(spec, raw)
+            record.decision = decision = self.policy.decide(
+                principal, spec.name, spec.read_only, args.model_dump(mode="json")
+            )
+            if not decision.allowed:
+                raise PolicyDenied(
+                    f"denied by policy rule {decision.rule}: {decision.message or 'not allowed'}"
+                )
+            ctx = _Context(self, principal)
+            with anyio.fail_after(self.settings.limits.call_timeout_s):
+                try:
+                    output: ToolOutput = await spec.run(ctx, args)
+                except BaseExceptionGroup as group:  # from a tool's task group
+                    raise _collapse(group) from group
+            result = self._shape(spec, output)
+            record.outcome = "ok"
+        except TimeoutError:
+            result = self._error(
+                "timeout",
+                f"{spec.name} did not finish within {self.settings.limits.call_timeout_s:.0f}s",
+            )
+            record.outcome, record.error_code = "error", "timeout"
+        except McpKubeError as e:
+            result = self._error(e.code, str(e))
+            record.outcome = "denied" if isinstance(e, PolicyDenied) else "error"
+            record.error_code = e.code
+        except Exception:
+            log.exception("tool %s failed unexpectedly", spec.name)
+            result = self._error("internal", f"{spec.name} failed with an internal error")
+            record.outcome, record.error_code = "error", "internal"
+        record.latency_ms = (time.perf_counter() - started) * 1000
+        self._remember(record)
+        return result
+
+    def _shape(self, spec: ToolSpec[Any, Any], output: ToolOutput) -> CallToolResult:
+        data = output.model_dump(mode="json")
+        size = len(json.dumps(data, separators=(",", ":")))
+        if size > self.settings.limits.max_response_bytes:
+            return self._error(
+                "response_too_large",
+                f"the result ({size} bytes) exceeds the {self.settings.limits.max_response_bytes}"
+                "-byte cap; narrow the query (namespace, cluster, filters) or lower `limit`",
+            )
+        summary = spec.summary(output)
+        return CallToolResult(
+            content=[TextContent(type="text", text=summary)], structured_content=data
+        )
+
+    @staticmethod
+    def _error(code: str, message: str) -> CallToolResult:
+        return CallToolResult(
+            content=[TextContent(type="text", text=f"error [{code}]: {message}")],
+            is_error=True,
+        )

@@ -1,0 +1,1 @@
+"""The MCP server: app factory, lifespan and transports."""

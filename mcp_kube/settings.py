@@ -1,0 +1,77 @@
+"""Typed settings, nested by concern; every field has an ``MCP_KUBE_`` environment twin.
+
+Example: ``MCP_KUBE_CLUSTERS__CONTEXTS='["gpu-east","gpu-west"]'``,
+``MCP_KUBE_LIMITS__MAX_LOG_BYTES=131072``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["ClusterSettings", "HttpSettings", "Limits", "Settings"]
+
+
+class ClusterSettings(BaseModel):
+    kubeconfig: Path | None = Field(
+        None, description="kubeconfig file; default: $KUBECONFIG, then ~/.kube/config"
+    )
+    contexts: list[str] = Field(
+        default_factory=list,
+        description="allowlist of kubeconfig contexts served as clusters; empty = every context",
+    )
+    in_cluster: bool = Field(
+        False, description="also serve the cluster this pod runs in (service account credentials)"
+    )
+    in_cluster_name: str = "in-cluster"
+    request_timeout_s: float = Field(
+        15.0, gt=0, le=300, description="timeout of one API request; a hung API server fails fast"
+    )
+    watch_cache: bool = Field(True, description="keep a list+watch cache of nodes and pods")
+    cache_max_objects: int = Field(
+        200_000, gt=0, description="cache bound per cluster; beyond it the cache is dropped"
+    )
+
+
+class Limits(BaseModel):
+    call_timeout_s: float = Field(30.0, gt=0, le=600, description="wall time of one tool call")
+    max_response_bytes: int = Field(
+        256 * 1024, ge=4096, description="cap of one tool result (JSON); lists are cut to fit"
+    )
+    default_page: int = Field(50, ge=1, le=1000, description="default list length per page")
+    max_page: int = Field(500, ge=1, le=5000, description="largest page a caller may ask for")
+    max_log_bytes: int = Field(
+        256 * 1024, ge=1024, le=8 * 1024 * 1024, description="hard cap on log bytes returned"
+    )
+    max_log_lines: int = Field(5000, ge=1, le=100_000)
+
+
+class HttpSettings(BaseModel):
+    host: str = Field("127.0.0.1", description="bind address; loopback unless deployed")
+    port: int = Field(8080, ge=0, le=65535)
+    path: str = "/mcp"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="MCP_KUBE_", env_nested_delimiter="__", extra="forbid"
+    )
+
+    clusters: ClusterSettings = ClusterSettings()
+    limits: Limits = Limits()
+    http: HttpSettings = HttpSettings()
+    principal: str | None = Field(
+        None, description="stdio caller's principal; default: the OS user running the server"
+    )
+    groups: list[str] = Field(default_factory=list)
+    progress_log_patterns: list[str] = Field(
+        default_factory=lambda: [
+            r"\bstep[=: ]\s*(?P<step>\d+)",
+            r"\bepoch[=: ]\s*(?P<epoch>\d+)",
+            r"\bloss[=: ]\s*(?P<loss>[0-9.]+(?:e-?\d+)?)",
+            r"\bthroughput[=: ]\s*(?P<throughput>[0-9.]+)",
+        ],
+        description="regexes with named groups step/epoch/loss/throughput, read from job logs",
+    )
