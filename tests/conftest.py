@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -44,3 +45,47 @@ def testbed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[cluster.Testbe
         yield state
     finally:
         cluster.down(run, report=report)
+
+
+@pytest.fixture
+def settled_fleet(testbed: cluster.TestbedState) -> None:
+    """Wait (up to two minutes) until only the fleet file's GPU pods hold GPUs and quota.
+
+    Tests that compare numbers with the fleet file use this: other tests' Jobs, and pods
+    still terminating after their Job was deleted, would otherwise shift the counts.
+    """
+    from kubernetes import client, config
+
+    from mcp_kube.testbed import fleet
+
+    deadline = time.monotonic() + 120
+    for cl in testbed.clusters:
+        cfg = client.Configuration()
+        config.load_kube_config(
+            config_file=testbed.kubeconfig, context=cl.context, client_configuration=cfg
+        )
+        core = client.CoreV1Api(client.ApiClient(cfg))
+        expected = fleet.load_fleet(cl.profile).expected.quota_used
+        while True:
+            foreign = [
+                f"{p.metadata.namespace}/{p.metadata.name}"
+                for p in core.list_pod_for_all_namespaces().items
+                if fleet.TESTBED_LABEL not in (p.metadata.labels or {})
+                and p.status.phase not in ("Succeeded", "Failed")
+                and any(
+                    "gpu" in r
+                    for c in p.spec.containers
+                    for r in ((c.resources and c.resources.requests) or {})
+                )
+            ]
+            used = {
+                ns: core.read_namespaced_resource_quota("gpu-quota", ns).status.used.get(
+                    "requests.nvidia.com/gpu"
+                )
+                for ns in expected
+            }
+            if not foreign and used == {ns: str(n) for ns, n in expected.items()}:
+                break
+            if time.monotonic() > deadline:
+                pytest.fail(f"{cl.name} does not settle to the fleet file: {foreign[:5]} {used}")
+            time.sleep(0.5)

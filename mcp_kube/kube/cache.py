@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Any, Generic, TypeVar
 
-from mcp_kube.errors import ClusterUnavailable
+from mcp_kube.errors import ClusterUnavailable, ToolError
 
 __all__ = ["WatchCache"]
 
@@ -42,6 +43,8 @@ class WatchCache(Generic[T]):
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.last_error = ""
+        self._last_exc: BaseException | None = None
+        self._failures = 0  # failed lists since the last successful one
         self.relists = 0
 
     def _key(self, obj: Json) -> str:
@@ -60,11 +63,24 @@ class WatchCache(Generic[T]):
         self._stop.set()
 
     def snapshot(self, timeout: float) -> list[T]:
-        """Current objects; waits up to ``timeout`` for the first (or a fresh) list."""
+        """Current objects; waits up to ``timeout`` for the first (or a fresh) list.
+
+        A list that fails is reported at once (no waiting out the timeout on a dead cluster).
+        """
         self.start()
-        if not self._synced.wait(timeout):
-            detail = f": {self.last_error}" if self.last_error else ""
-            raise ClusterUnavailable(f"could not list {self.what} within {timeout:.0f}s{detail}")
+        deadline = time.monotonic() + timeout
+        failures = self._failures
+        while not self._synced.wait(0.05):
+            if self._failures > failures or (failures and self._failures):
+                exc = self._last_exc
+                if isinstance(exc, ToolError):  # already says what failed, e.g. unavailable
+                    raise type(exc)(str(exc))
+                raise ClusterUnavailable(f"could not list {self.what}: {self.last_error}")
+            if time.monotonic() > deadline:
+                detail = f": {self.last_error}" if self.last_error else ""
+                raise ClusterUnavailable(
+                    f"could not list {self.what} within {timeout:.0f}s{detail}"
+                )
         with self._lock:
             return list(self._items.values())
 
@@ -89,7 +105,7 @@ class WatchCache(Generic[T]):
             try:
                 if rv is None:
                     rv = self._relist()
-                    self.last_error = ""
+                    self.last_error, self._last_exc, self._failures = "", None, 0
                     backoff = 0.5
                 for event in self._watcher(rv):
                     if self._stop.is_set():
@@ -112,8 +128,10 @@ class WatchCache(Generic[T]):
                             self._items[key] = self._trim(obj)
             except Exception as e:  # any failure: mark stale, back off, list again
                 self.last_error = f"{type(e).__name__}: {str(e)[:200]}"
+                self._last_exc = e
                 rv = None
                 self._synced.clear()
+                self._failures += 1
                 self._stop.wait(backoff)
                 backoff = min(backoff * 2, 10.0)
 

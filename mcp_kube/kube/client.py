@@ -9,6 +9,7 @@ failure becomes one of the project's ``ToolError`` types with a message safe to 
 from __future__ import annotations
 
 import json
+import os
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -21,6 +22,7 @@ from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 
+from mcp_kube import __version__
 from mcp_kube.errors import (
     ClusterUnavailable,
     Forbidden,
@@ -314,7 +316,10 @@ class ClusterRegistry:
         except (ConfigException, OSError) as e:
             raise ClusterUnavailable(f"cluster unavailable: {name} (bad configuration)") from e
         cfg.retries = 0  # fail fast; the caller decides whether to try again
-        return k8s.ApiClient(cfg)
+        api = k8s.ApiClient(cfg)
+        # Names this server (and process) in the API server's audit log.
+        api.user_agent = f"mcp-kube/{__version__} (pid {os.getpid()})"
+        return api
 
     def close(self) -> None:
         with self._lock:

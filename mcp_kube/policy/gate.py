@@ -121,6 +121,7 @@ def _validation_message(e: ValidationError) -> str:
             "name",
             "pod",
             "job",
+            "container",
         ):
             msg = "must be a lowercase RFC 1123 name (a-z, 0-9, '-')"
         parts.append(f"{loc}: {msg}")

@@ -443,7 +443,8 @@ def _load_fleet(
             report(f"[{fl.cluster}] {n}/{len(pods)} pods running")
         return n >= len(pods)
 
-    _wait(f"{len(pods)} running pods", running, procs, 1800, 2)
+    # Counting 10,000 pods is itself load on the API server: poll big fleets less often.
+    _wait(f"{len(pods)} running pods", running, procs, 1800, 2 if len(pods) < 1000 else 10)
     report(f"[{fl.cluster}] fleet loaded in {time.monotonic() - started:.1f}s")
 
 

@@ -47,7 +47,12 @@ def service_lines() -> list[tuple[str, str]]:
     ]
 
 
-LOG_FILES = {"trainer": training_lines, "default": service_lines}
+LOG_FILES = {
+    "trainer": training_lines,
+    # containers named "chatty" read a file tests may grow (e.g. to 50 MB) to probe log bounds
+    "chatty": service_lines,
+    "default": service_lines,
+}
 
 
 def cri_line(ts: dt.datetime, stream: str, message: str) -> str:

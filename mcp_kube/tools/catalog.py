@@ -5,14 +5,28 @@ from __future__ import annotations
 from typing import Any
 
 from mcp_kube.tools.base import ToolSpec
+from mcp_kube.tools.events import LIST_EVENTS
 from mcp_kube.tools.identity import WHOAMI
 from mcp_kube.tools.inventory import GPU_INVENTORY, LIST_CLUSTERS
+from mcp_kube.tools.jobs import EXPLAIN_PENDING, GET_JOB, LIST_JOBS
+from mcp_kube.tools.logs import POD_LOGS
+from mcp_kube.tools.placement import RECOMMEND_PLACEMENT
+from mcp_kube.tools.workloads import GPU_QUOTA, GPU_USAGE_REPORT, GPU_WORKLOADS
 
 __all__ = ["TOOLS", "by_name"]
 
 TOOLS: tuple[ToolSpec[Any, Any], ...] = (
     LIST_CLUSTERS,
     GPU_INVENTORY,
+    GPU_WORKLOADS,
+    GPU_QUOTA,
+    LIST_JOBS,
+    GET_JOB,
+    POD_LOGS,
+    LIST_EVENTS,
+    EXPLAIN_PENDING,
+    RECOMMEND_PLACEMENT,
+    GPU_USAGE_REPORT,
     WHOAMI,
 )
 

@@ -209,16 +209,8 @@ def _sum_products(nodes: list[NodeGpus]) -> list[ProductCount]:
 
 async def cluster_nodes(port: ClusterPort, detail: bool = False) -> list[NodeGpus]:
     """GPU view of every GPU node of one cluster (shared by placement and fleet tools)."""
-    async with anyio.create_task_group() as tg:
-        got: dict[str, object] = {}
-
-        async def fetch(key: str) -> None:
-            got[key] = await (port.nodes() if key == "nodes" else port.pods())
-
-        tg.start_soon(fetch, "nodes")
-        tg.start_soon(fetch, "pods")
-    nodes: list[NodeInfo] = got["nodes"]  # type: ignore[assignment]
-    used = allocated_by_node(got["pods"])  # type: ignore[arg-type]
+    nodes = await port.nodes()
+    used = allocated_by_node(await port.pods())
     return [
         _node_view(port.name, n, used.get(n.name, {}), detail)
         for n in sorted(nodes, key=lambda n: n.name)

@@ -58,7 +58,7 @@ def test_node_states_match_the_fleet(east: client.ApiClient) -> None:
 
 
 def test_inventory_from_the_live_cluster_matches_the_fleet_file(
-    testbed: cluster.TestbedState,
+    testbed: cluster.TestbedState, settled_fleet: None
 ) -> None:
     for cl in testbed.clusters:
         core = client.CoreV1Api(api(testbed, cl.context))

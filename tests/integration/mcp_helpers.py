@@ -1,0 +1,89 @@
+"""Start ``mcp-kube serve`` as a real subprocess and talk to it with the ``mcp`` SDK client."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from mcp import Client, StdioServerParameters
+
+MCP_KUBE = str(Path(sys.executable).parent / "mcp-kube")
+
+
+def serve_args(kubeconfig: str, contexts: list[str], extra: list[str] | None = None) -> list[str]:
+    args = ["serve", "--kubeconfig", kubeconfig]
+    for ctx in contexts:
+        args += ["--context", ctx]
+    return args + (extra or [])
+
+
+def stdio_client(kubeconfig: str, contexts: list[str], extra: list[str] | None = None) -> Client:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MCP_KUBE_")}
+    params = StdioServerParameters(
+        command=MCP_KUBE, args=serve_args(kubeconfig, contexts, extra), env=env
+    )
+    return Client(params)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextlib.contextmanager
+def http_server(
+    kubeconfig: str, contexts: list[str], extra: list[str] | None = None
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    port = free_port()
+    args = serve_args(kubeconfig, contexts, ["--transport", "http", "--port", str(port)])
+    proc = subprocess.Popen([MCP_KUBE, *args, *(extra or [])], stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+                break
+            if proc.poll() is not None:
+                raise RuntimeError(proc.stderr.read().decode() if proc.stderr else "server died")
+            time.sleep(0.1)
+        yield f"http://127.0.0.1:{port}/mcp", proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        if proc.stderr:
+            proc.stderr.close()
+
+
+def rss_mib(pid: int) -> tuple[float, float]:
+    """(current, peak) resident memory of a process, MiB."""
+    values = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, rest = line.partition(":")
+        if key in ("VmRSS", "VmHWM"):
+            values[key] = int(rest.split()[0]) / 1024
+    return values["VmRSS"], values["VmHWM"]
+
+
+def audit_count(audit_log: str, user_agent_part: str) -> int:
+    n = 0
+    with open(audit_log) as f:
+        for line in f:
+            try:
+                event: dict[str, Any] = json.loads(line)
+            except ValueError:
+                continue
+            if user_agent_part in event.get("userAgent", ""):
+                n += 1
+    return n

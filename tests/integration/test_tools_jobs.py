@@ -1,0 +1,260 @@
+"""Job, log, event and pending tools through the gate, against the live testbed (no MCP)."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+from kubernetes import client, config
+
+from mcp_kube.domain import Principal
+from mcp_kube.kube.client import ClusterRegistry
+from mcp_kube.policy.decision import ReadOnlyPolicy
+from mcp_kube.policy.gate import Gate
+from mcp_kube.settings import ClusterSettings, Settings
+from mcp_kube.testbed import cluster
+from mcp_kube.tools.events import LIST_EVENTS
+from mcp_kube.tools.jobs import EXPLAIN_PENDING, GET_JOB, LIST_JOBS
+from mcp_kube.tools.logs import POD_LOGS
+
+NS = "team-a"
+H100 = "NVIDIA-H100-80GB-HBM3"
+SUFFIX = uuid.uuid4().hex[:6]
+DONE, BIG, STUCK = f"jt-done-{SUFFIX}", f"jt-big-{SUFFIX}", f"jt-stuck-{SUFFIX}"
+SPECS = [LIST_JOBS, GET_JOB, POD_LOGS, LIST_EVENTS, EXPLAIN_PENDING]
+
+
+def _job(name: str, gpus: int, selector: dict[str, str], complete: bool) -> dict:
+    meta = {"annotations": {"pod-complete.stage.kwok.x-k8s.io/delay": "2s"}} if complete else {}
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": name, "namespace": NS},
+        "spec": {
+            "backoffLimit": 0,
+            "template": {
+                "metadata": meta,
+                "spec": {
+                    "restartPolicy": "Never",
+                    "nodeSelector": selector,
+                    "containers": [
+                        {
+                            "name": "trainer",
+                            "image": "registry.internal/ml/trainer:1.4.2",
+                            "env": [{"name": "WANDB_API_KEY", "value": "s3cr3t-value"}],
+                            "resources": {
+                                "requests": {"nvidia.com/gpu": str(gpus)},
+                                "limits": {"nvidia.com/gpu": str(gpus)},
+                            },
+                        }
+                    ],
+                },
+            },
+        },
+    }
+
+
+@pytest.fixture(scope="module")
+def gate(testbed: cluster.TestbedState) -> Iterator[Gate]:
+    settings = Settings(
+        clusters=ClusterSettings(
+            kubeconfig=Path(testbed.kubeconfig), contexts=["gpu-east", "gpu-west"]
+        )
+    )
+    registry = ClusterRegistry(settings.clusters)
+    try:
+        yield Gate(registry, settings, ReadOnlyPolicy(), SPECS)
+    finally:
+        registry.close()
+
+
+@pytest.fixture(scope="module")
+def jobs(testbed: cluster.TestbedState) -> Iterator[list[str]]:
+    """One job that completes, one over the GPU quota, one that no node can take."""
+    api = config.new_client_from_config(config_file=testbed.kubeconfig, context="gpu-east")
+    batch = client.BatchV1Api(api)
+    made = []
+    try:
+        for name, gpus, selector, complete in (
+            (DONE, 1, {"nvidia.com/gpu.product": H100}, True),
+            (BIG, 16, {"nvidia.com/gpu.product": H100}, False),
+            (STUCK, 1, {"kubernetes.io/hostname": "h100-0"}, False),  # h100-0 is full
+        ):
+            batch.create_namespaced_job(NS, _job(name, gpus, selector, complete))
+            made.append(name)
+        yield made
+    finally:
+        for name in made:
+            batch.delete_namespaced_job(name, NS, propagation_policy="Background")
+        api.close()
+
+
+def call(gate: Gate, spec: Any, args: dict) -> Any:
+    return anyio.run(gate.call, spec, args, Principal("tester"))
+
+
+def ok(result: Any) -> dict:
+    assert not result.is_error, result.content[0].text
+    return result.structured_content
+
+
+def code(result: Any) -> str:
+    assert result.is_error
+    return result.content[0].text.split("]")[0].removeprefix("error [")
+
+
+def wait_for(fn: Callable[[], Any], what: str, timeout: float = 90) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        got = fn()
+        if got:
+            return got
+        time.sleep(1)
+    pytest.fail(f"timed out waiting for {what}")
+
+
+def trainer_log(testbed: cluster.TestbedState) -> list[str]:
+    path = Path(testbed.clusters[0].pod_logs["trainer"])
+    return [ln.split(" ", 3)[3] for ln in path.read_text().splitlines()]
+
+
+def test_completed_job_details_and_progress(
+    gate: Gate, jobs: list[str], testbed: cluster.TestbedState
+) -> None:
+    def done() -> dict | None:
+        out = ok(call(gate, GET_JOB, {"namespace": NS, "name": DONE}))
+        return out if out["status"] == "succeeded" else None
+
+    out = wait_for(done, f"{DONE} to complete")
+    assert {"type": "Complete", "status": "True"}.items() <= next(
+        c for c in out["conditions"] if c["type"] == "Complete"
+    ).items()
+    assert out["gpus"] == {"nvidia.com/gpu": 1}
+    assert out["succeeded"] == 1
+    assert out["pods"][0]["phase"] == "Succeeded"
+    assert out["pods"][0]["node"].startswith("h100-")
+    expected = trainer_log(testbed)
+    assert out["log_container"] == "trainer"
+    assert out["log_lines"] == expected[-20:]
+    last_loss = float(next(ln for ln in reversed(expected) if "loss=" in ln).split("loss=")[1][:6])
+    assert out["progress"]["step"] == 200
+    assert out["progress"]["loss"] == pytest.approx(last_loss)
+    assert "s3cr3t-value" not in str(out)
+    assert "annotations" not in str(out)
+
+    listed = ok(call(gate, LIST_JOBS, {"namespace": NS, "status": "succeeded", "limit": 500}))
+    mine = next(j for j in listed["jobs"] if j["name"] == DONE)
+    assert mine["gpus"] == {"nvidia.com/gpu": 1}
+    assert mine["duration_s"] >= 0
+    verdict = ok(call(gate, EXPLAIN_PENDING, {"namespace": NS, "job": DONE}))["verdict"]
+    assert verdict == "not pending: the job has succeeded"
+
+
+def test_pod_logs_by_pod_and_job(
+    gate: Gate, jobs: list[str], testbed: cluster.TestbedState
+) -> None:
+    expected = trainer_log(testbed)
+    wait_for(
+        lambda: ok(call(gate, GET_JOB, {"namespace": NS, "name": DONE}))["status"] == "succeeded",
+        f"{DONE} to complete",
+    )
+    by_job = ok(call(gate, POD_LOGS, {"namespace": NS, "job": DONE}))
+    assert by_job["lines"] == expected
+    assert by_job["truncated"] is False
+    assert by_job["container"] == "trainer"
+    pod = by_job["pod"]
+    tail = ok(call(gate, POD_LOGS, {"namespace": NS, "pod": pod, "tail_lines": 2}))
+    assert tail["lines"] == expected[-2:]
+    grep = call(gate, POD_LOGS, {"namespace": NS, "pod": pod, "grep": "CHECKPOINT saved"})
+    assert ok(grep)["lines"] == ["checkpoint saved step=200"]
+    assert "data, not instructions" in grep.content[0].text
+    cut = ok(call(gate, POD_LOGS, {"namespace": NS, "job": DONE, "max_bytes": 1024}))
+    assert cut["truncated"] is True
+    assert cut["bytes"] == 1024
+    assert "max_bytes cap" in cut["truncated_reason"]
+    assert cut["lines"][:3] == expected[:3]
+    assert len(cut["lines"]) < len(expected)
+    huge = ok(call(gate, POD_LOGS, {"namespace": NS, "pod": pod, "tail_lines": 100_000}))
+    assert "tail_lines clamped" in huge["note"]
+
+
+def test_pending_job_over_quota(gate: Gate, jobs: list[str]) -> None:
+    def explained() -> dict | None:
+        out = ok(call(gate, EXPLAIN_PENDING, {"namespace": NS, "job": BIG}))
+        return (
+            out
+            if any(r["source"] == "job" and r["reason"] == "FailedCreate" for r in out["reasons"])
+            else None
+        )
+
+    out = wait_for(explained, f"a FailedCreate event for {BIG}")
+    assert out["pending_pods"] == []
+    quota = [q for q in out["quotas"] if q["resource"] == "requests.nvidia.com/gpu"]
+    assert quota[0]["hard"] == 16
+    text = " ".join(r["detail"] for r in out["reasons"])
+    assert "quota" in text
+    assert "quota" in out["verdict"]
+
+    events = ok(call(gate, LIST_EVENTS, {"namespace": NS, "kind": "Job", "name": BIG}))
+    assert events["events"]
+    assert {e["object_name"] for e in events["events"]} == {BIG}
+    assert all(e["type"] == "Warning" for e in events["events"])
+    assert any("exceeded quota" in e["message"] for e in events["events"])
+    assert all(len(e["message"]) <= 300 for e in events["events"])
+
+
+def test_pending_job_no_node_fits(gate: Gate, jobs: list[str]) -> None:
+    def explained() -> dict | None:
+        out = ok(call(gate, EXPLAIN_PENDING, {"namespace": NS, "job": STUCK}))
+        return out if out["scheduler"] else None
+
+    out = wait_for(explained, f"the scheduler's verdict on {STUCK}")
+    assert out["scheduler"]["insufficient"].get("nvidia.com/gpu") == 1
+    assert out["scheduler"]["selector_mismatch"] >= 1
+    assert "Insufficient nvidia.com/gpu" in out["verdict"]
+    assert out["verdict"].startswith("unschedulable")
+    pod = out["pending_pods"][0]
+    by_pod = ok(call(gate, EXPLAIN_PENDING, {"namespace": NS, "pod": pod}))
+    assert by_pod["scheduler"] == out["scheduler"]
+
+    detail = ok(call(gate, GET_JOB, {"namespace": NS, "name": STUCK}))
+    assert detail["status"] == "active"
+    assert detail["pods"][0]["phase"] == "Pending"
+    assert detail["log_lines"] == []
+    assert "not scheduled" in detail["log_note"]
+    logs = ok(call(gate, POD_LOGS, {"namespace": NS, "job": STUCK}))
+    assert logs["lines"] == []
+    assert "not scheduled" in logs["note"]
+
+    warnings = ok(call(gate, LIST_EVENTS, {"namespace": NS, "kind": "Pod", "name": pod}))
+    assert any(e["reason"] == "FailedScheduling" for e in warnings["events"])
+
+
+@pytest.mark.parametrize(
+    ("spec", "args", "expected"),
+    [
+        (LIST_JOBS, {"namespace": "Team_A"}, "invalid_argument"),
+        (POD_LOGS, {"namespace": "../x", "pod": "p"}, "invalid_argument"),
+        (POD_LOGS, {"namespace": NS, "pod": "p", "job": "j"}, "invalid_argument"),
+        (EXPLAIN_PENDING, {"namespace": NS}, "invalid_argument"),
+        (LIST_EVENTS, {"namespace": NS, "kind": "Secret"}, "invalid_argument"),
+        (GET_JOB, {"namespace": NS, "name": "x", "cluster": "gpu-north"}, "unknown_cluster"),
+        (GET_JOB, {"namespace": NS, "name": "jt-missing"}, "not_found"),
+        (POD_LOGS, {"namespace": NS, "pod": "jt-missing"}, "not_found"),
+        (POD_LOGS, {"namespace": NS, "job": "jt-missing"}, "not_found"),
+        (EXPLAIN_PENDING, {"namespace": NS, "job": "jt-missing"}, "not_found"),
+    ],
+)
+def test_bad_input_and_missing_objects(gate: Gate, spec: Any, args: dict, expected: str) -> None:
+    assert code(call(gate, spec, args)) == expected
+
+
+def test_other_cluster_and_empty_namespace(gate: Gate) -> None:
+    out = ok(call(gate, LIST_JOBS, {"namespace": "team-b", "cluster": "gpu-west"}))
+    assert out["cluster"] == "gpu-west"
+    assert all(not j["name"].startswith("jt-") for j in out["jobs"])

@@ -1,0 +1,60 @@
+"""The tool list is an interface: any change to names, texts, schemas or annotations is reviewed.
+
+After an intended change, regenerate with ``MCP_KUBE_UPDATE_SNAPSHOTS=1 pytest tests/unit`` and
+review the diff of ``tests/unit/snapshots/tools.json`` like code.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import anyio
+from mcp import Client
+
+from mcp_kube.server.app import build_server
+from mcp_kube.settings import Settings
+
+SNAPSHOT = Path(__file__).parent / "snapshots" / "tools.json"
+
+
+class NoClusters:
+    names: tuple[str, ...] = ()
+
+    def resolve(self, name):
+        raise AssertionError("listing tools must not touch clusters")
+
+    def get(self, name):
+        raise AssertionError("listing tools must not touch clusters")
+
+
+def current_tools() -> list[dict]:
+    server = build_server(Settings(), clusters=NoClusters)
+
+    async def go() -> list[dict]:
+        async with Client(server) as client:
+            tools = (await client.list_tools()).tools
+            return [t.model_dump(mode="json", by_alias=True, exclude_none=True) for t in tools]
+
+    return anyio.run(go)
+
+
+def test_tool_list_matches_the_reviewed_snapshot() -> None:
+    tools = current_tools()
+    text = json.dumps(tools, indent=2, sort_keys=True) + "\n"
+    if os.environ.get("MCP_KUBE_UPDATE_SNAPSHOTS") == "1":
+        SNAPSHOT.write_text(text)
+    assert SNAPSHOT.is_file(), "no snapshot yet: run with MCP_KUBE_UPDATE_SNAPSHOTS=1"
+    assert json.loads(SNAPSHOT.read_text()) == json.loads(text), (
+        "the tool list changed; review it and regenerate the snapshot (see module docstring)"
+    )
+
+
+def test_every_tool_is_read_only_closed_world_and_strict() -> None:
+    for tool in current_tools():
+        assert tool["annotations"]["readOnlyHint"] is True, tool["name"]
+        assert tool["annotations"]["openWorldHint"] is False
+        assert tool["inputSchema"]["additionalProperties"] is False
+        assert "outputSchema" in tool
+        assert len(tool["description"]) < 600
