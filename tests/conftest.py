@@ -11,6 +11,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -45,6 +46,27 @@ def testbed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[cluster.Testbe
         yield state
     finally:
         cluster.down(run, report=report)
+
+
+@pytest.fixture(scope="session")
+def gate(testbed: cluster.TestbedState) -> Iterator[Any]:
+    """The real gate over the testbed's two clusters, every tool, read-only policy (no MCP)."""
+    from mcp_kube.kube.client import ClusterRegistry
+    from mcp_kube.policy.decision import ReadOnlyPolicy
+    from mcp_kube.policy.gate import Gate
+    from mcp_kube.settings import ClusterSettings, Settings
+    from mcp_kube.tools.catalog import TOOLS
+
+    settings = Settings(
+        clusters=ClusterSettings(
+            kubeconfig=Path(testbed.kubeconfig), contexts=["gpu-east", "gpu-west"]
+        )
+    )
+    registry = ClusterRegistry(settings.clusters)
+    try:
+        yield Gate(registry, settings, ReadOnlyPolicy(), TOOLS)
+    finally:
+        registry.close()
 
 
 @pytest.fixture

@@ -499,7 +499,7 @@ def up(
         configs = []
         for cs, _rest, fl in loaded:
             pki_dir = Path(cs.folder) / "pki"
-            pki = _pki_from(pki_dir)
+            pki = Pki.load(pki_dir)
             users = [i.user for i in identities.USER_IDENTITIES]
             configs.append(
                 _kubeconfig(fl.cluster, cs.server, pki, users, _user_contexts(fl.cluster))
@@ -526,22 +526,6 @@ class _Watch:
 
     def poll(self) -> int | None:
         return None if is_running(self.comp) else -1
-
-
-def _pki_from(folder: Path) -> Pki:
-    clients = {}
-    for crt in folder.glob("*.crt"):
-        if crt.stem not in {"ca", "apiserver"}:
-            clients[crt.stem] = (crt, crt.with_suffix(".key"))
-    return Pki(
-        ca_cert=folder / "ca.crt",
-        ca_key=folder / "ca.key",
-        serving_cert=folder / "apiserver.crt",
-        serving_key=folder / "apiserver.key",
-        sa_key=folder / "sa.key",
-        sa_pub=folder / "sa.pub",
-        clients=clients,
-    )
 
 
 # --------------------------------------------------------------------------- down / status

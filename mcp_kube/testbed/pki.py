@@ -40,6 +40,24 @@ class Pki:
     sa_pub: Path
     clients: dict[str, tuple[Path, Path]]  # identity user -> (cert, key)
 
+    @classmethod
+    def load(cls, folder: Path) -> Pki:
+        """The PKI written to ``folder`` by ``make_pki``."""
+        clients = {
+            crt.stem: (crt, crt.with_suffix(".key"))
+            for crt in sorted(folder.glob("*.crt"))
+            if crt.stem not in {"ca", "apiserver"}
+        }
+        return cls(
+            ca_cert=folder / "ca.crt",
+            ca_key=folder / "ca.key",
+            serving_cert=folder / "apiserver.crt",
+            serving_key=folder / "apiserver.key",
+            sa_key=folder / "sa.key",
+            sa_pub=folder / "sa.pub",
+            clients=clients,
+        )
+
 
 def _write_key(path: Path, key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey) -> None:
     path.write_bytes(
@@ -146,7 +164,6 @@ def make_pki(folder: Path, identities: list[Identity]) -> Pki:
         )
     )
 
-    clients: dict[str, tuple[Path, Path]] = {}
     for ident in identities:
         key = ec.generate_private_key(ec.SECP256R1())
         # kwok's kubelet endpoint serves with its client cert too, so give it loopback SANs.
@@ -162,13 +179,4 @@ def make_pki(folder: Path, identities: list[Identity]) -> Pki:
         cert_path, key_path = folder / f"{ident.user}.crt", folder / f"{ident.user}.key"
         _write_key(key_path, key)
         _write_cert(cert_path, cert)
-        clients[ident.user] = (cert_path, key_path)
-    return Pki(
-        ca_cert=folder / "ca.crt",
-        ca_key=folder / "ca.key",
-        serving_cert=folder / "apiserver.crt",
-        serving_key=folder / "apiserver.key",
-        sa_key=folder / "sa.key",
-        sa_pub=folder / "sa.pub",
-        clients=clients,
-    )
+    return Pki.load(folder)

@@ -13,10 +13,7 @@ import pytest
 from kubernetes import client, config
 
 from mcp_kube.domain import Principal
-from mcp_kube.kube.client import ClusterRegistry
-from mcp_kube.policy.decision import ReadOnlyPolicy
 from mcp_kube.policy.gate import Gate
-from mcp_kube.settings import ClusterSettings, Settings
 from mcp_kube.testbed import cluster
 from mcp_kube.tools.events import LIST_EVENTS
 from mcp_kube.tools.jobs import EXPLAIN_PENDING, GET_JOB, LIST_JOBS
@@ -26,7 +23,6 @@ NS = "team-a"
 H100 = "NVIDIA-H100-80GB-HBM3"
 SUFFIX = uuid.uuid4().hex[:6]
 DONE, BIG, STUCK = f"jt-done-{SUFFIX}", f"jt-big-{SUFFIX}", f"jt-stuck-{SUFFIX}"
-SPECS = [LIST_JOBS, GET_JOB, POD_LOGS, LIST_EVENTS, EXPLAIN_PENDING]
 
 
 def _job(name: str, gpus: int, selector: dict[str, str], complete: bool) -> dict:
@@ -57,20 +53,6 @@ def _job(name: str, gpus: int, selector: dict[str, str], complete: bool) -> dict
             },
         },
     }
-
-
-@pytest.fixture(scope="module")
-def gate(testbed: cluster.TestbedState) -> Iterator[Gate]:
-    settings = Settings(
-        clusters=ClusterSettings(
-            kubeconfig=Path(testbed.kubeconfig), contexts=["gpu-east", "gpu-west"]
-        )
-    )
-    registry = ClusterRegistry(settings.clusters)
-    try:
-        yield Gate(registry, settings, ReadOnlyPolicy(), SPECS)
-    finally:
-        registry.close()
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,6 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import anyio
@@ -19,30 +18,14 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
 from mcp_kube.domain import Principal
-from mcp_kube.kube.client import ClusterRegistry
-from mcp_kube.policy.decision import ReadOnlyPolicy
 from mcp_kube.policy.gate import Gate
-from mcp_kube.settings import ClusterSettings, Settings
 from mcp_kube.testbed import cluster, fleet
 from mcp_kube.tools.base import ToolSpec
 from mcp_kube.tools.placement import RECOMMEND_PLACEMENT
 from mcp_kube.tools.workloads import GPU_QUOTA, GPU_USAGE_REPORT, GPU_WORKLOADS
 
-SPECS = (GPU_WORKLOADS, GPU_QUOTA, GPU_USAGE_REPORT, RECOMMEND_PLACEMENT)
 EAST, WEST = fleet.load_fleet("default"), fleet.load_fleet("west")
 BAD_NODES = {"h100-cordoned-0", "h100-notready-0", "h100-tainted-0"}
-
-
-@pytest.fixture(scope="module")
-def gate(testbed: cluster.TestbedState) -> Iterator[Gate]:
-    settings = Settings(
-        clusters=ClusterSettings(
-            kubeconfig=Path(testbed.kubeconfig), contexts=["gpu-east", "gpu-west"]
-        )
-    )
-    registry = ClusterRegistry(settings.clusters)
-    yield Gate(registry, settings, ReadOnlyPolicy(), SPECS)
-    registry.close()
 
 
 def call(gate: Gate, spec: ToolSpec[Any, Any], args: dict[str, Any]) -> dict[str, Any]:
