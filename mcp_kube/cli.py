@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from mcp_kube.errors import McpKubeError, TestbedError
+from mcp_kube.errors import InvalidArgument, McpKubeError, TestbedError
+from mcp_kube.policy.engine import PolicyError
 
 __all__ = ["main"]
 
@@ -127,6 +129,14 @@ def _serve_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         help="serve this kubeconfig context (repeatable; default: every context)",
     )
     sv.add_argument("--in-cluster", action="store_true", help="also serve the in-pod cluster")
+    sv.add_argument(
+        "--policy",
+        action="append",
+        type=Path,
+        metavar="PATH",
+        help="policy file or folder (repeatable; default: $MCP_KUBE_POLICY or "
+        "policies/default.yaml; without any, read-only)",
+    )
     sv.add_argument("--principal", help="stdio caller identity (default: the OS user)")
     sv.add_argument("--groups", help="stdio caller groups, comma separated")
 
@@ -155,7 +165,77 @@ def _run_serve(args: argparse.Namespace) -> int:
         updates["principal"] = args.principal
     if args.groups is not None:
         updates["groups"] = [g for g in args.groups.split(",") if g]
-    serve(settings.model_copy(update=updates), args.transport)
+    serve(settings.model_copy(update=updates), args.transport, _policy_paths(args.policy))
+    return 0
+
+
+def _policy_paths(given: list[Path] | None) -> list[Path]:
+    if given:
+        return given
+    env = os.environ.get("MCP_KUBE_POLICY")
+    if env:
+        return [Path(p) for p in env.split(os.pathsep) if p]
+    default = Path("policies") / "default.yaml"
+    return [default] if default.is_file() else []
+
+
+def _policy_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    pol = sub.add_parser("policy", help="check, test and explain policy files")
+    psub = pol.add_subparsers(dest="action", required=True, metavar="ACTION")
+    t = psub.add_parser("test", help="run policy test cases (both CEL implementations)")
+    t.add_argument("path", nargs="?", type=Path, default=Path("policies/tests"))
+    c = psub.add_parser("check", help="validate policy files; exit 2 naming file and rule")
+    c.add_argument("paths", nargs="+", type=Path)
+    e = psub.add_parser("explain", help="show which rules match a call and why")
+    e.add_argument("--policy", action="append", type=Path, required=True, metavar="PATH")
+    e.add_argument("--principal", required=True)
+    e.add_argument("--groups", default="")
+    e.add_argument("--tool", required=True)
+    e.add_argument("--args", default="{}", help="the call's arguments as JSON")
+
+
+def _run_policy(args: argparse.Namespace) -> int:
+    from mcp_kube.policy.loader import load_engine
+
+    if args.action == "check":
+        engine = load_engine(args.paths)
+        print(f"ok: {len(engine.files)} file(s), rules: {', '.join(engine.rule_ids)}")
+        return 0
+    if args.action == "test":
+        from mcp_kube.policy.testing import run_tests
+
+        results = run_tests(args.path)
+        for r in results:
+            if not r.ok:
+                print(f"FAIL {r.file}: {r.name}: {r.detail}")
+        failed = sum(1 for r in results if not r.ok)
+        print(f"{len(results) - failed} passed, {failed} failed")
+        return 1 if failed else 0
+    from mcp_kube.domain import Principal
+    from mcp_kube.tools.catalog import by_name
+
+    try:
+        call_args = json.loads(args.args)
+    except ValueError as err:
+        raise InvalidArgument(f"--args is not JSON: {err}") from None
+    engine = load_engine(args.policy)
+    spec = by_name().get(args.tool)
+    read_only = spec.read_only if spec else False
+    groups = tuple(g for g in args.groups.split(",") if g)
+    ex = engine.explain(Principal(args.principal, groups, "cli"), args.tool, read_only, call_args)
+    out = {
+        "decision": ex.decision.action,
+        "rule": ex.decision.rule,
+        "message": ex.decision.message,
+        "matched": ex.matched,
+        "warnings": ex.warnings,
+        "audits": ex.audits,
+        "approval": ex.approval,
+        "notes": ex.notes,
+    }
+    if not read_only:
+        out["note"] = "write validations judge the final manifest; see `policy test` cases"
+    print(json.dumps(out, indent=2))
     return 0
 
 
@@ -166,6 +246,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _serve_parser(sub)
+    _policy_parser(sub)
     _testbed_parser(sub)
     return parser
 
@@ -178,7 +259,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run_testbed(args)
         if args.command == "serve":
             return _run_serve(args)
-    except McpKubeError as e:
+        if args.command == "policy":
+            return _run_policy(args)
+    except (McpKubeError, PolicyError) as e:
         print(f"mcp-kube: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

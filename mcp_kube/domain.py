@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Annotated
+from typing import Annotated, Any, Literal
 
 from pydantic import StringConstraints
 
@@ -13,6 +13,7 @@ __all__ = [
     "DnsLabel",
     "DnsSubdomain",
     "LabelKey",
+    "ManifestReview",
     "Principal",
     "is_gpu_resource",
 ]
@@ -59,3 +60,14 @@ class Principal:
     groups: tuple[str, ...] = ()
     authenticated_by: str = "stdio-os-user"
     extra: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ManifestReview:
+    """The policy's verdict on a write's final manifest (after its defaults were applied)."""
+
+    manifest: dict[str, Any]
+    changes: list[str]  # what the policy's defaults changed, e.g. "set spec.backoffLimit=1"
+    warnings: list[str]
+    rules: list[str]  # ids of the rules that decided
+    approval: Literal["none", "elicitation", "out_of_band"]

@@ -9,7 +9,10 @@ One root, so callers can catch everything the project raises on purpose and noth
     │   ├── NotFound            the named object does not exist
     │   ├── Forbidden           the cluster's RBAC refused the request
     │   ├── ClusterUnavailable  the cluster cannot be reached or timed out
-    │   └── UpstreamError       the API server answered with another error
+    │   ├── UpstreamError       the API server answered with another error
+    │   ├── PolicyDenied        the policy refused the call (names the rule and its message)
+    │   │   └── RateLimited     the caller exceeded the policy's calls per minute
+    │   └── ApprovalRefused     a write needed a human's approval and did not get it
     └── TestbedError            the local control plane could not be built, started or stopped
         ├── ToolchainMissing    a build tool (Go) is not on PATH
         ├── BuildFailed         a component did not compile; names its log
@@ -22,6 +25,7 @@ machine-readable while the message stays human.
 from __future__ import annotations
 
 __all__ = [
+    "ApprovalRefused",
     "BuildFailed",
     "ClusterUnavailable",
     "ComponentFailed",
@@ -29,6 +33,8 @@ __all__ = [
     "InvalidArgument",
     "McpKubeError",
     "NotFound",
+    "PolicyDenied",
+    "RateLimited",
     "TestbedError",
     "ToolError",
     "ToolchainMissing",
@@ -71,6 +77,18 @@ class ClusterUnavailable(ToolError):
 
 class UpstreamError(ToolError):
     code = "upstream_error"
+
+
+class PolicyDenied(ToolError):
+    code = "policy_denied"
+
+
+class RateLimited(PolicyDenied):
+    code = "rate_limited"
+
+
+class ApprovalRefused(ToolError):
+    code = "approval_refused"
 
 
 class TestbedError(McpKubeError):

@@ -199,6 +199,112 @@ class KubeCluster:
         items, _ = await self._run(self._list_raw, Kind.PODS)
         return [PodInfo.from_json(o) for o in items]
 
+    # ------------------------------------------------------------------ writes
+    def _write(
+        self,
+        method: str,
+        path: str,
+        query: list[tuple[str, Any]],
+        body: Json,
+        content_type: str = "application/json",
+    ) -> Json:
+        """One write request: no retries; errors mapped like reads, plus 409 and 422.
+
+        The result is the decoded response with the API server's ``Audit-Id`` header added
+        under ``_audit_id`` (empty when the server sent none).
+        """
+        try:
+            method, url, headers, data, _post = self._api.param_serialize(
+                method,
+                path,
+                query_params=query,
+                header_params={"Accept": "application/json", "Content-Type": content_type},
+                body=body,
+                auth_settings=["BearerToken"],
+            )
+            rest = self._api.call_api(method, url, headers, data, _request_timeout=self._timeout)
+        except ApiException as e:  # TLS and request-building failures come as status 0
+            raise ClusterUnavailable(f"cluster unavailable: {self.name} ({e.reason})") from e
+        except (urllib3.exceptions.HTTPError, OSError) as e:
+            raise ClusterUnavailable(
+                f"cluster unavailable: {self.name} ({type(e).__name__})"
+            ) from e
+        resp: urllib3.HTTPResponse = rest.response
+        audit_id = str(resp.headers.get("Audit-Id") or "")[:64]
+        try:
+            raw = resp.read(1024 * 1024 if resp.status < 400 else 64 * 1024)
+        except (urllib3.exceptions.HTTPError, OSError) as e:
+            raise ClusterUnavailable(
+                f"cluster unavailable: {self.name} ({type(e).__name__})"
+            ) from e
+        finally:
+            resp.release_conn()
+        status = int(resp.status)
+        if status < 400:
+            try:
+                result: Json = json.loads(raw) if raw else {}
+            except ValueError as e:
+                raise UpstreamError(f"{self.name}: API server sent an unreadable answer") from e
+            if not isinstance(result, dict):
+                raise UpstreamError(f"{self.name}: API server sent an unexpected answer")
+            result["_audit_id"] = audit_id
+            return result
+        msg = _message(raw, resp.reason or "")
+        if status == 404:
+            raise NotFound(f"{self.name}: {msg}")
+        if status in (401, 403):
+            raise Forbidden(f"{self.name}: forbidden: {msg}")
+        if status in (400, 422):
+            raise InvalidArgument(f"{self.name}: {msg}")
+        if status == 409:
+            what = "already exists" if method == "POST" else "the object changed meanwhile"
+            raise UpstreamError(f"{self.name}: conflict: {what}: {msg}")
+        if status == 429:
+            raise UpstreamError(f"{self.name}: API server is throttling (429): {msg}")
+        raise UpstreamError(f"{self.name}: API server error {status}: {msg}")
+
+    def _write_path(self, kind: Kind, namespace: str, name: str | None = None) -> str:
+        if kind.namespaced and not namespace:
+            raise InvalidArgument(f"{kind.plural} are namespaced: a namespace is required")
+        return self._path(kind, namespace, name)
+
+    @staticmethod
+    def _write_query(dry_run: bool, strict: bool) -> list[tuple[str, Any]]:
+        query: list[tuple[str, Any]] = [("dryRun", "All")] if dry_run else []
+        if strict:
+            query.append(("fieldValidation", "Strict"))
+        return query
+
+    async def create(self, kind: Kind, namespace: str, body: Json, *, dry_run: bool) -> Json:
+        path = self._write_path(kind, namespace)
+        result: Json = await self._run(
+            self._write, "POST", path, self._write_query(dry_run, True), body
+        )
+        return result
+
+    async def patch(
+        self, kind: Kind, name: str, namespace: str, patch: Json, *, dry_run: bool
+    ) -> Json:
+        path = self._write_path(kind, namespace, name)
+        query = self._write_query(dry_run, True)
+        result: Json = await self._run(
+            self._write, "PATCH", path, query, patch, "application/merge-patch+json"
+        )
+        return result
+
+    async def delete(self, kind: Kind, name: str, namespace: str, *, dry_run: bool) -> Json:
+        path = self._write_path(kind, namespace, name)
+        options: Json = {
+            "apiVersion": "v1",
+            "kind": "DeleteOptions",
+            "propagationPolicy": "Background",
+        }
+        if dry_run:
+            options["dryRun"] = ["All"]
+        query = self._write_query(dry_run, False)
+        result: Json = await self._run(self._write, "DELETE", path, query, options)
+        return result
+
     def cache_sizes(self) -> dict[str, int]:
         return {"nodes": len(self._node_cache), "pods": len(self._pod_cache)}
 

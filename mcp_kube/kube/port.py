@@ -78,6 +78,20 @@ class ClusterPort(Protocol):
 
     async def get(self, kind: Kind, name: str, namespace: str | None = None) -> Json: ...
 
+    async def create(self, kind: Kind, namespace: str, body: Json, *, dry_run: bool) -> Json:
+        """Create an object (``dryRun=All`` and ``fieldValidation=Strict`` when dry_run)."""
+        ...
+
+    async def patch(
+        self, kind: Kind, name: str, namespace: str, patch: Json, *, dry_run: bool
+    ) -> Json:
+        """Merge-patch an object."""
+        ...
+
+    async def delete(self, kind: Kind, name: str, namespace: str, *, dry_run: bool) -> Json:
+        """Delete an object, its dependents in the background."""
+        ...
+
     async def nodes(self) -> list[NodeInfo]: ...
 
     async def pods(self) -> list[PodInfo]: ...

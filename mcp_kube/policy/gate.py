@@ -13,7 +13,8 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Sequence
+from collections import deque
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -21,8 +22,14 @@ import anyio
 from mcp_types import CallToolResult, TextContent
 from pydantic import ValidationError
 
-from mcp_kube.domain import Principal
-from mcp_kube.errors import InvalidArgument, McpKubeError, ToolError
+from mcp_kube.domain import ManifestReview, Principal
+from mcp_kube.errors import (
+    ApprovalRefused,
+    InvalidArgument,
+    McpKubeError,
+    PolicyDenied,
+    RateLimited,
+)
 from mcp_kube.kube.port import ClusterPort
 from mcp_kube.policy.decision import Decision, Policy
 from mcp_kube.settings import Settings
@@ -31,10 +38,6 @@ from mcp_kube.tools.base import StrictInput, ToolOutput, ToolSpec
 __all__ = ["CallRecord", "ClusterSource", "Gate", "PolicyDenied"]
 
 log = logging.getLogger("mcp_kube.gate")
-
-
-class PolicyDenied(ToolError):
-    code = "policy_denied"
 
 
 class ClusterSource(Protocol):
@@ -62,11 +65,53 @@ class CallRecord:
     result_bytes: int = 0
 
 
+# Asks the human behind the client (MCP elicitation); True only on an explicit yes.
+Elicit = Callable[[str], Awaitable[bool]]
+
+
 class _Context:
-    def __init__(self, gate: Gate, principal: Principal) -> None:
+    def __init__(
+        self,
+        gate: Gate,
+        principal: Principal,
+        tool: str,
+        elicit: Elicit | None,
+        args: dict[str, Any],
+    ) -> None:
         self._gate = gate
+        self._tool = tool
+        self._args = args
+        self._elicit = elicit
         self.principal = principal
         self.limits = gate.settings.limits
+
+    def review_manifest(
+        self, cluster: str, namespace: str, manifest: dict[str, Any]
+    ) -> ManifestReview:
+        return self._gate.policy.review(
+            self.principal, self._tool, cluster, namespace, manifest, self._args
+        )
+
+    async def require_approval(self, review: ManifestReview, preview: dict[str, Any]) -> str:
+        if review.approval == "none":
+            return "none"
+        if review.approval == "elicitation":
+            if self._elicit is None:
+                raise ApprovalRefused(
+                    "this write needs a human's approval and the client cannot ask one "
+                    "(no elicitation support): refused"
+                )
+            text = _approval_text(self._tool, self.principal, review, preview)
+            try:
+                approved = await self._elicit(text)
+            except Exception as e:  # a client that fails to answer has not said yes
+                raise ApprovalRefused(
+                    f"approval could not be obtained ({type(e).__name__}): refused"
+                ) from e
+            if not approved:
+                raise ApprovalRefused("the human declined this write")
+            return "elicitation"
+        raise ApprovalRefused(f"approval mode {review.approval!r} is not available here: refused")
 
     def cluster(self, name: str | None) -> ClusterPort:
         return self._gate.clusters.get(name)
@@ -89,6 +134,18 @@ class _Context:
     @property
     def progress_patterns(self) -> Sequence[str]:
         return self._gate.settings.progress_log_patterns
+
+
+def _approval_text(
+    tool: str, principal: Principal, review: ManifestReview, preview: dict[str, Any]
+) -> str:
+    lines = [f"{principal.subject} asks to run {tool}:", json.dumps(preview, indent=2)[:4000]]
+    if review.changes:
+        lines.append("Policy defaults applied: " + "; ".join(review.changes))
+    if review.warnings:
+        lines.append("Warnings: " + "; ".join(review.warnings))
+    lines.append("Approve this write?")
+    return "\n".join(lines)
 
 
 def _collapse(group: BaseExceptionGroup[Any]) -> BaseException:
@@ -141,6 +198,22 @@ class Gate:
         self.settings = settings
         self.policy = policy
         self.records: list[CallRecord] = []  # recent calls, bounded (see _remember)
+        self._calls: dict[tuple[str, str], deque[float]] = {}
+
+    def _rate_limited(self, principal: Principal, tool: str) -> str | None:
+        """A refusal message when the principal exceeds the policy's calls per minute."""
+        limit_of = getattr(self.policy, "calls_per_minute", None)
+        limit = limit_of(tool) if callable(limit_of) else None
+        if not limit:
+            return None
+        now = time.monotonic()
+        window = self._calls.setdefault((principal.subject, tool), deque())
+        while window and now - window[0] > 60:
+            window.popleft()
+        if len(window) >= limit:
+            return f"rate limit: at most {limit} {tool} calls per minute for {principal.subject}"
+        window.append(now)
+        return None
 
     def _remember(self, record: CallRecord) -> None:
         self.records.append(record)
@@ -163,20 +236,28 @@ class Gate:
         return args
 
     async def call(
-        self, spec: ToolSpec[Any, Any], raw: dict[str, Any], principal: Principal
+        self,
+        spec: ToolSpec[Any, Any],
+        raw: dict[str, Any],
+        principal: Principal,
+        elicit: Elicit | None = None,
     ) -> CallToolResult:
         record = CallRecord(tool=spec.name, principal=principal)
         started = time.perf_counter()
         try:
             args = self.validate(spec, raw)
+            plain_args = args.model_dump(mode="json")
             record.decision = decision = self.policy.decide(
-                principal, spec.name, spec.read_only, args.model_dump(mode="json")
+                principal, spec.name, spec.read_only, plain_args
             )
             if not decision.allowed:
                 raise PolicyDenied(
                     f"denied by policy rule {decision.rule}: {decision.message or 'not allowed'}"
                 )
-            ctx = _Context(self, principal)
+            limited = self._rate_limited(principal, spec.name)
+            if limited:
+                raise RateLimited(limited)
+            ctx = _Context(self, principal, spec.name, elicit, plain_args)
             with anyio.fail_after(self.settings.limits.call_timeout_s):
                 try:
                     output: ToolOutput = await spec.run(ctx, args)

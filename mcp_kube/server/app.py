@@ -19,6 +19,7 @@ from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.tools.base import Tool
 from mcp.server.mcpserver.utilities.func_metadata import ArgModelBase, FuncMetadata
 from mcp_types import CallToolResult, ToolAnnotations
+from pydantic import BaseModel, Field
 
 from mcp_kube import __version__
 from mcp_kube.domain import Principal
@@ -64,7 +65,20 @@ class GatedTool(Tool):
     ) -> CallToolResult:
         gate: Gate = self.gate_ref()
         principal: Principal = self.principal_of(context)
-        return await gate.call(self.spec, arguments, principal)
+
+        async def elicit(message: str) -> bool:
+            result = await context.elicit(message, Approval)
+            return bool(
+                result.action == "accept" and result.data is not None and result.data.approve
+            )
+
+        return await gate.call(self.spec, arguments, principal, elicit)
+
+
+class Approval(BaseModel):
+    """What the human answers when a write asks for approval."""
+
+    approve: bool = Field(description="true to let this write run")
 
 
 def _strict_schema(spec: ToolSpec[Any, Any]) -> dict[str, Any]:

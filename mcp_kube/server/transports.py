@@ -3,22 +3,41 @@
 from __future__ import annotations
 
 import logging
+import signal
 import sys
+from pathlib import Path
 from typing import Literal
 
 import anyio
 import uvicorn
 
+from mcp_kube.policy.loader import ReloadablePolicy
 from mcp_kube.server.app import build_server
 from mcp_kube.settings import Settings
 
 __all__ = ["serve"]
 
+log = logging.getLogger("mcp_kube.server")
 
-def serve(settings: Settings, transport: Literal["stdio", "http"]) -> None:
+
+def serve(
+    settings: Settings, transport: Literal["stdio", "http"], policy_paths: list[Path] | None = None
+) -> None:
+    """Serve until stopped. An invalid policy stops the start (PolicyError names file and rule)."""
     # Logs go to stderr: on stdio, stdout carries the protocol.
     logging.basicConfig(stream=sys.stderr, level=logging.WARNING)
-    server = build_server(settings)
+    policy = ReloadablePolicy(policy_paths) if policy_paths else None
+    if policy is not None:
+
+        def reload(_signum: int, _frame: object) -> None:
+            error = policy.reload()
+            if error:
+                log.error("policy reload failed, keeping the running policy: %s", error)
+            else:
+                log.warning("policy reloaded from %s", ", ".join(map(str, policy.paths)))
+
+        signal.signal(signal.SIGHUP, reload)
+    server = build_server(settings, policy=policy)
     if transport == "stdio":
         anyio.run(server.run_stdio_async)
         return

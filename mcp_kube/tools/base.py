@@ -15,12 +15,13 @@ from typing import Any, Generic, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from mcp_kube.domain import ClusterName, Principal
+from mcp_kube.domain import ClusterName, ManifestReview, Principal
 from mcp_kube.errors import InvalidArgument
 from mcp_kube.kube.port import ClusterPort
 from mcp_kube.settings import Limits
 
 __all__ = [
+    "ManifestReview",
     "Page",
     "StrictInput",
     "ToolContext",
@@ -68,6 +69,23 @@ class ToolContext(Protocol):
 
     @property
     def progress_patterns(self) -> Sequence[str]: ...
+
+    def review_manifest(
+        self, cluster: str, namespace: str, manifest: dict[str, Any]
+    ) -> ManifestReview:
+        """Apply the policy's defaults to a write's manifest, then decide on the result.
+
+        Raises ``PolicyDenied`` (with the rule id and message) when the policy refuses it.
+        """
+        ...
+
+    async def require_approval(self, review: ManifestReview, preview: dict[str, Any]) -> str:
+        """Obtain the approval the policy asks for; returns how it was given.
+
+        Raises ``ApprovalRefused`` unless a human said yes (or the policy needs no approval).
+        Nothing a caller passes as an argument counts as approval.
+        """
+        ...
 
 
 @dataclass(frozen=True)

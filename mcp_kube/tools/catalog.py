@@ -12,6 +12,7 @@ from mcp_kube.tools.jobs import EXPLAIN_PENDING, GET_JOB, LIST_JOBS
 from mcp_kube.tools.logs import POD_LOGS
 from mcp_kube.tools.placement import RECOMMEND_PLACEMENT
 from mcp_kube.tools.workloads import GPU_QUOTA, GPU_USAGE_REPORT, GPU_WORKLOADS
+from mcp_kube.tools.writes import CANCEL_JOB, RESUME_JOB, SUBMIT_JOB, SUSPEND_JOB
 
 __all__ = ["TOOLS", "by_name"]
 
@@ -28,6 +29,10 @@ TOOLS: tuple[ToolSpec[Any, Any], ...] = (
     RECOMMEND_PLACEMENT,
     GPU_USAGE_REPORT,
     WHOAMI,
+    SUBMIT_JOB,
+    CANCEL_JOB,
+    SUSPEND_JOB,
+    RESUME_JOB,
 )
 
 

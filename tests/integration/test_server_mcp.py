@@ -38,6 +38,18 @@ CALLS: dict[str, dict[str, Any]] = {
     "list_events": {"namespace": "team-a", "warnings_only": False},
     "explain_pending": {"namespace": "team-a", "pod": "llama-pretrain-0"},
 }
+# Writes, refused by the default (read-only) policy the server starts with here.
+WRITE_CALLS: dict[str, dict[str, Any]] = {
+    "submit_job": {
+        "name": "not-allowed",
+        "namespace": "team-a",
+        "image": "registry.internal/ml/trainer:1.4.2",
+        "gpus": 1,
+    },
+    "cancel_job": {"namespace": "team-a", "name": "mcp-demo"},
+    "suspend_job": {"namespace": "team-a", "name": "mcp-demo"},
+    "resume_job": {"namespace": "team-a", "name": "mcp-demo"},
+}
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -98,10 +110,12 @@ async def _call_everything(client: Client) -> dict[str, Any]:
         tools = (await client.list_tools()).tools
         out["tools"] = tools
         for tool in tools:
-            args = CALLS.get(tool.name)
-            if args is None:
+            if tool.name in WRITE_CALLS:
+                result = await client.call_tool(tool.name, WRITE_CALLS[tool.name])
+                assert result.is_error, tool.name
+                assert result.content[0].text.startswith("error [policy_denied]"), tool.name
                 continue
-            result = await client.call_tool(tool.name, args)
+            result = await client.call_tool(tool.name, CALLS[tool.name])
             assert not result.is_error, (tool.name, result.content)
             jsonschema.validate(result.structured_content, tool.output_schema)
             assert result.content[0].text.strip(), f"{tool.name} gave no summary"
@@ -114,9 +128,9 @@ def test_every_tool_over_both_transports(testbed, http_url, transport, settled_f
     got = anyio.run(_call_everything, _client(testbed, transport, http_url))
     tools = got["tools"]
     assert [t.name for t in tools] == [t.name for t in catalog.TOOLS]
-    assert set(CALLS) == {t.name for t in tools}, "every tool needs a call in CALLS"
+    assert set(CALLS) | set(WRITE_CALLS) == {t.name for t in tools}, "every tool needs a call"
     for tool in tools:
-        assert tool.annotations.read_only_hint is True
+        assert tool.annotations.read_only_hint is (tool.name not in WRITE_CALLS)
         assert tool.annotations.open_world_hint is False
         assert tool.input_schema["additionalProperties"] is False
         assert tool.output_schema["type"] == "object"

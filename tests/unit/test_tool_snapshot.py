@@ -51,9 +51,14 @@ def test_tool_list_matches_the_reviewed_snapshot() -> None:
     )
 
 
-def test_every_tool_is_read_only_closed_world_and_strict() -> None:
+WRITES = {"submit_job", "cancel_job", "suspend_job", "resume_job"}
+
+
+def test_annotations_are_honest_and_schemas_strict() -> None:
     for tool in current_tools():
-        assert tool["annotations"]["readOnlyHint"] is True, tool["name"]
+        writes = tool["name"] in WRITES
+        assert tool["annotations"]["readOnlyHint"] is not writes, tool["name"]
+        assert tool["annotations"]["destructiveHint"] is writes, tool["name"]
         assert tool["annotations"]["openWorldHint"] is False
         assert tool["inputSchema"]["additionalProperties"] is False
         assert "outputSchema" in tool

@@ -1,0 +1,350 @@
+"""The policy engine: pure decisions (no I/O) over compiled policy files.
+
+A call is allowed only when at least one Allow rule matches it, every Deny validation of the
+matching Allow rules yields exactly ``true``, and no Deny rule applies. Anything else (no rule,
+an expression error, a non-boolean result) is a refusal naming the rule and its message.
+Warn and Audit validations never refuse: their messages travel with the decision.
+For writes, ``review`` first fills the policy's job defaults into the manifest and then decides
+on the final manifest, so validations see exactly what would be created.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from mcp_kube.domain import ManifestReview, Principal
+from mcp_kube.errors import PolicyDenied
+from mcp_kube.policy.cel import CelBackend, CelError, CommonCel, Compiled
+from mcp_kube.policy.decision import Decision
+from mcp_kube.policy.model import JobDefaults, PolicyFile, Rule
+
+__all__ = ["Explained", "PolicyEngine", "PolicyError", "apply_defaults"]
+
+ApprovalMode = Literal["none", "elicitation", "out_of_band"]
+_STRICTNESS = {"none": 0, "elicitation": 1, "out_of_band": 2}
+DEFAULT_DENY = "default-deny"
+
+
+class PolicyError(ValueError):
+    """A policy file is invalid: names the file, the rule and what is wrong."""
+
+
+@dataclass(frozen=True)
+class _CompiledRule:
+    source: str
+    rule: Rule
+    condition: Compiled | None
+    validations: tuple[tuple[Compiled, str, str], ...]  # (program, message, action)
+    approval_when: Compiled | None
+
+
+@dataclass
+class Explained:
+    """A decision with its reasoning, for `mcp-kube policy explain` and the audit trail."""
+
+    decision: Decision
+    matched: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    audits: list[str] = field(default_factory=list)
+    approval: ApprovalMode = "none"
+    notes: list[str] = field(default_factory=list)
+
+
+def _compile(backend: CelBackend, source: str, rule: str, where: str, expr: str) -> Compiled:
+    try:
+        return backend.compile(expr)
+    except CelError as e:
+        raise PolicyError(f"{source}: rule {rule}: {where}: invalid CEL: {e}") from None
+
+
+def _is_true(value: object) -> bool:
+    return value is True
+
+
+_QTY = re.compile(r"^([0-9]+(?:\.[0-9]+)?)([a-zA-Z]*)$")
+
+
+def _times(quantity: str, n: int) -> str:
+    m = _QTY.match(quantity)
+    if not m:
+        return quantity
+    number = float(m.group(1)) * n
+    text = str(int(number)) if number.is_integer() else f"{number:g}"
+    return text + m.group(2)
+
+
+def _gpu_count(container: Mapping[str, Any]) -> int:
+    limits = (container.get("resources") or {}).get("limits") or {}
+    total = 0
+    for key, value in limits.items():
+        if key.startswith(("nvidia.com/gpu", "nvidia.com/mig-", "amd.com/gpu")):
+            try:
+                total += int(value)
+            except (TypeError, ValueError):
+                continue
+    return total
+
+
+def apply_defaults(
+    manifest: dict[str, Any], defaults: JobDefaults
+) -> tuple[dict[str, Any], list[str]]:
+    """A copy of a Job manifest with unset fields filled from ``defaults``, and what changed."""
+    import copy
+
+    out = copy.deepcopy(manifest)
+    changes: list[str] = []
+    spec = out.setdefault("spec", {})
+    for key, value in (
+        ("activeDeadlineSeconds", defaults.active_deadline_seconds),
+        ("ttlSecondsAfterFinished", defaults.ttl_seconds_after_finished),
+        ("backoffLimit", defaults.backoff_limit),
+    ):
+        if value is not None and spec.get(key) is None:
+            spec[key] = value
+            changes.append(f"set spec.{key}={value}")
+    meta = out.setdefault("metadata", {})
+    template = spec.setdefault("template", {})
+    tmeta = template.setdefault("metadata", {})
+    for label, text in defaults.labels.items():
+        for where, m in (("metadata", meta), ("template.metadata", tmeta)):
+            labels = m.setdefault("labels", {})
+            if label not in labels:
+                labels[label] = text
+                changes.append(f"set {where}.labels[{label}]={text}")
+    for c in (template.get("spec") or {}).get("containers") or []:
+        gpus = _gpu_count(c)
+        if not gpus:
+            continue
+        requests = c.setdefault("resources", {}).setdefault("requests", {})
+        for res, per_gpu in (("cpu", defaults.cpu_per_gpu), ("memory", defaults.memory_per_gpu)):
+            if per_gpu and res not in requests:
+                requests[res] = _times(per_gpu, gpus)
+                changes.append(f"set {c.get('name')}.resources.requests.{res}={requests[res]}")
+    return out, changes
+
+
+class PolicyEngine:
+    """Decides calls against policy files; compiled once, evaluated per call."""
+
+    def __init__(
+        self,
+        files: Sequence[tuple[str, PolicyFile]],
+        backend: CelBackend | None = None,
+    ) -> None:
+        self.backend = backend or CommonCel()
+        self.files = list(files)
+        self._rules: list[_CompiledRule] = []
+        seen: dict[str, str] = {}
+        for source, pf in self.files:
+            for rule in pf.spec.rules:
+                if rule.id in seen:
+                    raise PolicyError(
+                        f"{source}: rule {rule.id}: duplicate id (also in {seen[rule.id]})"
+                    )
+                seen[rule.id] = source
+                self._rules.append(self._compile_rule(source, rule))
+        self.defaults = self._merge_defaults()
+
+    def _compile_rule(self, source: str, rule: Rule) -> _CompiledRule:
+        b = self.backend
+        cond = _compile(b, source, rule.id, "condition", rule.condition) if rule.condition else None
+        validations = tuple(
+            (_compile(b, source, rule.id, f"validations[{i}]", v.expression), v.message, v.action)
+            for i, v in enumerate(rule.validations)
+        )
+        when = None
+        if rule.approval and rule.approval.when:
+            when = _compile(b, source, rule.id, "approval.when", rule.approval.when)
+        return _CompiledRule(source, rule, cond, validations, when)
+
+    def _merge_defaults(self) -> JobDefaults:
+        merged: dict[str, Any] = {}
+        labels: dict[str, str] = {}
+        for _, pf in self.files:
+            d = pf.spec.defaults
+            for name in JobDefaults.model_fields:
+                if name == "labels":
+                    continue
+                value = getattr(d, name)
+                if value is not None and name not in merged:
+                    merged[name] = value
+            for k, v in d.labels.items():
+                labels.setdefault(k, v)
+        return JobDefaults.model_validate({**merged, "labels": labels})
+
+    @property
+    def rule_ids(self) -> list[str]:
+        return [r.rule.id for r in self._rules]
+
+    def calls_per_minute(self, tool: str) -> int | None:
+        for _, pf in self.files:
+            cpm = pf.spec.limits.calls_per_minute
+            if tool in cpm:
+                return cpm[tool]
+            if "*" in cpm:
+                return cpm["*"]
+        return None
+
+    def max_gpus_per_job(self) -> int | None:
+        values = [
+            pf.spec.limits.max_gpus_per_job
+            for _, pf in self.files
+            if pf.spec.limits.max_gpus_per_job is not None
+        ]
+        return min(values) if values else None
+
+    # ------------------------------------------------------------------ matching
+    @staticmethod
+    def _matches(
+        rule: Rule,
+        principal: Principal,
+        tool: str,
+        read_only: bool,
+        cluster: str,
+        namespace: str | None,
+    ) -> bool:
+        m = rule.match
+        if m.tools and not any(
+            t == tool
+            or t == "*"
+            or (t == "@read" and read_only)
+            or (t == "@write" and not read_only)
+            for t in m.tools
+        ):
+            return False
+        if m.clusters and cluster not in m.clusters and "*" not in m.clusters:
+            return False
+        if m.namespaces and (namespace is None or namespace not in m.namespaces):
+            return False
+        if m.principals and principal.subject not in m.principals and "*" not in m.principals:
+            return False
+        return not (m.groups and not set(m.groups) & set(principal.groups))
+
+    # ------------------------------------------------------------------ deciding
+    def explain(
+        self,
+        principal: Principal,
+        tool: str,
+        read_only: bool,
+        args: Mapping[str, Any],
+        *,
+        cluster: str = "",
+        manifest: Mapping[str, Any] | None = None,
+    ) -> Explained:
+        namespace = args.get("namespace") if isinstance(args.get("namespace"), str) else None
+        activation = {
+            "principal": {
+                "name": principal.subject,
+                "groups": list(principal.groups),
+                "authenticatedBy": principal.authenticated_by,
+            },
+            "tool": tool,
+            "readOnly": read_only,
+            "args": dict(args),
+            "cluster": cluster,
+            "namespace": namespace or "",
+            "manifest": dict(manifest or {}),
+        }
+        out = Explained(decision=Decision("deny", DEFAULT_DENY, f"no policy rule allows {tool}"))
+        granted: list[_CompiledRule] = []
+        # Deny rules first: a Deny that applies wins whatever the order of files and rules.
+        for cr in sorted(self._rules, key=lambda r: r.rule.effect != "Deny"):
+            rule = cr.rule
+            if not self._matches(rule, principal, tool, read_only, cluster, namespace):
+                continue
+            if cr.condition is not None:
+                try:
+                    applies = _is_true(cr.condition.run(activation))
+                except CelError as e:
+                    if rule.effect == "Deny":  # cannot tell: fail closed
+                        out.decision = Decision("deny", rule.id, f"condition failed: {e}")
+                        out.matched.append(rule.id)
+                        return out
+                    out.notes.append(f"{rule.id}: condition failed ({e}); rule not applied")
+                    continue
+                if not applies:
+                    continue
+            out.matched.append(rule.id)
+            if rule.effect == "Deny":
+                out.decision = Decision("deny", rule.id, rule.message or "denied")
+                return out
+            # A write's validations judge its final manifest: they run at review time only.
+            deferred = manifest is None and not read_only
+            for program, message, action in () if deferred else cr.validations:
+                try:
+                    ok = _is_true(program.run(activation))
+                    detail = message
+                except CelError as e:
+                    ok, detail = False, f"{message} (expression failed: {e})"
+                if ok:
+                    continue
+                if action == "Deny":
+                    out.decision = Decision("deny", rule.id, detail)
+                    return out
+                (out.warnings if action == "Warn" else out.audits).append(f"{rule.id}: {detail}")
+            granted.append(cr)
+        if not granted:
+            return out
+        out.decision = Decision("allow", granted[0].rule.id)
+        for cr in granted:
+            approval = cr.rule.approval
+            if approval is None or approval.mode == "none":
+                continue
+            needed = True
+            if cr.approval_when is not None:
+                try:
+                    needed = _is_true(cr.approval_when.run(activation))
+                except CelError:
+                    needed = True  # cannot tell whether it is needed: ask
+            if needed and _STRICTNESS[approval.mode] > _STRICTNESS[out.approval]:
+                out.approval = approval.mode
+        return out
+
+    def decide(
+        self, principal: Principal, tool: str, read_only: bool, args: dict[str, Any]
+    ) -> Decision:
+        return self.explain(principal, tool, read_only, args).decision
+
+    def review(
+        self,
+        principal: Principal,
+        tool: str,
+        cluster: str,
+        namespace: str,
+        manifest: dict[str, Any],
+        args: Mapping[str, Any] | None = None,
+    ) -> ManifestReview:
+        final, changes = (
+            apply_defaults(manifest, self.defaults)
+            if tool == "submit_job"
+            else (
+                manifest,
+                [],
+            )
+        )
+        limit = self.max_gpus_per_job()
+        if limit is not None and tool == "submit_job":
+            containers = (final.get("spec", {}).get("template", {}).get("spec", {}) or {}).get(
+                "containers"
+            ) or []
+            gpus = sum(_gpu_count(c) for c in containers)
+            if gpus > limit:
+                raise PolicyDenied(
+                    f"denied by policy limit maxGpusPerJob: {gpus} GPUs requested, at most {limit}"
+                )
+        call_args = {"namespace": namespace, **dict(args or {})}
+        ex = self.explain(principal, tool, False, call_args, cluster=cluster, manifest=final)
+        if not ex.decision.allowed:
+            raise PolicyDenied(
+                f"denied by policy rule {ex.decision.rule}: {ex.decision.message or 'not allowed'}"
+            )
+        return ManifestReview(
+            manifest=final,
+            changes=changes,
+            warnings=ex.warnings,
+            rules=ex.matched,
+            approval=ex.approval,
+        )

@@ -1,0 +1,179 @@
+"""The policy engine fails closed, and bad policy files are refused with a precise message."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from mcp_kube.cli import main
+from mcp_kube.domain import Principal
+from mcp_kube.errors import PolicyDenied
+from mcp_kube.policy.cel import CelPy, CommonCel
+from mcp_kube.policy.engine import PolicyError
+from mcp_kube.policy.loader import ReloadablePolicy, load_engine
+from mcp_kube.policy.testing import run_tests
+
+REPO = Path(__file__).resolve().parents[2]
+ALICE = Principal("alice", ("team-a",))
+
+HEADER = "apiVersion: mcp-kube.io/v1alpha1\nkind: ToolPolicy\nmetadata: {name: t}\n"
+
+
+def write(tmp_path: Path, body: str, name: str = "p.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(HEADER + body)
+    return path
+
+
+def test_the_shipped_corpus_passes_on_both_cel_implementations(capsys) -> None:
+    results = run_tests(REPO / "policies" / "tests")
+    assert len(results) >= 20
+    assert [r for r in results if not r.ok] == []
+    assert main(["policy", "test", str(REPO / "policies" / "tests")]) == 0
+    assert "0 failed" in capsys.readouterr().out
+
+
+def test_a_failing_case_fails_the_run(tmp_path, capsys) -> None:
+    (tmp_path / "t.yaml").write_text(
+        f"policies: [{REPO / 'policies' / 'default.yaml'}]\n"
+        "cases:\n  - {name: wrong, tool: submit_job, expect: allow}\n"
+    )
+    assert main(["policy", "test", str(tmp_path)]) == 1
+    assert "FAIL" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("backend", [CommonCel(), CelPy()], ids=lambda b: b.name)
+def test_errors_and_non_booleans_deny(tmp_path, backend) -> None:
+    path = write(
+        tmp_path,
+        """spec:
+  rules:
+    - id: needs-field
+      match: {tools: [gpu_inventory]}
+      validations:
+        - {expression: "args.missing.deeper == 1", message: needs a field}
+    - id: non-boolean
+      match: {tools: [list_jobs]}
+      validations:
+        - {expression: "args.namespace", message: not a boolean}
+    - id: truthy-int
+      match: {tools: [list_events]}
+      validations:
+        - {expression: "1", message: one is not true}
+""",
+    )
+    engine = load_engine([path], backend)
+    for tool, rule in (
+        ("gpu_inventory", "needs-field"),
+        ("list_jobs", "non-boolean"),
+        ("list_events", "truthy-int"),
+    ):
+        d = engine.decide(ALICE, tool, True, {"namespace": "team-a"})
+        assert (d.action, d.rule) == ("deny", rule)
+    assert engine.decide(ALICE, "whoami", True, {}).rule == "default-deny"
+
+
+def test_a_deny_rule_wins_over_an_allow_whatever_the_order(tmp_path) -> None:
+    path = write(
+        tmp_path,
+        """spec:
+  rules:
+    - {id: allow-all, match: {tools: ["*"]}}
+    - {id: no-logs, match: {tools: [pod_logs]}, effect: Deny, message: no logs}
+""",
+    )
+    d = load_engine([path]).decide(ALICE, "pod_logs", True, {})
+    assert (d.action, d.rule, d.message) == ("deny", "no-logs", "no logs")
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        (
+            "spec: {rules: [{id: a, match: {tool: [x]}}]}",
+            r"p.yaml: rule a: spec.rules.0.match.tool",
+        ),
+        (
+            'spec: {rules: [{id: b, validations: [{expression: "args.x >", message: m}]}]}',
+            r"p.yaml: rule b: validations\[0\]: invalid CEL: .*1:9",
+        ),
+        ("spec: {rules: [{id: c}, {id: c}]}", "rule c: duplicate id"),
+        ("spec: {rules: [{id: Bad_Id}]}", "rule Bad_Id: spec.rules.0.id"),
+        ("spec: {rules: []}\nextra: 1", "extra: Extra inputs are not permitted"),
+    ],
+)
+def test_invalid_policy_files_name_file_rule_and_position(tmp_path, body, expected) -> None:
+    with pytest.raises(PolicyError, match=expected):
+        load_engine([write(tmp_path, body)])
+
+
+def test_yaml_bombs_and_deep_nesting_are_refused_quickly(tmp_path) -> None:
+    bomb = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
+        f"{c}: &{c} [*{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}]\n"
+        for p, c in zip("abcdefgh", "bcdefghi", strict=True)
+    )
+    deep = "spec: " + "[" * 200 + "]" * 200 + "\n"
+    for name, text in (("bomb.yaml", bomb), ("deep.yaml", deep), ("big.yaml", "#" * (2 << 20))):
+        path = tmp_path / name
+        path.write_text(text)
+        t0 = time.monotonic()
+        with pytest.raises(PolicyError):
+            load_engine([path])
+        assert time.monotonic() - t0 < 2
+
+
+def test_serve_refuses_to_start_on_an_invalid_policy(tmp_path, capsys) -> None:
+    bad = write(tmp_path, "spec: {rules: [{id: x, effect: Maybe}]}")
+    assert main(["serve", "--policy", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "p.yaml: rule x: spec.rules.0.effect" in err
+
+
+def test_reload_keeps_the_running_policy_when_the_new_one_is_invalid(tmp_path) -> None:
+    path = write(tmp_path, "spec: {rules: [{id: reads, match: {tools: ['@read']}}]}")
+    policy = ReloadablePolicy([path])
+    assert policy.decide(ALICE, "gpu_inventory", True, {}).allowed
+    path.write_text(HEADER + "spec: {rules: [{id: reads, match: {tools: [oops]}, effect: Nope}]}")
+    error = policy.reload()
+    assert error is not None
+    assert "effect" in error
+    assert policy.decide(ALICE, "gpu_inventory", True, {}).allowed  # old policy still in force
+    path.write_text(HEADER + "spec: {rules: []}")
+    assert policy.reload() is None
+    assert not policy.decide(ALICE, "gpu_inventory", True, {}).allowed
+
+
+def test_review_applies_defaults_then_judges_the_final_manifest() -> None:
+    engine = load_engine([REPO / "policies" / "default.yaml", REPO / "policies" / "examples"])
+    manifest = {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": "t", "namespace": "team-a"},
+        "spec": {
+            "template": {
+                "spec": {
+                    "containers": [
+                        {
+                            "name": "trainer",
+                            "image": "registry.internal/ml/t:1",
+                            "resources": {"limits": {"nvidia.com/gpu": "2"}},
+                        }
+                    ]
+                }
+            }
+        },
+    }
+    review = engine.review(ALICE, "submit_job", "c", "team-a", manifest, {"gpus": 2})
+    spec = review.manifest["spec"]
+    assert spec["activeDeadlineSeconds"] == 86400
+    assert spec["backoffLimit"] == 1
+    requests = spec["template"]["spec"]["containers"][0]["resources"]["requests"]
+    assert requests == {"cpu": "16", "memory": "128Gi"}
+    assert "set spec.activeDeadlineSeconds=86400" in review.changes
+    assert review.approval == "none"
+    assert manifest["spec"].get("backoffLimit") is None  # the caller's copy is untouched
+    manifest["spec"]["template"]["spec"]["volumes"] = [{"name": "h", "hostPath": {"path": "/"}}]
+    with pytest.raises(PolicyDenied, match="teams-write: volumes are not allowed"):
+        engine.review(ALICE, "submit_job", "c", "team-a", manifest, {"gpus": 2})
