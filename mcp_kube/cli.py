@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from mcp_kube.errors import InvalidArgument, McpKubeError, TestbedError
+from mcp_kube.errors import InvalidArgument, McpKubeError, NotFound, TestbedError
 from mcp_kube.policy.engine import PolicyError
 
 __all__ = ["main"]
@@ -130,6 +130,11 @@ def _serve_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     )
     sv.add_argument("--in-cluster", action="store_true", help="also serve the in-pod cluster")
     sv.add_argument(
+        "--impersonate",
+        action="store_true",
+        help="call Kubernetes as the caller (Impersonate-User/Group) so the cluster's RBAC applies",
+    )
+    sv.add_argument(
         "--policy",
         action="append",
         type=Path,
@@ -153,6 +158,7 @@ def _run_serve(args: argparse.Namespace) -> int:
                 "kubeconfig": args.kubeconfig,
                 "contexts": args.contexts,
                 "in_cluster": args.in_cluster or None,
+                "impersonate": args.impersonate or None,
             }.items()
             if v is not None
         }
@@ -239,6 +245,105 @@ def _run_policy(args: argparse.Namespace) -> int:
     return 0
 
 
+def _approval_target(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--kubeconfig",
+        type=Path,
+        help="your kubeconfig (default: $KUBECONFIG): you act as its user",
+    )
+    p.add_argument(
+        "--context",
+        help="context of the approvals cluster (default: $MCP_KUBE_APPROVALS__CLUSTER, "
+        "then the current context)",
+    )
+    p.add_argument(
+        "--namespace",
+        help="namespace of the approval requests (default: $MCP_KUBE_APPROVALS__NAMESPACE "
+        "or mcp-kube-system)",
+    )
+
+
+def _approvals_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    ap = sub.add_parser(
+        "approve",
+        help="approve (or --reject) a write waiting for out-of-band approval",
+        description="Approve a pending request as the user of your kubeconfig credentials "
+        "(the API server says who that is). Under four-eyes the requester cannot approve; "
+        "approvers must be in one of the request's approver groups. The requester then calls "
+        "the tool again, and the write runs once.",
+    )
+    ap.add_argument("id", help="the request id from the tool's approval_pending error")
+    ap.add_argument("--reject", action="store_true", help="reject the request instead")
+    _approval_target(ap)
+    al = sub.add_parser("approvals", help="list and show out-of-band approval requests")
+    asub = al.add_subparsers(dest="action", required=True, metavar="ACTION")
+    ls = asub.add_parser("list", help="pending requests that have not expired")
+    ls.add_argument("--json", action="store_true", help="print JSON (with each preview)")
+    _approval_target(ls)
+    sh = asub.add_parser("show", help="one request as JSON: what would run, who asked, state")
+    sh.add_argument("id")
+    _approval_target(sh)
+
+
+def _run_approvals(args: argparse.Namespace) -> int:
+    import anyio
+
+    from mcp_kube.kube.client import ClusterRegistry
+    from mcp_kube.policy.approvals import ApprovalRecord, ApprovalStore, identify, rfc3339
+    from mcp_kube.settings import ClusterSettings, Settings
+
+    settings = Settings()
+    context = args.context or settings.approvals.cluster
+    clusters = ClusterSettings(
+        kubeconfig=args.kubeconfig or settings.clusters.kubeconfig,
+        contexts=[context] if context else [],
+        request_timeout_s=settings.clusters.request_timeout_s,
+        watch_cache=False,
+    )
+    registry = ClusterRegistry(clusters)
+    try:
+        port = registry.get(context)
+        store = ApprovalStore(port, args.namespace or settings.approvals.namespace)
+        if args.command == "approve":
+
+            async def decide() -> ApprovalRecord:
+                me = await identify(port)
+                if args.reject:
+                    return await store.reject(args.id, me)
+                return await store.approve(args.id, me)
+
+            rec = anyio.run(decide)
+            if rec.state == "approved":
+                print(
+                    f"approved {rec.id} as {rec.approved_by}: {rec.tool} for {rec.requester} on "
+                    f"{rec.cluster}/{rec.namespace}; it runs once when the requester calls again "
+                    f"before {rfc3339(rec.expires_at)}"
+                )
+            else:
+                print(f"rejected {rec.id} as {rec.rejected_by}: {rec.tool} for {rec.requester}")
+            return 0
+        if args.action == "show":
+            found = anyio.run(store.get, args.id)
+            if found is None:
+                raise NotFound(f"no approval request {args.id} in namespace {store.namespace}")
+            print(json.dumps(found.summary(), indent=2))
+            return 0
+        pending = anyio.run(store.list_pending)
+        if args.json:
+            print(json.dumps([r.summary() for r in pending], indent=2))
+            return 0
+        if not pending:
+            print(f"no pending approval requests in {store.namespace} of {port.name}")
+            return 0
+        print(f"{'ID':<17} {'REQUESTER':<16} {'TOOL':<12} {'WHERE':<28} EXPIRES")
+        for r in pending:
+            where = f"{r.cluster}/{r.namespace}"
+            print(f"{r.id:<17} {r.requester:<16} {r.tool:<12} {where:<28} {rfc3339(r.expires_at)}")
+        return 0
+    finally:
+        registry.close()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mcp-kube",
@@ -248,6 +353,7 @@ def build_parser() -> argparse.ArgumentParser:
     _serve_parser(sub)
     _policy_parser(sub)
     _testbed_parser(sub)
+    _approvals_parser(sub)
     return parser
 
 
@@ -261,6 +367,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run_serve(args)
         if args.command == "policy":
             return _run_policy(args)
+        if args.command in ("approve", "approvals"):
+            return _run_approvals(args)
     except (McpKubeError, PolicyError) as e:
         print(f"mcp-kube: error: {e}", file=sys.stderr)
         return 2

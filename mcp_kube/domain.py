@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
 from pydantic import StringConstraints
 
 __all__ = [
+    "ACTING_FOR",
     "GPU_RESOURCE_PREFIXES",
     "ClusterName",
     "DnsLabel",
@@ -71,3 +73,7 @@ class ManifestReview:
     warnings: list[str]
     rules: list[str]  # ids of the rules that decided
     approval: Literal["none", "elicitation", "out_of_band"]
+
+
+# The verified caller a tool call runs for; the access layer impersonates it when configured.
+ACTING_FOR: ContextVar[Principal | None] = ContextVar("mcp_kube_acting_for", default=None)

@@ -12,7 +12,8 @@ One root, so callers can catch everything the project raises on purpose and noth
     │   ├── UpstreamError       the API server answered with another error
     │   ├── PolicyDenied        the policy refused the call (names the rule and its message)
     │   │   └── RateLimited     the caller exceeded the policy's calls per minute
-    │   └── ApprovalRefused     a write needed a human's approval and did not get it
+    │   ├── ApprovalRefused     a write needed a human's approval and did not get it
+    │   └── ApprovalPending     a write waits for an out-of-band approval (call again later)
     └── TestbedError            the local control plane could not be built, started or stopped
         ├── ToolchainMissing    a build tool (Go) is not on PATH
         ├── BuildFailed         a component did not compile; names its log
@@ -25,6 +26,7 @@ machine-readable while the message stays human.
 from __future__ import annotations
 
 __all__ = [
+    "ApprovalPending",
     "ApprovalRefused",
     "BuildFailed",
     "ClusterUnavailable",
@@ -89,6 +91,12 @@ class RateLimited(PolicyDenied):
 
 class ApprovalRefused(ToolError):
     code = "approval_refused"
+
+
+class ApprovalPending(ToolError):
+    """Nothing was written: an approver must approve the request out of band first."""
+
+    code = "approval_pending"
 
 
 class TestbedError(McpKubeError):

@@ -11,7 +11,7 @@ from pathlib import Path
 from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["ClusterSettings", "HttpSettings", "Limits", "Settings"]
+__all__ = ["ApprovalSettings", "ClusterSettings", "HttpSettings", "Limits", "Settings"]
 
 
 class ClusterSettings(BaseModel):
@@ -28,6 +28,11 @@ class ClusterSettings(BaseModel):
     in_cluster_name: str = "in-cluster"
     request_timeout_s: float = Field(
         15.0, gt=0, le=300, description="timeout of one API request; a hung API server fails fast"
+    )
+    impersonate: bool = Field(
+        False,
+        description="send the caller's identity as Impersonate-User/Group so the cluster's RBAC "
+        "applies too; the server's own identity then needs only `impersonate` on those",
     )
     watch_cache: bool = Field(True, description="keep a list+watch cache of nodes and pods")
     cache_max_objects: int = Field(
@@ -54,6 +59,21 @@ class HttpSettings(BaseModel):
     path: str = "/mcp"
 
 
+class ApprovalSettings(BaseModel):
+    """Where out-of-band approval requests live: one ConfigMap per request."""
+
+    namespace: str = Field(
+        "mcp-kube-system",
+        description="namespace of the approval ConfigMaps; an operator creates it (the server "
+        "needs get/list/create/patch on configmaps there, never namespace creation)",
+    )
+    cluster: str | None = Field(
+        None,
+        description="cluster (kubeconfig context) holding the approval ConfigMaps; "
+        "default: the default cluster. Every replica must name the same one",
+    )
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="MCP_KUBE_", env_nested_delimiter="__", extra="forbid"
@@ -62,6 +82,7 @@ class Settings(BaseSettings):
     clusters: ClusterSettings = ClusterSettings()
     limits: Limits = Limits()
     http: HttpSettings = HttpSettings()
+    approvals: ApprovalSettings = ApprovalSettings()
     principal: str | None = Field(
         None, description="stdio caller's principal; default: the OS user running the server"
     )

@@ -23,6 +23,7 @@ from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 
 from mcp_kube import __version__
+from mcp_kube.domain import ACTING_FOR
 from mcp_kube.errors import (
     ClusterUnavailable,
     Forbidden,
@@ -56,6 +57,7 @@ class KubeCluster:
         self.name = name
         self._api = api
         self._timeout = settings.request_timeout_s
+        self._impersonate = settings.impersonate
         self._use_cache = settings.watch_cache
         self._node_cache: WatchCache[NodeInfo] = WatchCache(
             f"nodes of {name}",
@@ -82,6 +84,17 @@ class KubeCluster:
             path += f"/{quote(name, safe='')}"
         return path
 
+    def _identity(self, headers: dict[str, str]) -> Any:
+        """Headers, plus Impersonate-User/Group of the caller when impersonation is on."""
+        who = ACTING_FOR.get() if self._impersonate else None
+        if who is None:
+            return headers
+        out = urllib3.HTTPHeaderDict(headers)
+        out.add("Impersonate-User", who.subject)
+        for group in who.groups:
+            out.add("Impersonate-Group", group)
+        return out
+
     def _request(
         self,
         path: str,
@@ -98,7 +111,7 @@ class KubeCluster:
                 auth_settings=["BearerToken"],
             )
             rest = self._api.call_api(
-                method, url, headers, _request_timeout=timeout or self._timeout
+                method, url, self._identity(headers), _request_timeout=timeout or self._timeout
             )
         except ApiException as e:  # TLS and request-building failures come as status 0
             raise ClusterUnavailable(f"cluster unavailable: {self.name} ({e.reason})") from e
@@ -222,7 +235,9 @@ class KubeCluster:
                 body=body,
                 auth_settings=["BearerToken"],
             )
-            rest = self._api.call_api(method, url, headers, data, _request_timeout=self._timeout)
+            rest = self._api.call_api(
+                method, url, self._identity(headers), data, _request_timeout=self._timeout
+            )
         except ApiException as e:  # TLS and request-building failures come as status 0
             raise ClusterUnavailable(f"cluster unavailable: {self.name} ({e.reason})") from e
         except (urllib3.exceptions.HTTPError, OSError) as e:

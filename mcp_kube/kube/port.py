@@ -27,12 +27,14 @@ class Kind(enum.Enum):
     PVCS = ("/api/v1", "persistentvolumeclaims", True)
     PVS = ("/api/v1", "persistentvolumes", False)
     NAMESPACES = ("/api/v1", "namespaces", False)
+    CONFIG_MAPS = ("/api/v1", "configmaps", True)
     JOBS = ("/apis/batch/v1", "jobs", True)
     KUEUE_CLUSTER_QUEUES = ("/apis/kueue.x-k8s.io/v1beta1", "clusterqueues", False)
     KUEUE_LOCAL_QUEUES = ("/apis/kueue.x-k8s.io/v1beta1", "localqueues", True)
     KUEUE_WORKLOADS = ("/apis/kueue.x-k8s.io/v1beta1", "workloads", True)
     KAI_QUEUES = ("/apis/scheduling.run.ai/v2", "queues", False)
     VOLCANO_QUEUES = ("/apis/scheduling.volcano.sh/v1beta1", "queues", False)
+    SELF_SUBJECT_REVIEWS = ("/apis/authentication.k8s.io/v1", "selfsubjectreviews", False)
 
     @property
     def prefix(self) -> str:

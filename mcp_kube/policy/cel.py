@@ -17,7 +17,9 @@ class CelError(Exception):
 
 
 class Compiled(Protocol):
-    def run(self, activation: dict[str, Any]) -> object: ...
+    def run(self, bound: object) -> object:
+        """Evaluate against an activation prepared by the backend's ``bind``."""
+        ...
 
 
 class CelBackend(Protocol):
@@ -25,20 +27,32 @@ class CelBackend(Protocol):
 
     def compile(self, expression: str) -> Compiled: ...
 
+    def bind(self, activation: dict[str, Any]) -> object:
+        """Convert the variables once, for every expression of one decision."""
+        ...
+
 
 class _CommonProgram:
     def __init__(self, program: Any) -> None:
         self._program = program
 
-    def run(self, activation: dict[str, Any]) -> object:
+    def run(self, bound: object) -> object:
         try:
-            return self._program.execute(activation)
+            return self._program.execute(bound)
         except Exception as e:  # missing fields, type errors, overflow ...
             raise CelError(f"{type(e).__name__}: {e}") from None
 
 
 class CommonCel:
     name = "common-expression-language"
+
+    def bind(self, activation: dict[str, Any]) -> object:
+        import cel
+
+        try:
+            return cel.Context(activation)
+        except Exception as e:
+            raise CelError(f"cannot bind variables: {e}") from None
 
     def compile(self, expression: str) -> Compiled:
         import cel
@@ -53,12 +67,11 @@ class _CelPyProgram:
     def __init__(self, program: Any) -> None:
         self._program = program
 
-    def run(self, activation: dict[str, Any]) -> object:
+    def run(self, bound: object) -> object:
         from celpy import celtypes
-        from celpy.adapter import json_to_cel
 
         try:
-            result = self._program.evaluate({k: json_to_cel(v) for k, v in activation.items()})
+            result = self._program.evaluate(bound)
         except Exception as e:
             raise CelError(f"{type(e).__name__}: {e}") from None
         if isinstance(result, celtypes.BoolType):
@@ -75,6 +88,11 @@ class CelPy:
         import celpy
 
         self._env = celpy.Environment()
+
+    def bind(self, activation: dict[str, Any]) -> object:
+        from celpy.adapter import json_to_cel
+
+        return {k: json_to_cel(v) for k, v in activation.items()}
 
     def compile(self, expression: str) -> Compiled:
         try:

@@ -10,6 +10,7 @@ Failures become tool errors with a stable code; nothing internal reaches the cli
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import time
@@ -22,7 +23,7 @@ import anyio
 from mcp_types import CallToolResult, TextContent
 from pydantic import ValidationError
 
-from mcp_kube.domain import ManifestReview, Principal
+from mcp_kube.domain import ACTING_FOR, ManifestReview, Principal
 from mcp_kube.errors import (
     ApprovalRefused,
     InvalidArgument,
@@ -35,7 +36,7 @@ from mcp_kube.policy.decision import Decision, Policy
 from mcp_kube.settings import Settings
 from mcp_kube.tools.base import StrictInput, ToolOutput, ToolSpec
 
-__all__ = ["CallRecord", "ClusterSource", "Gate", "PolicyDenied"]
+__all__ = ["CallRecord", "ClusterSource", "Gate", "InputNeeded", "PolicyDenied", "approval_binding"]
 
 log = logging.getLogger("mcp_kube.gate")
 
@@ -65,8 +66,25 @@ class CallRecord:
     result_bytes: int = 0
 
 
-# Asks the human behind the client (MCP elicitation); True only on an explicit yes.
-Elicit = Callable[[str], Awaitable[bool]]
+# Asks the human behind the client (MCP elicitation); True only on an explicit yes. The second
+# argument binds the answer to this very request (a digest of caller, tool and manifest).
+Elicit = Callable[[str, str], Awaitable[bool]]
+
+
+class InputNeeded(BaseException):
+    """The transport must ask the client for input and have the call retried (2026-07-28).
+
+    A BaseException so that no ``except Exception`` on the way turns it into a failure.
+    """
+
+    def __init__(self, payload: Any) -> None:
+        super().__init__("input required")
+        self.payload = payload
+
+
+def approval_binding(principal: Principal, tool: str, manifest: dict[str, Any]) -> str:
+    body = json.dumps([principal.subject, tool, manifest], sort_keys=True, separators=(",", ":"))
+    return "approval:" + hashlib.sha256(body.encode()).hexdigest()
 
 
 class _Context:
@@ -103,7 +121,11 @@ class _Context:
                 )
             text = _approval_text(self._tool, self.principal, review, preview)
             try:
-                approved = await self._elicit(text)
+                approved = await self._elicit(
+                    text, approval_binding(self.principal, self._tool, review.manifest)
+                )
+            except ApprovalRefused:
+                raise
             except Exception as e:  # a client that fails to answer has not said yes
                 raise ApprovalRefused(
                     f"approval could not be obtained ({type(e).__name__}): refused"
@@ -111,6 +133,21 @@ class _Context:
             if not approved:
                 raise ApprovalRefused("the human declined this write")
             return "elicitation"
+        if review.approval == "out_of_band":
+            # Waits server-side in a ConfigMap; only `mcp-kube approve ID` approves it.
+            from mcp_kube.policy.approvals import ApprovalStore, terms_of
+
+            where = self._gate.settings.approvals
+            store = ApprovalStore(self._gate.clusters.get(where.cluster), where.namespace)
+            cluster = self._gate.clusters.resolve(self._args.get("cluster"))
+            meta = review.manifest.get("metadata") or {}
+            namespace = str(self._args.get("namespace") or meta.get("namespace") or "")
+            terms = terms_of(
+                self._gate.policy, self.principal, self._tool, cluster, namespace, review.manifest
+            )
+            return await store.require(
+                self.principal, self._tool, cluster, namespace, review.manifest, preview, terms
+            )
         raise ApprovalRefused(f"approval mode {review.approval!r} is not available here: refused")
 
     def cluster(self, name: str | None) -> ClusterPort:
@@ -258,13 +295,20 @@ class Gate:
             if limited:
                 raise RateLimited(limited)
             ctx = _Context(self, principal, spec.name, elicit, plain_args)
-            with anyio.fail_after(self.settings.limits.call_timeout_s):
-                try:
+            acting = ACTING_FOR.set(principal)  # whom the access layer may impersonate
+            try:
+                with anyio.fail_after(self.settings.limits.call_timeout_s):
                     output: ToolOutput = await spec.run(ctx, args)
-                except BaseExceptionGroup as group:  # from a tool's task group
-                    raise _collapse(group) from group
+            except BaseExceptionGroup as group:  # from a tool's task group
+                raise _collapse(group) from group
+            finally:
+                ACTING_FOR.reset(acting)
             result = self._shape(spec, output)
             record.outcome = "ok"
+        except InputNeeded:
+            record.outcome = "input_required"
+            self._remember(record)
+            raise
         except TimeoutError:
             result = self._error(
                 "timeout",

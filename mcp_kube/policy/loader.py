@@ -131,3 +131,6 @@ class ReloadablePolicy:
 
     def calls_per_minute(self, tool: str) -> int | None:
         return self.engine.calls_per_minute(tool)
+
+    def approval_terms(self, *args: Any, **kwargs: Any) -> Any:
+        return self.engine.approval_terms(*args, **kwargs)

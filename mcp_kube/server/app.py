@@ -10,7 +10,7 @@ policy.
 from __future__ import annotations
 
 import getpass
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -18,13 +18,22 @@ from typing import Any
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.tools.base import Tool
 from mcp.server.mcpserver.utilities.func_metadata import ArgModelBase, FuncMetadata
-from mcp_types import CallToolResult, ToolAnnotations
+from mcp.shared.exceptions import NoBackChannelError
+from mcp_types import (
+    CallToolResult,
+    ElicitRequest,
+    ElicitRequestFormParams,
+    ElicitResult,
+    InputRequiredResult,
+    ToolAnnotations,
+)
 from pydantic import BaseModel, Field
 
 from mcp_kube import __version__
 from mcp_kube.domain import Principal
+from mcp_kube.errors import ApprovalRefused
 from mcp_kube.policy.decision import Policy, ReadOnlyPolicy
-from mcp_kube.policy.gate import ClusterSource, Gate
+from mcp_kube.policy.gate import ClusterSource, Gate, InputNeeded
 from mcp_kube.settings import Settings
 from mcp_kube.tools import catalog
 from mcp_kube.tools.base import ToolSpec
@@ -62,17 +71,60 @@ class GatedTool(Tool):
 
     async def run(
         self, arguments: dict[str, Any], context: Context[Any, Any], convert_result: bool = False
-    ) -> CallToolResult:
+    ) -> CallToolResult | InputRequiredResult:
         gate: Gate = self.gate_ref()
         principal: Principal = self.principal_of(context)
+        try:
+            return await gate.call(self.spec, arguments, principal, _elicitor(context))
+        except InputNeeded as needed:
+            result: InputRequiredResult = needed.payload
+            return result
 
-        async def elicit(message: str) -> bool:
-            result = await context.elicit(message, Approval)
-            return bool(
-                result.action == "accept" and result.data is not None and result.data.approve
+
+APPROVAL_KEY = "mcp-kube.approval"
+
+
+def _elicitor(context: Context[Any, Any]) -> Callable[[str, str], Awaitable[bool]]:
+    """Ask the human behind the client, in whichever way the negotiated protocol allows.
+
+    Before 2026-07-28 the server sends an elicitation request mid-call. From 2026-07-28 the
+    call returns ``input_required`` and the client retries with the answer; the answer only
+    counts with the sealed request state this server issued for the same caller, tool and
+    manifest. A client that declared no elicitation support is never asked: refused.
+    """
+
+    async def elicit(message: str, binding: str) -> bool:
+        caps = context.client_capabilities
+        if caps is None or caps.elicitation is None:
+            raise ApprovalRefused(
+                "this write needs a human's approval and the client cannot ask one "
+                "(no elicitation support): refused"
             )
+        answers = context.input_responses or {}
+        if APPROVAL_KEY in answers:
+            if context.request_state != binding:
+                raise ApprovalRefused("the approval answer is not for this request: refused")
+            return _approved(answers[APPROVAL_KEY])
+        try:
+            result = await context.elicit(message, Approval)
+        except NoBackChannelError:
+            ask = ElicitRequest(
+                params=ElicitRequestFormParams(
+                    message=message, requested_schema=Approval.model_json_schema()
+                )
+            )
+            raise InputNeeded(
+                InputRequiredResult(input_requests={APPROVAL_KEY: ask}, request_state=binding)
+            ) from None
+        return bool(result.action == "accept" and result.data is not None and result.data.approve)
 
-        return await gate.call(self.spec, arguments, principal, elicit)
+    return elicit
+
+
+def _approved(answer: object) -> bool:
+    if not isinstance(answer, ElicitResult) or answer.action != "accept":
+        return False
+    return (answer.content or {}).get("approve") is True
 
 
 class Approval(BaseModel):

@@ -60,7 +60,9 @@ class SubmitJobOutput(ToolOutput):
     namespace: str
     name: str
     idempotency_key: str
-    approval: str = Field(description="how the write was approved: none, elicitation")
+    approval: str = Field(
+        description="how the write was approved: none, elicitation, out_of_band:<approver>"
+    )
     policy_changes: list[str] = Field(description="what the policy's defaults changed")
     warnings: list[str]
     rules: list[str] = Field(description="policy rules that decided")

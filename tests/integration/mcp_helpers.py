@@ -25,12 +25,22 @@ def serve_args(kubeconfig: str, contexts: list[str], extra: list[str] | None = N
     return args + (extra or [])
 
 
-def stdio_client(kubeconfig: str, contexts: list[str], extra: list[str] | None = None) -> Client:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MCP_KUBE_")}
+def stdio_client(
+    kubeconfig: str,
+    contexts: list[str],
+    extra: list[str] | None = None,
+    *,
+    env: dict[str, str] | None = None,
+    elicitation_callback: Any = None,
+) -> Client:
+    """A real MCP client that spawns `mcp-kube serve` over stdio (settings only from args/env)."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith("MCP_KUBE_")}
     params = StdioServerParameters(
-        command=MCP_KUBE, args=serve_args(kubeconfig, contexts, extra), env=env
+        command=MCP_KUBE, args=serve_args(kubeconfig, contexts, extra), env=base | (env or {})
     )
-    return Client(params)
+    if elicitation_callback is None:
+        return Client(params)
+    return Client(params, elicitation_callback=elicitation_callback)
 
 
 def free_port() -> int:

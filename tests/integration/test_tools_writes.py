@@ -265,7 +265,7 @@ def test_dry_run_failure_creates_nothing(
     gate = make_gate(registry, policy)
     asked: list[str] = []
 
-    async def yes(text: str) -> bool:
+    async def yes(text: str, _binding: str) -> bool:
         asked.append(text)
         return True
 
@@ -298,7 +298,7 @@ def test_elicitation_required(registry: ClusterRegistry, batch: client.BatchV1Ap
 
     asked: list[str] = []
 
-    async def no(text: str) -> bool:
+    async def no(text: str, _binding: str) -> bool:
         asked.append(text)
         return False
 
@@ -310,7 +310,7 @@ def test_elicitation_required(registry: ClusterRegistry, batch: client.BatchV1Ap
     assert "s3cr3t-value" not in asked[0]
     assert job_or_none(batch, job) is None
 
-    async def yes(text: str) -> bool:
+    async def yes(text: str, _binding: str) -> bool:
         return True
 
     out = ok(call(gate, SUBMIT_JOB, args, yes))

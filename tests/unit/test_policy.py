@@ -177,3 +177,22 @@ def test_review_applies_defaults_then_judges_the_final_manifest() -> None:
     manifest["spec"]["template"]["spec"]["volumes"] = [{"name": "h", "hostPath": {"path": "/"}}]
     with pytest.raises(PolicyDenied, match="teams-write: volumes are not allowed"):
         engine.review(ALICE, "submit_job", "c", "team-a", manifest, {"gpus": 2})
+
+
+def test_out_of_band_terms_come_from_the_rule_that_asks_for_them(tmp_path) -> None:
+    path = write(
+        tmp_path,
+        """spec:
+  rules:
+    - id: big-jobs
+      match: {tools: [submit_job]}
+      approval: {mode: out_of_band, approvers: [gpu-leads], fourEyes: true, ttlSeconds: 600}
+""",
+    )
+    engine = load_engine([path])
+    manifest = {"spec": {"template": {"spec": {"containers": []}}}}
+    review = engine.review(ALICE, "submit_job", "c", "team-a", manifest, {"gpus": 1})
+    assert review.approval == "out_of_band"
+    terms = engine.approval_terms(ALICE, "submit_job", "c", "team-a", review.manifest)
+    assert terms is not None
+    assert (terms.approvers, terms.four_eyes, terms.ttl_seconds) == (["gpu-leads"], True, 600)
