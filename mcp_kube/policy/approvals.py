@@ -597,13 +597,7 @@ class ApprovalStore:
                 f"({', '.join(record.approvers)}): cannot approve"
             )
         new = replace(record, state="approved", approved_by=approver.subject, approved_at=at)
-        try:
-            return await self._transition(record, new)
-        except _Changed:
-            raise ApprovalRefused(
-                f"approval request {rid} changed meanwhile (decided by someone else?): "
-                "look again with `mcp-kube approvals show`"
-            ) from None
+        return await self._decide(rid, record, new)
 
     async def reject(
         self, rid: str, approver: Principal, now: datetime | None = None
@@ -617,6 +611,12 @@ class ApprovalStore:
                 f"({', '.join(record.approvers)}): cannot reject"
             )
         new = replace(record, state="rejected", rejected_by=approver.subject, rejected_at=at)
+        return await self._decide(rid, record, new)
+
+    async def _decide(
+        self, rid: str, record: ApprovalRecord, new: ApprovalRecord
+    ) -> ApprovalRecord:
+        """Record an approver's decision, unless someone else changed the request meanwhile."""
         try:
             return await self._transition(record, new)
         except _Changed:
