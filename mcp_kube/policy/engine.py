@@ -22,7 +22,7 @@ from mcp_kube.policy.cel import CelBackend, CelError, CommonCel, Compiled
 from mcp_kube.policy.decision import Decision
 from mcp_kube.policy.model import Approval, JobDefaults, PolicyFile, Rule
 
-__all__ = ["Explained", "PolicyEngine", "PolicyError", "apply_defaults"]
+__all__ = ["Explained", "PolicyEngine", "PolicyError", "apply_defaults", "manifest_gpus"]
 
 ApprovalMode = Literal["none", "elicitation", "out_of_band"]
 _STRICTNESS = {"none": 0, "elicitation": 1, "out_of_band": 2}
@@ -88,6 +88,12 @@ def _gpu_count(container: Mapping[str, Any]) -> int:
             except (TypeError, ValueError):
                 continue
     return total
+
+
+def manifest_gpus(manifest: Mapping[str, Any]) -> int:
+    """GPUs (whole, MIG or AMD) a Job's pod template asks for."""
+    template = ((manifest.get("spec") or {}).get("template") or {}).get("spec") or {}
+    return sum(_gpu_count(c) for c in template.get("containers") or [])
 
 
 def apply_defaults(
@@ -193,6 +199,15 @@ class PolicyEngine:
             pf.spec.limits.max_gpus_per_job
             for _, pf in self.files
             if pf.spec.limits.max_gpus_per_job is not None
+        ]
+        return min(values) if values else None
+
+    def max_concurrent_gpus_per_principal(self) -> int | None:
+        """Enforced by the gate, which counts the caller's active jobs in the cluster."""
+        values = [
+            pf.spec.limits.max_concurrent_gpus_per_principal
+            for _, pf in self.files
+            if pf.spec.limits.max_concurrent_gpus_per_principal is not None
         ]
         return min(values) if values else None
 
@@ -349,10 +364,7 @@ class PolicyEngine:
         )
         limit = self.max_gpus_per_job()
         if limit is not None and tool == "submit_job":
-            containers = (final.get("spec", {}).get("template", {}).get("spec", {}) or {}).get(
-                "containers"
-            ) or []
-            gpus = sum(_gpu_count(c) for c in containers)
+            gpus = manifest_gpus(final)
             if gpus > limit:
                 raise PolicyDenied(
                     f"denied by policy limit maxGpusPerJob: {gpus} GPUs requested, at most {limit}"

@@ -31,8 +31,9 @@ from mcp_kube.errors import (
     PolicyDenied,
     RateLimited,
 )
-from mcp_kube.kube.port import ClusterPort
+from mcp_kube.kube.port import ClusterPort, Kind
 from mcp_kube.policy.decision import Decision, Policy
+from mcp_kube.policy.engine import manifest_gpus
 from mcp_kube.settings import Settings
 from mcp_kube.tools.base import StrictInput, ToolOutput, ToolSpec
 
@@ -110,7 +111,41 @@ class _Context:
             self.principal, self._tool, cluster, namespace, manifest, self._args
         )
 
+    async def _check_concurrent_gpus(self, review: ManifestReview) -> None:
+        """The policy's maxConcurrentGpusPerPrincipal, counted from the caller's active Jobs."""
+        limit_of = getattr(self._gate.policy, "max_concurrent_gpus_per_principal", None)
+        limit = limit_of() if callable(limit_of) else None
+        if limit is None or self._tool != "submit_job":
+            return
+        from mcp_kube.tools.jobspec import SUBMITTED_BY_LABEL, principal_label
+
+        port = self._gate.clusters.get(self._args.get("cluster"))
+        token = ACTING_FOR.set(None)  # counted as the server: the caller may not list everywhere
+        try:
+            jobs = await port.list_objects(
+                Kind.JOBS,
+                None,
+                label_selector=f"{SUBMITTED_BY_LABEL}={principal_label(self.principal.subject)}",
+            )
+        finally:
+            ACTING_FOR.reset(token)
+        running = sum(
+            manifest_gpus(job)
+            for job in jobs
+            if not any(
+                c.get("type") in ("Complete", "Failed") and c.get("status") == "True"
+                for c in (job.get("status") or {}).get("conditions") or []
+            )
+        )
+        wanted = manifest_gpus(review.manifest)
+        if running + wanted > limit:
+            raise PolicyDenied(
+                f"denied by policy limit maxConcurrentGpusPerPrincipal: {running} GPUs already in "
+                f"active jobs of {self.principal.subject} + {wanted} > {limit}"
+            )
+
     async def require_approval(self, review: ManifestReview, preview: dict[str, Any]) -> str:
+        await self._check_concurrent_gpus(review)  # before anyone is asked to approve
         if review.approval == "none":
             return "none"
         if review.approval == "elicitation":

@@ -132,5 +132,8 @@ class ReloadablePolicy:
     def calls_per_minute(self, tool: str) -> int | None:
         return self.engine.calls_per_minute(tool)
 
+    def max_concurrent_gpus_per_principal(self) -> int | None:
+        return self.engine.max_concurrent_gpus_per_principal()
+
     def approval_terms(self, *args: Any, **kwargs: Any) -> Any:
         return self.engine.approval_terms(*args, **kwargs)
