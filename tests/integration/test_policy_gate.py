@@ -85,3 +85,35 @@ def test_default_policy_refuses_a_direct_submit_job_at_call_time(testbed) -> Non
     api = k8s_config.new_client_from_config(config_file=testbed.kubeconfig, context="gpu-east")
     jobs = k8s.BatchV1Api(api).list_namespaced_job("team-a").items
     assert "direct-call" not in {j.metadata.name for j in jobs}
+
+
+def test_sighup_reloads_the_policy_and_keeps_it_when_the_new_one_is_invalid(
+    testbed, tmp_path
+) -> None:
+    import signal
+    import time
+
+    from mcp import Client
+
+    from .mcp_helpers import http_server
+
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(DENY_ALL.read_text())
+
+    async def whoami(url: str) -> bool:
+        async with Client(url) as c:
+            return not (await c.call_tool("whoami", {})).is_error
+
+    with http_server(testbed.kubeconfig, ["gpu-east"], ["--policy", str(policy)]) as (url, proc):
+        assert anyio.run(whoami, url) is False
+        policy.write_text(DEFAULT.read_text())
+        proc.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 10
+        while not anyio.run(whoami, url):
+            assert time.monotonic() < deadline, "SIGHUP did not reload the policy"
+            time.sleep(0.2)
+        policy.write_text("apiVersion: mcp-kube.io/v1alpha1\nkind: ToolPolicy\nnot: valid\n")
+        proc.send_signal(signal.SIGHUP)
+        time.sleep(1)
+        assert proc.poll() is None  # still serving
+        assert anyio.run(whoami, url) is True  # the last good policy stays in force
