@@ -11,6 +11,7 @@ from pydantic import StringConstraints
 __all__ = [
     "ACTING_FOR",
     "GPU_RESOURCE_PREFIXES",
+    "KUBE_REQUESTS",
     "ClusterName",
     "DnsLabel",
     "DnsSubdomain",
@@ -77,3 +78,7 @@ class ManifestReview:
 
 # The verified caller a tool call runs for; the access layer impersonates it when configured.
 ACTING_FOR: ContextVar[Principal | None] = ContextVar("mcp_kube_acting_for", default=None)
+# The Kubernetes requests one tool call made (verb, path, status, Audit-ID), for its audit record.
+KUBE_REQUESTS: ContextVar[list[dict[str, object]] | None] = ContextVar(
+    "mcp_kube_kube_requests", default=None
+)

@@ -23,7 +23,7 @@ from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 
 from mcp_kube import __version__
-from mcp_kube.domain import ACTING_FOR
+from mcp_kube.domain import ACTING_FOR, KUBE_REQUESTS
 from mcp_kube.errors import (
     ClusterUnavailable,
     Forbidden,
@@ -48,6 +48,28 @@ def _message(body: bytes, reason: str) -> str:
         return str(json.loads(body).get("message") or reason)[:300]
     except (ValueError, AttributeError):
         return reason[:300]
+
+
+def _note_request(
+    verb: str, path: str, query: list[tuple[str, Any]], status: int, audit_id: object
+) -> None:
+    """Record a request for the audit trail of the tool call running now (if any)."""
+    requests = KUBE_REQUESTS.get()
+    if requests is None or len(requests) >= 100:
+        return
+    parts = path.strip("/").split("/")
+    namespace = parts[parts.index("namespaces") + 1] if "namespaces" in parts[:-1] else ""
+    dry_run = any(k == "dryRun" for k, _ in query)
+    requests.append(
+        {
+            "verb": verb,
+            "path": path[:300],
+            "namespace": namespace,
+            "dry_run": dry_run,
+            "status": status,
+            "audit_id": str(audit_id or "")[:64],
+        }
+    )
 
 
 class KubeCluster:
@@ -120,6 +142,7 @@ class KubeCluster:
                 f"cluster unavailable: {self.name} ({type(e).__name__})"
             ) from e
         resp: urllib3.HTTPResponse = rest.response
+        _note_request("GET", path, query or [], int(resp.status), resp.headers.get("Audit-Id"))
         if resp.status < 400:
             return resp
         try:
@@ -246,6 +269,7 @@ class KubeCluster:
             ) from e
         resp: urllib3.HTTPResponse = rest.response
         audit_id = str(resp.headers.get("Audit-Id") or "")[:64]
+        _note_request(method, path, query, int(resp.status), audit_id)
         try:
             raw = resp.read(1024 * 1024 if resp.status < 400 else 64 * 1024)
         except (urllib3.exceptions.HTTPError, OSError) as e:

@@ -23,7 +23,7 @@ import anyio
 from mcp_types import CallToolResult, TextContent
 from pydantic import ValidationError
 
-from mcp_kube.domain import ACTING_FOR, ManifestReview, Principal
+from mcp_kube.domain import ACTING_FOR, KUBE_REQUESTS, ManifestReview, Principal
 from mcp_kube.errors import (
     ApprovalRefused,
     InvalidArgument,
@@ -65,6 +65,9 @@ class CallRecord:
     clusters: list[str] = field(default_factory=list)
     latency_ms: float = 0.0
     result_bytes: int = 0
+    arguments: dict[str, Any] = field(default_factory=dict)
+    kube_requests: list[dict[str, object]] = field(default_factory=list)
+    approval: str = ""
 
 
 # Asks the human behind the client (MCP elicitation); True only on an explicit yes. The second
@@ -314,8 +317,11 @@ class Gate:
         principal: Principal,
         elicit: Elicit | None = None,
     ) -> CallToolResult:
-        record = CallRecord(tool=spec.name, principal=principal)
+        record = CallRecord(
+            tool=spec.name, principal=principal, arguments=raw if isinstance(raw, dict) else {}
+        )
         started = time.perf_counter()
+        requests_token = KUBE_REQUESTS.set(record.kube_requests)
         try:
             args = self.validate(spec, raw)
             plain_args = args.model_dump(mode="json")
@@ -358,7 +364,10 @@ class Gate:
             log.exception("tool %s failed unexpectedly", spec.name)
             result = self._error("internal", f"{spec.name} failed with an internal error")
             record.outcome, record.error_code = "error", "internal"
+        finally:
+            KUBE_REQUESTS.reset(requests_token)
         record.latency_ms = (time.perf_counter() - started) * 1000
+        record.result_bytes = sum(len(getattr(c, "text", "")) for c in result.content)
         self._remember(record)
         return result
 
