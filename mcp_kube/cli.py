@@ -13,6 +13,7 @@ import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from mcp_kube.errors import InvalidArgument, McpKubeError, NotFound, TestbedError
 from mcp_kube.policy.engine import PolicyError
@@ -185,6 +186,62 @@ def _policy_paths(given: list[Path] | None) -> list[Path]:
     return [default] if default.is_file() else []
 
 
+def _call_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    c = sub.add_parser(
+        "call",
+        help="call one tool, no LLM, JSON out",
+        description="Call one mcp-kube tool through a real MCP client and print the result as "
+        "JSON. Exit 0 on success, 1 on a tool error, 2 on a usage or connection error.",
+    )
+    c.add_argument("tool")
+    c.add_argument("--args", default="{}", help="the tool's arguments as a JSON object")
+    c.add_argument(
+        "--server",
+        default="mcp-kube serve",
+        help="a command that speaks MCP on stdio, or an http(s) URL of a streamable HTTP "
+        "endpoint (default: %(default)s, with this environment)",
+    )
+
+
+def _run_call(args: argparse.Namespace) -> int:
+    import shlex
+
+    import anyio
+    from mcp import Client, StdioServerParameters
+
+    try:
+        call_args = json.loads(args.args)
+    except ValueError as e:
+        raise InvalidArgument(f"--args is not JSON: {e}") from None
+    if not isinstance(call_args, dict):
+        raise InvalidArgument("--args must be a JSON object")
+    if args.server.startswith(("http://", "https://")):
+        target: Any = args.server
+    else:
+        argv = shlex.split(args.server)
+        if argv and argv[0] == "mcp-kube":
+            argv[0] = str(Path(sys.argv[0]).resolve()) if sys.argv[0] else "mcp-kube"
+        target = StdioServerParameters(command=argv[0], args=argv[1:], env=dict(os.environ))
+
+    async def go() -> dict[str, Any]:
+        async with Client(target) as client:
+            result = await client.call_tool(args.tool, call_args)
+        text = "\n".join(getattr(c, "text", "") for c in result.content)
+        return {
+            "tool": args.tool,
+            "is_error": bool(result.is_error),
+            "structured": result.structured_content,
+            "text": text,
+        }
+
+    try:
+        out = anyio.run(go)
+    except Exception as e:  # the server could not be reached or spoke no MCP
+        raise McpKubeError(f"could not call {args.tool} on {args.server}: {e}") from None
+    print(json.dumps(out, indent=2))
+    return 1 if out["is_error"] else 0
+
+
 def _policy_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     pol = sub.add_parser("policy", help="check, test and explain policy files")
     psub = pol.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -351,6 +408,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _serve_parser(sub)
+    _call_parser(sub)
     _policy_parser(sub)
     _testbed_parser(sub)
     _approvals_parser(sub)
@@ -367,6 +425,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run_serve(args)
         if args.command == "policy":
             return _run_policy(args)
+        if args.command == "call":
+            return _run_call(args)
         if args.command in ("approve", "approvals"):
             return _run_approvals(args)
     except (McpKubeError, PolicyError) as e:
