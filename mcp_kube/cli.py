@@ -143,6 +143,13 @@ def _serve_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         help="policy file or folder (repeatable; default: $MCP_KUBE_POLICY or "
         "policies/default.yaml; without any, read-only)",
     )
+    sv.add_argument(
+        "--audit-log",
+        type=Path,
+        metavar="PATH",
+        help="audit log file (default: $MCP_KUBE_AUDIT__PATH or ~/.local/state/mcp-kube/"
+        "audit.jsonl); a restarted server continues its chain",
+    )
     sv.add_argument("--principal", help="stdio caller identity (default: the OS user)")
     sv.add_argument("--groups", help="stdio caller groups, comma separated")
 
@@ -168,6 +175,8 @@ def _run_serve(args: argparse.Namespace) -> int:
         update={k: v for k, v in {"host": args.host, "port": args.port}.items() if v is not None}
     )
     updates: dict[str, object] = {"clusters": clusters, "http": http}
+    if args.audit_log:
+        updates["audit"] = settings.audit.model_copy(update={"path": args.audit_log})
     if args.principal:
         updates["principal"] = args.principal
     if args.groups is not None:
@@ -240,6 +249,49 @@ def _run_call(args: argparse.Namespace) -> int:
         raise McpKubeError(f"could not call {args.tool} on {args.server}: {e}") from None
     print(json.dumps(out, indent=2))
     return 1 if out["is_error"] else 0
+
+
+def _audit_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    au = sub.add_parser("audit", help="verify the audit log; run scripted audits")
+    asub = au.add_subparsers(dest="action", required=True, metavar="ACTION")
+    v = asub.add_parser(
+        "verify",
+        help="check the hash chain and signed checkpoints; locate the first tampered record",
+    )
+    v.add_argument("paths", nargs="+", type=Path, help="the log (its rotated files are found)")
+    v.add_argument("--public-key", type=Path, help="PEM public key that signed the checkpoints")
+    v.add_argument("--json", action="store_true", help="print the report as JSON")
+    r = asub.add_parser("run", help="run a script of tool calls and write an evidence report")
+    r.add_argument("script", type=Path)
+    r.add_argument(
+        "--server",
+        help="MCP server command or http(s) URL (default: the script's, else `mcp-kube serve`)",
+    )
+    r.add_argument("--out", type=Path, default=Path("."), help="folder for the report files")
+
+
+def _run_audit(args: argparse.Namespace) -> int:
+    if args.action == "verify":
+        from mcp_kube.audit import verify
+
+        report = verify(args.paths, args.public_key)
+        if args.json:
+            print(json.dumps(report.to_dict(), indent=2))
+        else:
+            print(
+                f"{'ok' if report.ok else 'FAILED'}: {report.records} records in "
+                f"{len(report.files)} file(s), {report.checkpoints} checkpoint(s)"
+            )
+            for p in report.problems:
+                print(f"  {p.kind}: {p.file}:{p.line} seq {p.seq}: {p.detail}")
+            for note in report.notes:
+                print(f"  note: {note}")
+        return 0 if report.ok else 1
+    from mcp_kube.evidence import run_script
+
+    json_path, md_path, ok = run_script(args.script, args.server, args.out)
+    print(f"evidence: {json_path} and {md_path}")
+    return 0 if ok else 1
 
 
 def _policy_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -409,6 +461,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _serve_parser(sub)
     _call_parser(sub)
+    _audit_parser(sub)
     _policy_parser(sub)
     _testbed_parser(sub)
     _approvals_parser(sub)
@@ -427,6 +480,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run_policy(args)
         if args.command == "call":
             return _run_call(args)
+        if args.command == "audit":
+            return _run_audit(args)
         if args.command in ("approve", "approvals"):
             return _run_approvals(args)
     except (McpKubeError, PolicyError) as e:

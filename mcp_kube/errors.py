@@ -84,6 +84,10 @@ class UpstreamError(ToolError):
 class PolicyDenied(ToolError):
     code = "policy_denied"
 
+    def __init__(self, message: str, rule: str = "") -> None:
+        super().__init__(message)
+        self.rule = rule  # the policy rule or limit that refused, for the audit record
+
 
 class RateLimited(PolicyDenied):
     code = "rate_limited"

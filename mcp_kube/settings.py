@@ -6,6 +6,7 @@ Example: ``MCP_KUBE_CLUSTERS__CONTEXTS='["gpu-east","gpu-west"]'``,
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from pydantic import BaseModel, Field
@@ -53,6 +54,27 @@ class Limits(BaseModel):
     max_log_lines: int = Field(5000, ge=1, le=100_000)
 
 
+def _state_dir() -> Path:
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "mcp-kube"
+
+
+class AuditSettings(BaseModel):
+    path: Path = Field(
+        default_factory=lambda: _state_dir() / "audit.jsonl",
+        description="the audit log (JSON Lines, hash-chained); rotated files sit beside it",
+    )
+    key_path: Path | None = Field(
+        None, description="Ed25519 key signing checkpoints; default: <path>.key (made if missing)"
+    )
+    checkpoint_every: int = Field(100, ge=1, le=100_000, description="records per checkpoint")
+    max_bytes: int = Field(64 * 1024 * 1024, ge=1024, description="size that starts a new file")
+    fsync: bool = Field(True, description="flush every record to disk before the call returns")
+    fail_closed_reads: bool = Field(
+        False, description="also refuse reads when the log cannot be written (writes always are)"
+    )
+
+
 class HttpSettings(BaseModel):
     host: str = Field("127.0.0.1", description="bind address; loopback unless deployed")
     port: int = Field(8080, ge=0, le=65535)
@@ -82,6 +104,7 @@ class Settings(BaseSettings):
     clusters: ClusterSettings = ClusterSettings()
     limits: Limits = Limits()
     http: HttpSettings = HttpSettings()
+    audit: AuditSettings = AuditSettings()
     approvals: ApprovalSettings = ApprovalSettings()
     principal: str | None = Field(
         None, description="stdio caller's principal; default: the OS user running the server"

@@ -367,13 +367,15 @@ class PolicyEngine:
             gpus = manifest_gpus(final)
             if gpus > limit:
                 raise PolicyDenied(
-                    f"denied by policy limit maxGpusPerJob: {gpus} GPUs requested, at most {limit}"
+                    f"denied by policy limit maxGpusPerJob: {gpus} GPUs requested, at most {limit}",
+                    "maxGpusPerJob",
                 )
         call_args = {"namespace": namespace, **dict(args or {})}
         ex = self.explain(principal, tool, False, call_args, cluster=cluster, manifest=final)
         if not ex.decision.allowed:
             raise PolicyDenied(
-                f"denied by policy rule {ex.decision.rule}: {ex.decision.message or 'not allowed'}"
+                f"denied by policy rule {ex.decision.rule}: {ex.decision.message or 'not allowed'}",
+                ex.decision.rule,
             )
         return ManifestReview(
             manifest=final,

@@ -10,10 +10,12 @@ Failures become tool errors with a stable code; nothing internal reaches the cli
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
 import time
+import uuid
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -42,6 +44,12 @@ __all__ = ["CallRecord", "ClusterSource", "Gate", "InputNeeded", "PolicyDenied",
 log = logging.getLogger("mcp_kube.gate")
 
 
+class AuditSink(Protocol):
+    """Where call records go (``mcp_kube.audit.AuditLog``); raises when it cannot write."""
+
+    def append(self, event: dict[str, Any]) -> dict[str, Any]: ...
+
+
 class ClusterSource(Protocol):
     """What the gate needs from the cluster registry (small, for in-memory twins in tests)."""
 
@@ -55,10 +63,13 @@ class ClusterSource(Protocol):
 
 @dataclass
 class CallRecord:
-    """What happened in one call (the audit trail builds on this)."""
+    """What happened in one call: the audit record is made from it."""
 
     tool: str
     principal: Principal
+    request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    transport: str = ""
+    client: dict[str, str] = field(default_factory=dict)
     decision: Decision | None = None
     outcome: str = "pending"
     error_code: str = ""
@@ -73,6 +84,13 @@ class CallRecord:
 # Asks the human behind the client (MCP elicitation); True only on an explicit yes. The second
 # argument binds the answer to this very request (a digest of caller, tool and manifest).
 Elicit = Callable[[str, str], Awaitable[bool]]
+
+
+REQUEST_ID_META = "mcp-kube.io/request-id"
+
+
+class AuditRefused(McpKubeError):
+    code = "audit_unavailable"
 
 
 class InputNeeded(BaseException):
@@ -103,6 +121,7 @@ class _Context:
         self._gate = gate
         self._tool = tool
         self._args = args
+        self.approval = ""  # how a write was approved, for the audit record
         self._elicit = elicit
         self.principal = principal
         self.limits = gate.settings.limits
@@ -148,6 +167,11 @@ class _Context:
             )
 
     async def require_approval(self, review: ManifestReview, preview: dict[str, Any]) -> str:
+        how = await self._approve(review, preview)
+        self.approval = how
+        return how
+
+    async def _approve(self, review: ManifestReview, preview: dict[str, Any]) -> str:
         await self._check_concurrent_gpus(review)  # before anyone is asked to approve
         if review.approval == "none":
             return "none"
@@ -267,9 +291,11 @@ class Gate:
         settings: Settings,
         policy: Policy,
         specs: Sequence[ToolSpec[Any, Any]] = (),
+        audit: AuditSink | None = None,
     ) -> None:
         self.clusters = clusters
         self.specs = tuple(specs)
+        self.audit = audit
         self.settings = settings
         self.policy = policy
         self.records: list[CallRecord] = []  # recent calls, bounded (see _remember)
@@ -316,15 +342,50 @@ class Gate:
         raw: dict[str, Any],
         principal: Principal,
         elicit: Elicit | None = None,
+        *,
+        transport: str = "",
+        client: dict[str, str] | None = None,
     ) -> CallToolResult:
+        """Validate, decide, (for writes) log the intent, run, shape, and log the outcome."""
         record = CallRecord(
-            tool=spec.name, principal=principal, arguments=raw if isinstance(raw, dict) else {}
+            tool=spec.name,
+            principal=principal,
+            arguments=raw if isinstance(raw, dict) else {},
+            transport=transport,
+            client=dict(client or {}),
         )
         started = time.perf_counter()
         requests_token = KUBE_REQUESTS.set(record.kube_requests)
         try:
+            result = await self._run(spec, raw, record, elicit)
+        except InputNeeded:
+            record.outcome = "input_required"  # the client asks its human and calls again
+            if self.audit is not None:
+                with contextlib.suppress(McpKubeError):
+                    self.audit.append(self._event(record, "tool_call"))
+            raise
+        finally:
+            KUBE_REQUESTS.reset(requests_token)
+            record.latency_ms = (time.perf_counter() - started) * 1000
+            self._remember(record)
+        record.result_bytes = sum(len(getattr(c, "text", "")) for c in result.content)
+        result = self._log(spec, record, result)
+        # The request id joins what a client saw with the audit record of the call.
+        result.meta = {**(result.meta or {}), REQUEST_ID_META: record.request_id}
+        return result
+
+    async def _run(
+        self,
+        spec: ToolSpec[Any, Any],
+        raw: dict[str, Any],
+        record: CallRecord,
+        elicit: Elicit | None,
+    ) -> CallToolResult:
+        principal = record.principal
+        try:
             args = self.validate(spec, raw)
             plain_args = args.model_dump(mode="json")
+            record.clusters = [str(plain_args.get("cluster") or "")]
             record.decision = decision = self.policy.decide(
                 principal, spec.name, spec.read_only, plain_args
             )
@@ -335,6 +396,8 @@ class Gate:
             limited = self._rate_limited(principal, spec.name)
             if limited:
                 raise RateLimited(limited)
+            if not spec.read_only:
+                self._log_intent(record)  # no audit, no write
             ctx = _Context(self, principal, spec.name, elicit, plain_args)
             acting = ACTING_FOR.set(principal)  # whom the access layer may impersonate
             try:
@@ -344,31 +407,68 @@ class Gate:
                 raise _collapse(group) from group
             finally:
                 ACTING_FOR.reset(acting)
-            result = self._shape(spec, output)
+                record.approval = ctx.approval
             record.outcome = "ok"
-        except InputNeeded:
-            record.outcome = "input_required"
-            self._remember(record)
-            raise
+            return self._shape(spec, output)
         except TimeoutError:
-            result = self._error(
-                "timeout",
-                f"{spec.name} did not finish within {self.settings.limits.call_timeout_s:.0f}s",
-            )
             record.outcome, record.error_code = "error", "timeout"
+            limit = self.settings.limits.call_timeout_s
+            return self._error("timeout", f"{spec.name} did not finish within {limit:.0f}s")
         except McpKubeError as e:
-            result = self._error(e.code, str(e))
             record.outcome = "denied" if isinstance(e, PolicyDenied) else "error"
             record.error_code = e.code
+            if isinstance(e, PolicyDenied) and e.rule:  # refused on review: the final verdict
+                record.decision = Decision("deny", e.rule, str(e)[:300])
+            return self._error(e.code, str(e))
         except Exception:
             log.exception("tool %s failed unexpectedly", spec.name)
-            result = self._error("internal", f"{spec.name} failed with an internal error")
             record.outcome, record.error_code = "error", "internal"
-        finally:
-            KUBE_REQUESTS.reset(requests_token)
-        record.latency_ms = (time.perf_counter() - started) * 1000
-        record.result_bytes = sum(len(getattr(c, "text", "")) for c in result.content)
-        self._remember(record)
+            return self._error("internal", f"{spec.name} failed with an internal error")
+
+    def _event(self, record: CallRecord, kind: str) -> dict[str, Any]:
+        d = record.decision
+        return {
+            "kind": kind,
+            "request_id": record.request_id,
+            "principal": {
+                "subject": record.principal.subject,
+                "groups": list(record.principal.groups),
+                "authenticated_by": record.principal.authenticated_by,
+            },
+            "client": record.client,
+            "transport": record.transport,
+            "cluster": record.clusters[0] if record.clusters else "",
+            "tool": record.tool,
+            "arguments": record.arguments,
+            "decision": {"action": d.action, "rule": d.rule, "message": d.message} if d else None,
+            "approval": record.approval,
+            "kube_requests": record.kube_requests,
+            "outcome": record.outcome,
+            "error_code": record.error_code,
+            "latency_ms": round(record.latency_ms, 3),
+            "result_bytes": record.result_bytes,
+        }
+
+    def _log_intent(self, record: CallRecord) -> None:
+        """Before a write: a record that it is about to happen, or no write at all."""
+        if self.audit is None:
+            return
+        try:
+            self.audit.append(self._event(record, "tool_call.intent"))
+        except McpKubeError as e:
+            raise AuditRefused(f"writes are refused while the audit log is unavailable: {e}") from e
+
+    def _log(
+        self, spec: ToolSpec[Any, Any], record: CallRecord, result: CallToolResult
+    ) -> CallToolResult:
+        if self.audit is None:
+            return result
+        try:
+            self.audit.append(self._event(record, "tool_call"))
+        except McpKubeError as e:
+            log.error("audit record of %s %s not written: %s", spec.name, record.request_id, e)
+            if self.settings.audit.fail_closed_reads and spec.read_only:
+                return self._error("audit_unavailable", "the audit log is unavailable: refused")
         return result
 
     def _shape(self, spec: ToolSpec[Any, Any], output: ToolOutput) -> CallToolResult:

@@ -33,7 +33,7 @@ from mcp_kube import __version__
 from mcp_kube.domain import Principal
 from mcp_kube.errors import ApprovalRefused
 from mcp_kube.policy.decision import Policy, ReadOnlyPolicy
-from mcp_kube.policy.gate import ClusterSource, Gate, InputNeeded
+from mcp_kube.policy.gate import AuditSink, ClusterSource, Gate, InputNeeded
 from mcp_kube.settings import Settings
 from mcp_kube.tools import catalog
 from mcp_kube.tools.base import ToolSpec
@@ -68,6 +68,7 @@ class GatedTool(Tool):
     spec: Any
     gate_ref: Any
     principal_of: Any
+    transport: str = "stdio"
 
     async def run(
         self, arguments: dict[str, Any], context: Context[Any, Any], convert_result: bool = False
@@ -75,13 +76,31 @@ class GatedTool(Tool):
         gate: Gate = self.gate_ref()
         principal: Principal = self.principal_of(context)
         try:
-            return await gate.call(self.spec, arguments, principal, _elicitor(context))
+            return await gate.call(
+                self.spec,
+                arguments,
+                principal,
+                _elicitor(context),
+                transport=self.transport,
+                client=_client_info(context),
+            )
         except InputNeeded as needed:
             result: InputRequiredResult = needed.payload
             return result
 
 
 APPROVAL_KEY = "mcp-kube.approval"
+
+
+def _client_info(context: Context[Any, Any]) -> dict[str, str]:
+    """The client's self-declared name and version (for the audit trail; not an identity)."""
+    try:
+        params = context.session.client_params
+    except Exception:  # no session (e.g. an in-memory call)
+        return {}
+    if params is None:
+        return {}
+    return {"name": params.client_info.name[:100], "version": params.client_info.version[:50]}
 
 
 def _elicitor(context: Context[Any, Any]) -> Callable[[str, str], Awaitable[bool]]:
@@ -143,6 +162,7 @@ def make_tool(
     spec: ToolSpec[Any, Any],
     gate_ref: Callable[[], Gate],
     principal_of: Callable[[Context[Any, Any]], Principal],
+    transport: str = "stdio",
 ) -> GatedTool:
     async def unused(**_: Any) -> None:  # the SDK requires a function; run() replaces it
         raise RuntimeError("GatedTool.run is the entry point")
@@ -166,6 +186,7 @@ def make_tool(
         spec=spec,
         gate_ref=gate_ref,
         principal_of=principal_of,
+        transport=transport,
     )
 
 
@@ -175,6 +196,8 @@ def build_server(
     clusters: Callable[[], ClusterSource] | None = None,
     policy: Policy | None = None,
     principal_of: Callable[[Context[Any, Any]], Principal] | None = None,
+    audit: Callable[[], AuditSink | None] | None = None,
+    transport: str = "stdio",
 ) -> MCPServer[AppState]:
     """Build the server. ``clusters`` makes the cluster source (default: from kubeconfig)."""
     holder: dict[str, Gate] = {}
@@ -187,21 +210,35 @@ def build_server(
     @asynccontextmanager
     async def lifespan(_server: MCPServer[AppState]) -> AsyncIterator[AppState]:
         source = (clusters or make_clusters)()
-        gate = Gate(source, settings, policy or ReadOnlyPolicy(), catalog.TOOLS)
+        sink = (audit or make_audit)()
+        gate = Gate(source, settings, policy or ReadOnlyPolicy(), catalog.TOOLS, sink)
         holder["gate"] = gate
         try:
             yield AppState(gate=gate)
         finally:
-            close = getattr(source, "close", None)
-            if callable(close):
-                close()
+            for resource in (source, sink):
+                close = getattr(resource, "close", None)
+                if callable(close):
+                    close()
+
+    def make_audit() -> AuditSink:
+        from mcp_kube.audit import AuditLog
+
+        a = settings.audit
+        return AuditLog(
+            a.path,
+            key_path=a.key_path,
+            checkpoint_every=a.checkpoint_every,
+            max_bytes=a.max_bytes,
+            fsync=a.fsync,
+        )
 
     def gate_ref() -> Gate:
         return holder["gate"]
 
     local = stdio_principal(settings)
     who = principal_of or (lambda _ctx: local)
-    tools: list[Tool] = [make_tool(spec, gate_ref, who) for spec in catalog.TOOLS]
+    tools: list[Tool] = [make_tool(spec, gate_ref, who, transport) for spec in catalog.TOOLS]
     return MCPServer(
         "mcp-kube",
         title="mcp-kube",

@@ -37,7 +37,7 @@ def serve(
                 log.warning("policy reloaded from %s", ", ".join(map(str, policy.paths)))
 
         signal.signal(signal.SIGHUP, reload)
-    server = build_server(settings, policy=policy)
+    server = build_server(settings, policy=policy, transport=transport)
     if transport == "stdio":
         anyio.run(server.run_stdio_async)
         return

@@ -8,6 +8,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,10 +20,14 @@ MCP_KUBE = str(Path(sys.executable).parent / "mcp-kube")
 
 
 def serve_args(kubeconfig: str, contexts: list[str], extra: list[str] | None = None) -> list[str]:
+    """`serve` arguments; the audit log goes to a fresh temporary folder unless one is given."""
     args = ["serve", "--kubeconfig", kubeconfig]
     for ctx in contexts:
         args += ["--context", ctx]
-    return args + (extra or [])
+    extra = list(extra or [])
+    if "--audit-log" not in extra:
+        extra += ["--audit-log", str(Path(tempfile.mkdtemp(prefix="mcpk-audit-")) / "audit.jsonl")]
+    return args + extra
 
 
 def stdio_client(

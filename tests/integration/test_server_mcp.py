@@ -310,6 +310,7 @@ def test_mcp_inspector_cli_lists_and_calls(testbed) -> None:
     if not node.is_file() or not cli.is_file():
         pytest.fail(f"MCP Inspector not installed under {INSPECTOR}; run `make inspector`")
     server = [MCP_KUBE, "serve", "--kubeconfig", testbed.kubeconfig, "--context", "gpu-east"]
+    server += ["--audit-log", str(INSPECTOR / "audit.jsonl")]
     env = {"HOME": str(INSPECTOR), "PATH": "/usr/bin:/bin"}
     base = [str(node), str(cli), "--cli", "--format", "json", *server]
     listed = subprocess.run(

@@ -30,7 +30,7 @@ class NoClusters:
 
 
 def current_tools() -> list[dict]:
-    server = build_server(Settings(), clusters=NoClusters)
+    server = build_server(Settings(), clusters=NoClusters, audit=lambda: None)
 
     async def go() -> list[dict]:
         async with Client(server) as client:

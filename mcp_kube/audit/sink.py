@@ -1,0 +1,544 @@
+"""The audit writer: one JSON line per event, hash-chained, signed at checkpoints, rotated.
+
+Why it is built this way:
+
+* **Fail closed.** :meth:`AuditLog.append` returns only once the line is written (and, with
+  ``fsync``, on disk); any failure raises :class:`AuditUnavailable`, and a half-written line
+  is cut off again, so the caller (the gate) can refuse what it cannot record. A sink that
+  could not even be opened retries on every append rather than failing the server's start.
+* **The file is the truth.** The head of the chain (last ``seq`` and ``hash``) is read back
+  from the tail of the newest file when the log opens, so a restarted server continues the
+  chain, and after any write error the sink reopens and re-reads rather than trusting memory.
+  A torn last line (the writer was killed mid-write) is ended with a newline, left in place
+  as evidence and named by an ``audit.recovered`` record; the head ignores it.
+* **One writer.** An ``flock`` on ``<name>.lock`` keeps a second process from forking the
+  chain; threads share one :class:`AuditLog`, whose lock orders the records.
+* **Offline verification.** Every ``checkpoint_every`` records, before each rotation and on
+  close, a ``checkpoint`` record carries the count and head hash with an Ed25519 signature
+  (key at ``key_path``, created 0600 if missing, public key beside it as ``<key>.pub``); the
+  newest checkpoint is also copied to ``<name>.checkpoint`` so that cutting the log after a
+  checkpoint shows (see :mod:`mcp_kube.audit.verify`).
+* **Rotation keeps the chain.** When the file reaches ``max_bytes`` it is renamed to
+  ``<name>.<n>`` (1 is the oldest) with one ``rename``; the next record in the new file
+  points at the last one in the old.
+* **structlog, locally.** Records are built by a processor chain on a logger wrapped here
+  (never the global structlog configuration): timestamp, redaction, chaining, rendering.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import hashlib
+import json
+import logging
+import os
+import re
+import threading
+from collections.abc import Mapping, MutableMapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import structlog
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from mcp_kube.audit.chain import (
+    CHAIN_FIELDS,
+    CHECKPOINT,
+    GENESIS,
+    RECOVERED,
+    checkpoint_fields,
+    seal,
+)
+from mcp_kube.audit.redact import redact
+from mcp_kube.errors import McpKubeError
+
+__all__ = [
+    "DEFAULT_MAX_BYTES",
+    "AuditLog",
+    "AuditUnavailable",
+    "load_or_create_key",
+    "rotated_siblings",
+]
+
+log = logging.getLogger("mcp_kube.audit")
+
+DEFAULT_MAX_BYTES = 64 * 1024 * 1024
+_TAIL_CHUNK = 64 * 1024
+_EVENT = "_audit_event"
+_INTERNAL = "_audit_internal"
+_LINE = "_audit_line"
+_RESERVED = frozenset({CHECKPOINT, RECOVERED})  # kinds only the sink writes
+
+
+class AuditUnavailable(McpKubeError):
+    """The audit log cannot be written; whatever needed a record must not go ahead."""
+
+    code = "audit_unavailable"
+
+
+def rotated_siblings(path: Path) -> list[tuple[int, Path]]:
+    """The rotated files ``<name>.<n>`` of ``path``, oldest (lowest n) first."""
+    pattern = re.compile(re.escape(path.name) + r"\.(\d+)")
+    found: list[tuple[int, Path]] = []
+    with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+        for entry in path.parent.iterdir():
+            m = pattern.fullmatch(entry.name)
+            if m and entry.is_file():
+                found.append((int(m.group(1)), entry))
+    return sorted(found)
+
+
+def load_or_create_key(key_path: Path) -> Ed25519PrivateKey:
+    """Load the checkpoint signing key, creating it (0600) and ``<key>.pub`` if missing."""
+    try:
+        fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        data = key_path.read_bytes()
+        key = serialization.load_pem_private_key(data, password=None)
+        if not isinstance(key, Ed25519PrivateKey):
+            raise ValueError(f"{key_path} is not an Ed25519 private key") from None
+        if key_path.stat().st_mode & 0o077:
+            log.warning("audit signing key %s is readable by others (want 0600)", key_path)
+    else:
+        key = Ed25519PrivateKey.generate()
+        pem = key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        with os.fdopen(fd, "wb") as f:
+            f.write(pem)
+            f.flush()
+            os.fsync(f.fileno())
+    pub_path = key_path.with_name(key_path.name + ".pub")
+    pub = key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    try:
+        current = pub_path.read_bytes()
+    except FileNotFoundError:
+        current = b""
+    if current != pub:
+        tmp = pub_path.with_name(pub_path.name + ".tmp")
+        tmp.write_bytes(pub)
+        tmp.chmod(0o644)
+        os.replace(tmp, pub_path)
+    return key
+
+
+class _Writer:
+    """The logger at the end of the structlog chain: writes the rendered line."""
+
+    def __init__(self, owner: AuditLog) -> None:
+        self._owner = owner
+
+    def msg(self, line: bytes, record: dict[str, Any]) -> dict[str, Any]:
+        self._owner._write(line, record)
+        return record
+
+
+class AuditLog:
+    """Append-only, hash-chained JSON Lines audit log (see the module docstring)."""
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        key_path: str | os.PathLike[str] | None = None,
+        checkpoint_every: int = 100,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        fsync: bool = True,
+    ) -> None:
+        if checkpoint_every < 1:
+            raise ValueError("checkpoint_every must be at least 1")
+        if max_bytes < 1024:
+            raise ValueError("max_bytes must be at least 1024")
+        self.path = Path(path)
+        self.key_path = (
+            Path(key_path) if key_path is not None else self.path.with_name(self.path.name + ".key")
+        )
+        self.checkpoint_path = self.path.with_name(self.path.name + ".checkpoint")
+        self.checkpoint_every = checkpoint_every
+        self.max_bytes = max_bytes
+        self.fsync = fsync
+        self.last_error: str | None = None
+        self._lock = threading.Lock()
+        self._fd: int | None = None
+        self._lock_fd: int | None = None
+        self._key: Ed25519PrivateKey | None = None
+        self._seq = 0
+        self._head = GENESIS
+        self._size = 0
+        self._since_checkpoint = 0
+        self._closed = False
+        self._prefix = b""  # written in front of the next line (ends a torn line)
+        self._last_line = b""
+        self._bound = structlog.wrap_logger(
+            _Writer(self),
+            processors=[
+                self._unpack,
+                structlog.processors.TimeStamper(fmt="iso", utc=True, key="time"),
+                self._redact,
+                self._chain,
+                self._render,
+            ],
+            wrapper_class=structlog.BoundLogger,
+            context_class=dict,
+            cache_logger_on_first_use=False,
+        )
+        with self._lock:
+            try:
+                self._ensure_open()
+            except AuditUnavailable as exc:
+                log.error("audit log unavailable: %s", exc)
+
+    # --- public ------------------------------------------------------------------------
+
+    @property
+    def available(self) -> bool:
+        """Whether the log is open for writing now (an append retries opening if not)."""
+        return self._fd is not None
+
+    @property
+    def head(self) -> tuple[int, str]:
+        """``(seq, hash)`` of the last record written (``(0, GENESIS)`` for an empty log)."""
+        return self._seq, self._head
+
+    def append(self, event: Mapping[str, Any]) -> dict[str, Any]:
+        """Write one record for ``event``; return it as written (with the chain fields).
+
+        Raises :class:`AuditUnavailable` when the record could not be written; then nothing
+        of it stays in the file. The kinds ``checkpoint`` and ``audit.recovered`` are the
+        sink's own (ValueError).
+        """
+        if event.get("kind") in _RESERVED:
+            raise ValueError(f"kind {event.get('kind')!r} is reserved for the audit sink")
+        with self._lock:
+            if self._closed:
+                raise AuditUnavailable("the audit log is closed")
+            self._ensure_open()
+            if self._size >= self.max_bytes:
+                self._rotate()
+            record = self._emit(event, internal=False)
+            self._since_checkpoint += 1
+            if self._since_checkpoint >= self.checkpoint_every:
+                try:
+                    self._checkpoint()
+                except AuditUnavailable as exc:  # the record is written; retried next append
+                    log.error("audit checkpoint failed: %s", exc)
+            return record
+
+    def checkpoint(self) -> dict[str, Any] | None:
+        """Write a signed checkpoint now (None when nothing was written since the last)."""
+        with self._lock:
+            if self._closed:
+                raise AuditUnavailable("the audit log is closed")
+            self._ensure_open()
+            return self._checkpoint() if self._since_checkpoint else None
+
+    def close(self) -> None:
+        """Checkpoint what is unsigned, then release the file and the writer lock."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            if self._fd is not None and self._since_checkpoint:
+                try:
+                    self._checkpoint()
+                except AuditUnavailable as exc:
+                    log.error("audit checkpoint on close failed: %s", exc)
+            self._release()
+
+    def __enter__(self) -> AuditLog:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    # --- the structlog processors ------------------------------------------------------
+
+    def _unpack(self, _logger: Any, _method: str, ed: MutableMapping[str, Any]) -> Any:
+        event = ed[_EVENT]
+        out = {str(k): v for k, v in event.items() if k not in CHAIN_FIELDS}
+        out[_INTERNAL] = ed[_INTERNAL]
+        return out
+
+    def _redact(self, _logger: Any, _method: str, ed: MutableMapping[str, Any]) -> Any:
+        internal = ed.pop(_INTERNAL)
+        if internal:  # records the sink builds itself (checkpoints, recoveries) hold no secrets
+            return ed
+        time = ed.pop("time")
+        out: dict[str, Any] = redact(ed)
+        out["time"] = time
+        return out
+
+    def _chain(self, _logger: Any, _method: str, ed: MutableMapping[str, Any]) -> Any:
+        body = dict(ed)
+        body["seq"] = self._seq + 1
+        body["prev_hash"] = self._head
+        digest, line = seal(body)
+        body["hash"] = digest
+        body[_LINE] = line
+        return body
+
+    def _render(self, _logger: Any, _method: str, ed: MutableMapping[str, Any]) -> Any:
+        line = ed.pop(_LINE)
+        return (line, dict(ed)), {}
+
+    # --- internals (all called with self._lock held) -------------------------------------
+
+    def _emit(self, event: Mapping[str, Any], *, internal: bool) -> dict[str, Any]:
+        if self._fd is None:
+            raise AuditUnavailable(self.last_error or "the audit log is not open")
+        try:
+            record: dict[str, Any] = self._bound.msg(**{_EVENT: event, _INTERNAL: internal})
+        except AuditUnavailable:
+            raise
+        except Exception as exc:  # a record that cannot be encoded is a record not written
+            raise AuditUnavailable(f"audit record could not be built: {exc}") from exc
+        return record
+
+    def _write(self, line: bytes, record: dict[str, Any]) -> None:
+        fd = self._fd
+        assert fd is not None
+        data = self._prefix + line if self._prefix else line
+        try:
+            view = memoryview(data)
+            while view:
+                n = os.write(fd, view)
+                if n <= 0:
+                    raise OSError(errno.EIO, "short write")
+                view = view[n:]
+            if self.fsync:
+                os.fdatasync(fd)
+        except OSError as exc:
+            self.last_error = f"cannot write {self.path}: {exc}"
+            log.error("audit: %s", self.last_error)
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, self._size)  # no half record stays behind
+            self._close_fd()  # the next append reopens and re-reads the head from the file
+            raise AuditUnavailable(self.last_error) from exc
+        self._seq = record["seq"]
+        self._head = record["hash"]
+        self._size += len(data)
+        self._last_line = line
+
+    def _ensure_open(self) -> None:
+        if self._fd is not None:
+            return
+        try:
+            self._open()
+        except AuditUnavailable as exc:
+            self.last_error = str(exc)
+            self._release()
+            raise
+        except (OSError, ValueError) as exc:
+            self.last_error = f"cannot open audit log {self.path}: {exc}"
+            self._release()
+            raise AuditUnavailable(self.last_error) from exc
+        self.last_error = None
+
+    def _open(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if self._lock_fd is None:
+            lock_path = self.path.with_name(self.path.name + ".lock")
+            lock_fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(lock_fd)
+                raise AuditUnavailable(f"another process is writing {self.path}") from None
+            self._lock_fd = lock_fd
+        if self._key is None:
+            self.key_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            self._key = load_or_create_key(self.key_path)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
+        self._fd = fd
+        self._size = os.fstat(fd).st_size
+        tail = _scan_tail(fd, self._size, self.path)
+        head = tail.head
+        if head is None:  # no record here (yet): the head is in the newest rotated file
+            siblings = rotated_siblings(self.path)
+            if siblings:
+                with open(siblings[-1][1], "rb") as f:
+                    size = os.fstat(f.fileno()).st_size
+                    head = _scan_tail(f.fileno(), size, siblings[-1][1]).head
+        self._seq, self._head = (0, GENESIS) if head is None else (head.seq, head.hash)
+        if tail.torn or tail.fragment:
+            self._recover(tail)
+
+    def _recover(self, tail: _Tail) -> None:
+        """After a crash: adopt a last line that lacks only its newline, or name the damage.
+
+        Damaged lines stay in the file as evidence; one ``audit.recovered`` record (written
+        in the same ``write`` as the newline that ends a torn line, so a second crash cannot
+        leave a new damaged line in front of it) names each by line, offset and SHA-256.
+        """
+        fd = self._fd
+        assert fd is not None
+        if tail.fragment and not tail.torn:
+            whole = _intact(tail.fragment)
+            if whole is not None and whole.seq == self._seq + 1 and whole.prev == self._head:
+                os.write(fd, b"\n")  # all of it reached the file but the newline
+                if self.fsync:
+                    os.fdatasync(fd)
+                self._size += 1
+                self._seq, self._head = whole.seq, whole.hash
+                return
+        damaged = list(tail.torn)
+        if tail.fragment:
+            damaged.append((self._size - len(tail.fragment), tail.fragment))
+        first_line = _count_newlines(fd, damaged[0][0]) + 1
+        named = [
+            {
+                "line": first_line + i,
+                "offset": offset,
+                "bytes": len(raw),
+                "sha256": hashlib.sha256(raw).hexdigest(),
+            }
+            for i, (offset, raw) in enumerate(damaged)
+        ]
+        log.warning("audit log %s: %d damaged line(s) after a crash", self.path, len(named))
+        self._prefix = b"\n" if tail.fragment else b""
+        try:
+            self._emit(
+                {
+                    "kind": RECOVERED,
+                    "file": self.path.name,
+                    "torn": named,
+                    "detail": "a writer stopped mid-record; the named lines are not records",
+                },
+                internal=True,
+            )
+        finally:
+            self._prefix = b""
+
+    def _checkpoint(self) -> dict[str, Any]:
+        assert self._key is not None
+        record = self._emit(checkpoint_fields(self._seq, self._head, self._key), internal=True)
+        self._since_checkpoint = 0
+        tmp = self.checkpoint_path.with_name(self.checkpoint_path.name + ".tmp")
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            try:
+                os.write(fd, self._last_line)
+                if self.fsync:
+                    os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(tmp, self.checkpoint_path)
+        except OSError as exc:
+            raise AuditUnavailable(f"cannot write {self.checkpoint_path}: {exc}") from exc
+        return record
+
+    def _rotate(self) -> None:
+        if self._since_checkpoint:
+            self._checkpoint()  # each file ends signed
+        siblings = rotated_siblings(self.path)
+        target = self.path.with_name(f"{self.path.name}.{siblings[-1][0] + 1 if siblings else 1}")
+        self._close_fd()
+        try:
+            os.rename(self.path, target)
+            if self.fsync:
+                _fsync_dir(self.path.parent)
+        except OSError as exc:
+            raise AuditUnavailable(f"cannot rotate {self.path}: {exc}") from exc
+        self._ensure_open()
+
+    def _close_fd(self) -> None:
+        if self._fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._fd)
+            self._fd = None
+
+    def _release(self) -> None:
+        self._close_fd()
+        if self._lock_fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._lock_fd)  # closing drops the flock
+            self._lock_fd = None
+
+
+_MAX_DAMAGED = 16  # more damaged lines at the end than crashes leave: refuse to go on
+
+
+@dataclass(frozen=True)
+class _Head:
+    seq: int
+    hash: str
+    prev: str
+
+
+@dataclass(frozen=True)
+class _Tail:
+    head: _Head | None  # the last intact record of the file
+    torn: list[tuple[int, bytes]]  # (offset, bytes) of damaged complete lines after it
+    fragment: bytes  # bytes after the last newline
+
+
+def _intact(line: bytes) -> _Head | None:
+    """The chain fields of a line that is an intact record, else None."""
+    try:
+        record = json.loads(line)
+        seq, digest, prev = record["seq"], record["hash"], record["prev_hash"]
+        if not isinstance(seq, int) or isinstance(seq, bool):
+            return None
+        if not (isinstance(digest, str) and isinstance(prev, str)):
+            return None
+        if seal({k: v for k, v in record.items() if k != "hash"})[0] != digest:
+            return None
+    except (ValueError, KeyError, TypeError):
+        return None
+    return _Head(seq, digest, prev)
+
+
+def _scan_tail(fd: int, size: int, path: object) -> _Tail:
+    """Find the last intact record of a file, reading backwards as far as needed."""
+    window = min(size, _TAIL_CHUNK)
+    while True:
+        start = size - window
+        lines = os.pread(fd, window, start).split(b"\n")
+        fragment = lines.pop()
+        if start > 0:
+            lines = lines[1:]  # may begin mid-line
+        end = size - len(fragment)
+        torn: list[tuple[int, bytes]] = []
+        for line in reversed(lines):
+            end -= len(line) + 1
+            head = _intact(line)
+            if head is not None:
+                torn.reverse()
+                return _Tail(head, torn, fragment)
+            torn.append((end, line))
+            if len(torn) > _MAX_DAMAGED:
+                raise AuditUnavailable(
+                    f"the end of {path} is damaged beyond a crash; run `mcp-kube audit verify`"
+                )
+        if start == 0:
+            torn.reverse()
+            return _Tail(None, torn, fragment)
+        window = min(size, window * 4)
+
+
+def _count_newlines(fd: int, end: int) -> int:
+    count = 0
+    pos = 0
+    while pos < end:
+        chunk = os.pread(fd, min(1 << 20, end - pos), pos)
+        if not chunk:
+            break
+        count += chunk.count(b"\n")
+        pos += len(chunk)
+    return count
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
