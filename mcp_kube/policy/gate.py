@@ -163,7 +163,8 @@ class _Context:
         if running + wanted > limit:
             raise PolicyDenied(
                 f"denied by policy limit maxConcurrentGpusPerPrincipal: {running} GPUs already in "
-                f"active jobs of {self.principal.subject} + {wanted} > {limit}"
+                f"active jobs of {self.principal.subject} + {wanted} > {limit}",
+                "maxConcurrentGpusPerPrincipal",
             )
 
     async def require_approval(self, review: ManifestReview, preview: dict[str, Any]) -> str:
