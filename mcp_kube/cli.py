@@ -383,6 +383,13 @@ def _approvals_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )
     ap.add_argument("id", help="the request id from the tool's approval_pending error")
     ap.add_argument("--reject", action="store_true", help="reject the request instead")
+    ap.add_argument(
+        "--audit-log",
+        type=Path,
+        metavar="PATH",
+        help="also record the decision in this audit log (default: $MCP_KUBE_AUDIT__PATH "
+        "or ~/.local/state/mcp-kube/audit.jsonl)",
+    )
     _approval_target(ap)
     al = sub.add_parser("approvals", help="list and show out-of-band approval requests")
     asub = al.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -392,6 +399,26 @@ def _approvals_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
     sh = asub.add_parser("show", help="one request as JSON: what would run, who asked, state")
     sh.add_argument("id")
     _approval_target(sh)
+
+
+def _audit_approval(path: Path, rec: Any) -> None:
+    """The approver's decision, as an ``approval`` record in the audit log."""
+    from mcp_kube.audit import AuditLog
+
+    with AuditLog(path) as log:
+        log.append(
+            {
+                "kind": "approval",
+                "request_id": rec.id,
+                "decision": rec.state,
+                "approver": rec.approved_by or rec.rejected_by,
+                "requester": rec.requester,
+                "tool": rec.tool,
+                "cluster": rec.cluster,
+                "namespace": rec.namespace,
+                "manifest_sha256": rec.manifest_sha256,
+            }
+        )
 
 
 def _run_approvals(args: argparse.Namespace) -> int:
@@ -422,6 +449,7 @@ def _run_approvals(args: argparse.Namespace) -> int:
                 return await store.approve(args.id, me)
 
             rec = anyio.run(decide)
+            _audit_approval(args.audit_log or settings.audit.path, rec)
             if rec.state == "approved":
                 print(
                     f"approved {rec.id} as {rec.approved_by}: {rec.tool} for {rec.requester} on "

@@ -191,6 +191,7 @@ def test_out_of_band_approval_runs_exactly_once(
     gate: Gate,
     admin: client.ApiClient,
     capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
 ) -> None:
     wait_for_rbac(testbed)
     job = name("once")
@@ -224,10 +225,13 @@ def test_out_of_band_approval_runs_exactly_once(
     assert "none of the approver groups" in out
     assert record(admin, rid)[0] == "pending"
 
-    # 3. bob approves, as the API server knows him
-    rc, out = cli(testbed, capsys, "bob", "approve", rid)
+    # 3. bob approves, as the API server knows him; the decision lands in the audit log
+    audit_log = tmp_path / "approvals.jsonl"
+    rc, out = cli(testbed, capsys, "bob", "approve", rid, "--audit-log", str(audit_log))
     assert rc == 0, out
     assert f"approved {rid} as bob" in out
+    [event] = [json.loads(line) for line in audit_log.read_text().splitlines()[:1]]
+    assert (event["kind"], event["request_id"], event["approver"]) == ("approval", rid, "bob")
     state, data = record(admin, rid)
     assert state == "approved"
     assert data["approved_by"] == "bob"
