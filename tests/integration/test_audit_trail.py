@@ -236,3 +236,45 @@ def test_a_scripted_audit_run_is_reproducible(testbed, tmp_path, settled_fleet) 
         for row in json.loads(p.read_text())["calls"]
     }
     assert report_ids <= ids  # every call in the report has its audit record
+
+
+def test_kill_9_of_the_server_mid_calls_loses_at_most_one_record(testbed, tmp_path) -> None:
+    import signal
+    import threading
+
+    from mcp import Client
+
+    log_path = tmp_path / "audit.jsonl"
+    args = ["--audit-log", str(log_path)]
+    done = threading.Event()
+    with http_server(testbed.kubeconfig, ["gpu-east"], args) as (url, proc):
+
+        async def hammer() -> None:
+            try:
+                async with Client(url) as c:
+                    while not done.is_set():
+                        await c.call_tool("whoami", {})
+            except Exception:  # the server is killed under the client: expected
+                return
+
+        worker = threading.Thread(target=anyio.run, args=(hammer,))
+        worker.start()
+        time.sleep(2.0)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+        done.set()
+        worker.join(30)
+    before = verify([log_path])
+    assert before.records > 5
+    assert before.ok or {p.kind for p in before.problems} == {"torn_line"}, before.problems
+    # A restarted server continues the chain; the whole log verifies.
+    with http_server(testbed.kubeconfig, ["gpu-east"], args) as (url, _proc):
+
+        async def once() -> None:
+            async with Client(url) as c:
+                await c.call_tool("whoami", {})
+
+        anyio.run(once)
+    after = verify([log_path])
+    assert after.ok, after.problems
+    assert after.records > before.records
