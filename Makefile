@@ -14,7 +14,7 @@ NODE22_VER    := 22.23.3
 INSPECTOR_DIR := $(CACHE)/npm/inspector
 INSPECTOR_STAMP := $(INSPECTOR_DIR)/.installed-$(INSPECTOR_VER)-$(NODE22_VER)
 
-.PHONY: help install lint format typecheck test test-unit test-integration inspector \
+.PHONY: help install lint format typecheck test test-unit test-integration inspector bench \
         testbed-build testbed-up testbed-down testbed-status clean
 
 help: ## list the targets
@@ -67,6 +67,13 @@ test-unit: $(STAMP) ## unit tests only (no cluster)
 
 test: testbed-build inspector ## every test: unit, then integration against a fresh testbed
 	$(BIN)/pytest
+
+bench: testbed-build ## print the benchmark figures (policy, audit sink, GPU inventory latency)
+	$(BIN)/python benchmarks/policy_decisions.py
+	$(BIN)/python benchmarks/audit_sink.py
+	@run=$$(mktemp -d); trap '$(BIN)/mcp-kube testbed down --dir '$$run'/tb >/dev/null' EXIT; \
+	  $(BIN)/mcp-kube testbed up --clusters 2 --dir $$run/tb && \
+	  $(BIN)/python benchmarks/inventory_latency.py $$run/tb/kubeconfig gpu-east gpu-west
 
 clean: ## remove the virtualenv and caches in the repo (not the binary cache)
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
