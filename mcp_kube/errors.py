@@ -14,6 +14,7 @@ One root, so callers can catch everything the project raises on purpose and noth
     │   │   └── RateLimited     the caller exceeded the policy's calls per minute
     │   ├── ApprovalRefused     a write needed a human's approval and did not get it
     │   └── ApprovalPending     a write waits for an out-of-band approval (call again later)
+    ├── ModelError              (mcp_kube.llm.manifest) a local model is unknown, missing or corrupt
     └── TestbedError            the local control plane could not be built, started or stopped
         ├── ToolchainMissing    a build tool (Go) is not on PATH
         ├── BuildFailed         a component did not compile; names its log

@@ -12,7 +12,14 @@ from pathlib import Path
 from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["ApprovalSettings", "ClusterSettings", "HttpSettings", "Limits", "Settings"]
+__all__ = [
+    "ApprovalSettings",
+    "ClusterSettings",
+    "HttpSettings",
+    "Limits",
+    "ModelSettings",
+    "Settings",
+]
 
 
 class ClusterSettings(BaseModel):
@@ -96,6 +103,23 @@ class ApprovalSettings(BaseModel):
     )
 
 
+def _data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "mcp-kube"
+
+
+class ModelSettings(BaseModel):
+    """Where verified local model files live (see ``mcp-kube models``)."""
+
+    store: Path = Field(
+        default_factory=lambda: _data_dir() / "models",
+        description="folder of installed or imported model files (and their .verified markers)",
+    )
+    manifests: Path | None = Field(
+        None, description="folder of model manifests (*.yaml); default: the bundled offline_models"
+    )
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="MCP_KUBE_", env_nested_delimiter="__", extra="forbid"
@@ -106,6 +130,7 @@ class Settings(BaseSettings):
     http: HttpSettings = HttpSettings()
     audit: AuditSettings = AuditSettings()
     approvals: ApprovalSettings = ApprovalSettings()
+    models: ModelSettings = ModelSettings()
     principal: str | None = Field(
         None, description="stdio caller's principal; default: the OS user running the server"
     )
