@@ -148,6 +148,9 @@ def run_test_file(path: Path) -> list[CaseResult]:
 
 
 def run_tests(folder: Path) -> list[CaseResult]:
+    """Run a test file, a folder of them, or a policy folder's ``tests/`` sub-folder."""
+    if folder.is_dir() and (folder / "tests").is_dir():
+        folder = folder / "tests"
     files = sorted(folder.glob("*.yaml")) if folder.is_dir() else [folder]
     if not files:
         raise PolicyError(f"no policy test files in {folder}")

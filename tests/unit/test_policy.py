@@ -33,6 +33,8 @@ def test_the_shipped_corpus_passes_on_both_cel_implementations(capsys) -> None:
     assert [r for r in results if not r.ok] == []
     assert main(["policy", "test", str(REPO / "policies" / "tests")]) == 0
     assert "0 failed" in capsys.readouterr().out
+    assert main(["policy", "test", str(REPO / "policies")]) == 0  # the policy folder itself
+    assert f"{len(results)} passed, 0 failed" in capsys.readouterr().out
 
 
 def test_a_failing_case_fails_the_run(tmp_path, capsys) -> None:
