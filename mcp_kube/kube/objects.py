@@ -84,9 +84,11 @@ class NodeInfo:
             for c in status.get("conditions") or []
         )
         taints = tuple(
-            (t.get("key", ""), t.get("effect", ""))
-            for t in spec.get("taints") or []
-            if t.get("effect") in ("NoSchedule", "NoExecute")
+            sorted(
+                (t.get("key", ""), t.get("effect", ""))
+                for t in spec.get("taints") or []
+                if t.get("effect") in ("NoSchedule", "NoExecute")
+            )
         )
 
         def gpus(section: Json | None) -> dict[str, int]:
