@@ -16,7 +16,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from pathlib import Path
 
 from mcp_kube.errors import BuildFailed, ToolchainMissing
@@ -220,15 +220,3 @@ def build_all(force: bool = False, report: Report = _stderr) -> dict[str, Path]:
     _copy_kwok_stages(extras_log)
     _copy_kueue_crds(extras_log, report)
     return {c.name: binary_path(c) for c in COMPONENTS}
-
-
-def describe(components: Iterable[Component] = COMPONENTS) -> list[dict[str, str | bool]]:
-    return [
-        {
-            "name": c.name,
-            "version": pinned_version(c.wrapper, c.module),
-            "path": str(binary_path(c)),
-            "built": binary_path(c).is_file(),
-        }
-        for c in components
-    ]

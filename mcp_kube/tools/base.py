@@ -137,7 +137,3 @@ def clamp_limit(requested: int | None, limits: Limits) -> int:
     if requested is None:
         return limits.default_page
     return min(requested, limits.max_page)
-
-
-def json_schema(model: type[BaseModel]) -> dict[str, Any]:
-    return model.model_json_schema()
