@@ -90,6 +90,7 @@ class GatedTool(Tool):
 
 
 APPROVAL_KEY = "mcp-kube.approval"
+EXAMPLES_META = "mcp-kube.io/examples"  # a tool's _meta: requests and the arguments answering them
 
 
 def _client_info(context: Context[Any, Any]) -> dict[str, str]:
@@ -182,6 +183,11 @@ def make_tool(
             destructive_hint=not spec.read_only,
             idempotent_hint=spec.read_only,
             open_world_hint=False,
+        ),
+        meta=(
+            {EXAMPLES_META: [{"request": q, "arguments": a} for q, a in spec.examples]}
+            if spec.examples
+            else None
         ),
         spec=spec,
         gate_ref=gate_ref,

@@ -100,6 +100,9 @@ class ToolSpec(Generic[InT, OutT]):
     read_only: bool = True
     # which cluster(s) a call touches, for validation and policy; from the validated input
     clusters_of: Callable[[InT], list[str | None]] | None = None
+    # (request as a user would phrase it, the arguments that answer it): shown to clients in
+    # the tool's _meta so that small local models pick tools by example; validated by tests
+    examples: tuple[tuple[str, dict[str, Any]], ...] = ()
 
 
 class Page(BaseModel):

@@ -142,4 +142,8 @@ LIST_EVENTS: ToolSpec[ListEventsInput, EventList] = ToolSpec(
     output=EventList,
     run=_list_events,
     summary=_summary,
+    examples=(
+        ("Any warning events in team-x?", {"namespace": "team-x"}),
+        ("Show the events of job resnet-7 in team-x", {"namespace": "team-x", "name": "resnet-7"}),
+    ),
 )

@@ -56,4 +56,8 @@ WHOAMI: ToolSpec[WhoamiInput, Whoami] = ToolSpec(
     output=Whoami,
     run=_whoami,
     summary=_summary,
+    examples=(
+        ("What am I allowed to do?", {}),
+        ("Am I permitted to cancel jobs?", {}),
+    ),
 )

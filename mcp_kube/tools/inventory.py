@@ -13,6 +13,7 @@ from collections import defaultdict
 import anyio
 from pydantic import Field
 
+from mcp_kube.domain import ClusterName, DnsSubdomain
 from mcp_kube.errors import ToolError
 from mcp_kube.kube.objects import NodeInfo, PodInfo
 from mcp_kube.kube.port import ClusterPort
@@ -79,13 +80,13 @@ class ClusterGpus(ToolOutput):
 
 
 class GpuInventoryInput(ClusterInput):
-    cluster: str | None = Field(
-        None, description="one cluster; default: every cluster (fleet view)", max_length=128
+    cluster: ClusterName | None = Field(
+        None, description="one cluster; default: every cluster (fleet view)"
     )
     product: str | None = Field(
         None, max_length=128, description="filter: product substring, e.g. 'H100', 'MI300'"
     )
-    node: str | None = Field(None, max_length=253, description="only this node")
+    node: DnsSubdomain | None = Field(None, description="only this node")
     detail: bool = Field(False, description="include MIG profiles and memory per node")
     include_nodes: bool = Field(True, description="list nodes (paged); false = totals only")
     limit: int | None = Field(None, ge=1, le=1000, description="nodes per page")
@@ -269,6 +270,31 @@ async def _inventory(ctx: ToolContext, args: GpuInventoryInput) -> GpuInventory:
     )
 
 
+def _node_state(n: NodeGpus) -> str:
+    if not n.ready:
+        return "NotReady"
+    return "cordoned" if n.cordoned else "tainted " + ", ".join(n.taints)
+
+
+def _node_lines(nodes: list[NodeGpus], most: int = 20) -> list[str]:
+    """Which listed nodes have free GPUs (and how many), and which accept no new work."""
+    free = [n for n in nodes if n.schedulable and any(r.free > 0 for r in n.resources)]
+    lines = [f"nodes with free GPUs: {len(free)} of {len(nodes)} listed" + (":" if free else "")]
+    for n in free[:most]:
+        counts = ", ".join(
+            f"{r.free} free of {r.allocatable} {r.resource}" for r in n.resources if r.allocatable
+        )
+        lines.append(f"  {n.cluster}/{n.name} ({n.product}): {counts}")
+    if len(free) > most:
+        lines.append(f"  ... and {len(free) - most} more")
+    closed = [n for n in nodes if not n.schedulable]
+    if closed:
+        names = ", ".join(f"{n.cluster}/{n.name} ({_node_state(n)})" for n in closed[:most])
+        more = f" and {len(closed) - most} more" if len(closed) > most else ""
+        lines.append(f"not accepting new work: {names}{more}")
+    return lines
+
+
 def _summary(inv: GpuInventory) -> str:
     lines = []
     for c in inv.clusters:
@@ -279,6 +305,8 @@ def _summary(inv: GpuInventory) -> str:
         lines.append(f"{c.cluster}: {c.gpu_nodes} GPU nodes; " + ("; ".join(parts) or "no GPUs"))
     for p in inv.fleet_products:
         lines.append(f"  {p.product}: {p.free} free / {p.allocatable} ({p.nodes} nodes)")
+    if inv.nodes:
+        lines += _node_lines(inv.nodes)
     if inv.page.next_cursor:
         lines.append(f"{inv.page.returned} of {inv.page.total} nodes listed; more with cursor")
     return "\n".join(lines)
@@ -296,6 +324,12 @@ GPU_INVENTORY: ToolSpec[GpuInventoryInput, GpuInventory] = ToolSpec(
     output=GpuInventory,
     run=_inventory,
     summary=_summary,
+    examples=(
+        ("How many GPUs are free across the fleet?", {}),
+        ("How many GPUs does gpu-west have free?", {"cluster": "gpu-west"}),
+        ("Which nodes have free A100s?", {"product": "A100"}),
+        ("What GPUs are on node a100-3?", {"node": "a100-3"}),
+    ),
 )
 
 
@@ -373,4 +407,5 @@ LIST_CLUSTERS: ToolSpec[ListClustersInput, ClusterList] = ToolSpec(
     output=ClusterList,
     run=_list_clusters,
     summary=_clusters_summary,
+    examples=(("Which clusters can you see?", {}),),
 )

@@ -206,6 +206,12 @@ LIST_JOBS: ToolSpec[ListJobsInput, JobList] = ToolSpec(
     output=JobList,
     run=_list_jobs,
     summary=_list_summary,
+    examples=(
+        (
+            "List the failed jobs in team-x on gpu-west",
+            {"namespace": "team-x", "cluster": "gpu-west", "status": "failed"},
+        ),
+    ),
 )
 
 
@@ -353,6 +359,16 @@ GET_JOB: ToolSpec[JobInput, JobDetail] = ToolSpec(
     output=JobDetail,
     run=_get_job,
     summary=_job_summary,
+    examples=(
+        (
+            "What is the status of job resnet-7 in team-x?",
+            {"namespace": "team-x", "name": "resnet-7"},
+        ),
+        (
+            "What step and loss has job resnet-7 in team-x reached?",
+            {"namespace": "team-x", "name": "resnet-7"},
+        ),
+    ),
 )
 
 
@@ -750,4 +766,11 @@ EXPLAIN_PENDING: ToolSpec[ExplainInput, PendingExplanation] = ToolSpec(
     output=PendingExplanation,
     run=_explain,
     summary=_explain_summary,
+    examples=(
+        (
+            "Why is job resnet-7 in team-x still pending?",
+            {"namespace": "team-x", "job": "resnet-7"},
+        ),
+        ("Why is pod web-1 in team-x not running?", {"namespace": "team-x", "pod": "web-1"}),
+    ),
 )

@@ -232,4 +232,10 @@ POD_LOGS: ToolSpec[PodLogsInput, PodLogs] = ToolSpec(
     output=PodLogs,
     run=_pod_logs,
     summary=_summary,
+    examples=(
+        (
+            "Show the last 20 log lines of job resnet-7 in team-x on gpu-west",
+            {"namespace": "team-x", "job": "resnet-7", "cluster": "gpu-west", "tail_lines": 20},
+        ),
+    ),
 )

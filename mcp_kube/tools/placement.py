@@ -322,4 +322,8 @@ RECOMMEND_PLACEMENT: ToolSpec[PlacementInput, Placement] = ToolSpec(
     output=Placement,
     run=_recommend,
     summary=_summary,
+    examples=(
+        ("Where can I run a job that needs 4 H100s?", {"gpus": 4, "product": "H100"}),
+        ("Is there room anywhere for a 2 GPU job?", {"gpus": 2}),
+    ),
 )

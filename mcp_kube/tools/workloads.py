@@ -256,6 +256,10 @@ GPU_WORKLOADS: ToolSpec[GpuWorkloadsInput, GpuWorkloads] = ToolSpec(
     output=GpuWorkloads,
     run=_workloads,
     summary=_workloads_summary,
+    examples=(
+        ("Who is using GPUs in namespace ml-research?", {"namespace": "ml-research"}),
+        ("What is running on the GPUs of gpu-west?", {"cluster": "gpu-west"}),
+    ),
 )
 
 
@@ -516,6 +520,10 @@ GPU_QUOTA: ToolSpec[GpuQuotaInput, GpuQuota] = ToolSpec(
     output=GpuQuota,
     run=_quota,
     summary=_quota_summary,
+    examples=(
+        ("How much GPU quota does team-x have left?", {"namespace": "team-x"}),
+        ("Show the GPU queues and quotas of gpu-west", {"cluster": "gpu-west"}),
+    ),
 )
 
 
@@ -659,4 +667,8 @@ GPU_USAGE_REPORT: ToolSpec[GpuUsageInput, GpuUsage] = ToolSpec(
     output=GpuUsage,
     run=_usage,
     summary=_usage_summary,
+    examples=(
+        ("Which teams used the most GPU hours in the last 3 days?", {"since_hours": 72}),
+        ("Who used the most GPU time on gpu-west?", {"cluster": "gpu-west"}),
+    ),
 )

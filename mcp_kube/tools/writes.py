@@ -181,6 +181,17 @@ SUBMIT_JOB: ToolSpec[SubmitJobInput, SubmitJobOutput] = ToolSpec(
     run=_submit_job,
     summary=_submit_summary,
     read_only=False,
+    examples=(
+        (
+            "Run image registry.internal/ml/train:2 as job exp-1 in team-x with 1 GPU",
+            {
+                "name": "exp-1",
+                "namespace": "team-x",
+                "image": "registry.internal/ml/train:2",
+                "gpus": 1,
+            },
+        ),
+    ),
 )
 
 
@@ -312,6 +323,7 @@ CANCEL_JOB: ToolSpec[JobActionInput, JobActionOutput] = ToolSpec(
     run=_cancel,
     summary=_action_summary,
     read_only=False,
+    examples=(("Cancel job exp-1 in team-x", {"namespace": "team-x", "name": "exp-1"}),),
 )
 
 SUSPEND_JOB: ToolSpec[JobActionInput, JobActionOutput] = ToolSpec(
@@ -324,6 +336,7 @@ SUSPEND_JOB: ToolSpec[JobActionInput, JobActionOutput] = ToolSpec(
     run=_suspend,
     summary=_action_summary,
     read_only=False,
+    examples=(("Pause job exp-1 in team-x", {"namespace": "team-x", "name": "exp-1"}),),
 )
 
 RESUME_JOB: ToolSpec[JobActionInput, JobActionOutput] = ToolSpec(
@@ -336,4 +349,5 @@ RESUME_JOB: ToolSpec[JobActionInput, JobActionOutput] = ToolSpec(
     run=_resume,
     summary=_action_summary,
     read_only=False,
+    examples=(("Resume job exp-1 in team-x", {"namespace": "team-x", "name": "exp-1"}),),
 )
