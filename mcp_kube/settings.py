@@ -17,6 +17,7 @@ __all__ = [
     "ClusterSettings",
     "HttpSettings",
     "Limits",
+    "LlmSettings",
     "ModelSettings",
     "Settings",
 ]
@@ -120,6 +121,59 @@ class ModelSettings(BaseModel):
     )
 
 
+def _cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "mcp-kube"
+
+
+class LlmSettings(BaseModel):
+    """The offline client (``mcp-kube ask`` / ``chat``): its model and its MCP server."""
+
+    model: str | None = Field(
+        None,
+        description="model manifest name; default: the 'default' model if it is installed, "
+        "else the 'ci' one (see `mcp-kube models list`)",
+    )
+    endpoint: str | None = Field(
+        None,
+        description="an OpenAI-compatible /v1 URL inside the network (llama.cpp server, vLLM) "
+        "used instead of a local model",
+    )
+    endpoint_model: str = Field("", description="model name sent to the endpoint")
+    endpoint_grammar_field: str = Field(
+        "grammar",
+        description="request field of the grammar: grammar (llama.cpp), guided_grammar (vLLM)",
+    )
+    endpoint_token_file: Path | None = Field(None, description="bearer token for the endpoint")
+    server: str = Field(
+        "mcp-kube serve",
+        description="the MCP server: a command speaking stdio, or an http(s) URL",
+    )
+    server_token_file: Path | None = Field(
+        None, description="file holding the bearer token for an HTTP server"
+    )
+    n_ctx: int = Field(8192, ge=1024, le=131072, description="context window, tokens")
+    n_threads: int | None = Field(None, ge=1, le=512, description="default: every CPU")
+    n_gpu_layers: int = Field(
+        0, ge=-1, description="layers offloaded to the GPU when llama.cpp has CUDA (-1: all)"
+    )
+    max_calls: int = Field(4, ge=1, le=16, description="tool calls per question")
+    follow_up: str = Field(
+        "on_error",
+        pattern="^(on_error|model)$",
+        description="after a successful result: answer at once (on_error), or let the model "
+        "call another tool (model)",
+    )
+    result_budget_chars: int = Field(
+        6000, ge=500, le=200_000, description="characters of one tool result the model reads"
+    )
+    answer_max_tokens: int = Field(512, ge=16, le=8192)
+    prompt_cache: Path | None = Field(
+        default_factory=lambda: _cache_dir() / "prompt-states",
+        description="folder keeping the evaluated system prompt per model (null: off)",
+    )
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="MCP_KUBE_", env_nested_delimiter="__", extra="forbid"
@@ -131,6 +185,7 @@ class Settings(BaseSettings):
     audit: AuditSettings = AuditSettings()
     approvals: ApprovalSettings = ApprovalSettings()
     models: ModelSettings = ModelSettings()
+    llm: LlmSettings = LlmSettings()
     principal: str | None = Field(
         None, description="stdio caller's principal; default: the OS user running the server"
     )

@@ -1,0 +1,268 @@
+"""The tool-calling loop of the offline client.
+
+A question becomes at most ``max_calls`` tool calls and one answer. Every call is produced under
+a grammar (first the tool's name, then its arguments from that tool's schema), so every call
+parses; the server validates it again and its policy decides. Results go back to the model as
+delimited, size-budgeted data. The agent never approves anything: a write's approval is the
+server's question to the human, answered through the session's approver.
+
+The loop is independent of how tools are reached (``ToolRunner``) and of how the model runs
+(``Backend``); both are given.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import anyio.to_thread
+
+from mcp_kube.llm import prompt as P
+from mcp_kube.llm.backend import Backend, Generation
+
+__all__ = ["Agent", "AgentResult", "Events", "ToolCall", "ToolOutcome", "ToolRunner"]
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    name: str
+    arguments: dict[str, Any]
+
+    def as_json(self) -> dict[str, Any]:
+        return {"tool": self.name, "arguments": self.arguments}
+
+
+@dataclass(frozen=True)
+class ToolOutcome:
+    text: str
+    is_error: bool = False
+    structured: dict[str, Any] | None = None
+    seconds: float = 0.0
+
+
+class ToolRunner(Protocol):
+    async def call(self, name: str, arguments: dict[str, Any]) -> ToolOutcome: ...
+
+
+class Events:
+    """What a front end may show while the agent works; every hook is optional."""
+
+    def tool_call(self, call: ToolCall) -> None:
+        return None
+
+    def tool_result(self, call: ToolCall, outcome: ToolOutcome) -> None:
+        return None
+
+    def answer_start(self) -> None:
+        return None
+
+    def text(self, delta: str) -> None:
+        return None
+
+
+@dataclass
+class AgentResult:
+    question: str
+    answer: str = ""
+    calls: list[ToolCall] = field(default_factory=list)
+    outcomes: list[ToolOutcome] = field(default_factory=list)
+    generations: list[Generation] = field(default_factory=list)
+    unparsed: list[str] = field(default_factory=list)  # model outputs that were not a call
+    seconds: float = 0.0
+    stopped: str = ""  # why the loop ended: answer, limit, repeat, plan, unparsed
+    answer_prompt: str = ""  # the prompt the answer was generated from
+
+    @property
+    def first_call_s(self) -> float | None:
+        """Seconds from the question to the first complete tool call."""
+        return self._first_call_s
+
+    _first_call_s: float | None = None
+
+    def stats(self) -> dict[str, Any]:
+        gen = [g for g in self.generations if g.tokens]
+        tokens = sum(g.tokens for g in gen)
+        answer = self.generations[-1] if self.stopped != "plan" and self.generations else None
+        return {
+            "seconds": round(self.seconds, 3),
+            "first_call_s": None if self._first_call_s is None else round(self._first_call_s, 3),
+            "tool_calls": len(self.calls),
+            "generated_tokens": tokens,
+            "prompt_tokens": sum(g.prompt_tokens for g in gen),
+            "answer_tokens_per_s": round(answer.tokens_per_s, 2) if answer else None,
+            "unparsed": len(self.unparsed),
+            "stopped": self.stopped,
+        }
+
+
+class Agent:
+    def __init__(
+        self,
+        backend: Backend,
+        tools: Sequence[P.ToolDef],
+        *,
+        clusters: Sequence[str] = (),
+        instructions: str = "",
+        max_calls: int = 4,
+        result_budget: int = 6000,
+        answer_tokens: int = 512,
+        follow_up: str = "on_error",
+        grounded: bool = True,
+    ) -> None:
+        if not tools:
+            raise ValueError("the server lists no tools")
+        self.backend = backend
+        self.tools = {t.name: t for t in tools}
+        self.clusters = list(clusters)
+        self.max_calls = max_calls
+        self.result_budget = result_budget
+        self.answer_tokens = answer_tokens
+        # after a successful result: "on_error" answers at once (small models otherwise wander
+        # off to other tools); "model" lets the model choose another call or the answer
+        if follow_up not in ("on_error", "model"):
+            raise ValueError(f"follow_up must be 'on_error' or 'model', not {follow_up!r}")
+        self.follow_up = follow_up
+        self.grounded = grounded
+        self.system = P.system_prompt(tools, instructions=instructions, clusters=clusters)
+        # the byte-stable start of every prompt (what a backend may keep evaluated)
+        self.prefix = P.render([P.Message("system", self.system)], open_assistant=False)
+        names = list(self.tools)
+        self._choice = {
+            True: P.choice_grammar(names),
+            False: P.choice_grammar(names, allow_answer=False),
+        }
+        self.history: list[P.Message] = []  # earlier turns of a chat: questions and answers
+
+    async def _generate(
+        self,
+        result: AgentResult,
+        text: str,
+        *,
+        grammar: str | None,
+        max_tokens: int,
+        stop: Sequence[str] = (),
+        on_text: Callable[[str], None] | None = None,
+    ) -> str:
+        def run() -> Generation:
+            return self.backend.generate(
+                text, grammar=grammar, max_tokens=max_tokens, stop=stop, on_text=on_text
+            )
+
+        gen = await anyio.to_thread.run_sync(run)
+        result.generations.append(gen)
+        return gen.text
+
+    async def _next_call(
+        self, result: AgentResult, prompt: str, first: bool, context: list[str]
+    ) -> ToolCall | None:
+        """The model's next tool call, or None when it chose to answer (or wrote no call)."""
+        choice = await self._generate(
+            result, prompt, grammar=self._choice[not first], max_tokens=24
+        )
+        name = choice.removesuffix('"')
+        if name == P.ANSWER:
+            return None
+        if name not in self.tools or not choice.endswith('"'):
+            result.unparsed.append(P.CALL_PREFIX + choice)
+            return None
+        ground = (
+            P.Grounding.of(context[0], context[1:], {"cluster": self.clusters})
+            if self.grounded
+            else None
+        )
+        grammar = P.args_grammar(self.tools[name].input_schema, ground)
+        rest = await self._generate(result, prompt + choice, grammar=grammar, max_tokens=320)
+        raw = P.CALL_PREFIX + choice + rest
+        try:
+            doc = json.loads(raw)
+            args = doc["arguments"]
+            if doc["name"] != name or not isinstance(args, dict):
+                raise ValueError("not a call")
+        except (ValueError, KeyError, TypeError):
+            result.unparsed.append(raw)
+            return None
+        return ToolCall(name, args)
+
+    async def ask(
+        self,
+        question: str,
+        runner: ToolRunner | None,
+        events: Events | None = None,
+        *,
+        plan: bool = False,
+    ) -> AgentResult:
+        """Answer ``question`` (``plan``: only decide the first tool call, call nothing)."""
+        events = events or Events()
+        t0 = time.perf_counter()
+        result = AgentResult(question)
+        messages = [P.Message("system", self.system), *self.history, P.Message("user", question)]
+        seen: set[str] = set()
+        context = [question]  # where grounded argument values may come from
+        while True:
+            if len(result.calls) >= self.max_calls:
+                result.stopped = "limit"
+                break
+            if (
+                result.outcomes
+                and not result.outcomes[-1].is_error
+                and self.follow_up == "on_error"
+            ):
+                result.stopped = "answer"
+                break
+            prompt = P.render(messages) + P.CALL_PREFIX
+            call = await self._next_call(result, prompt, not result.calls, context)
+            if call is None:
+                result.stopped = "unparsed" if result.unparsed else "answer"
+                break
+            if result._first_call_s is None:
+                result._first_call_s = time.perf_counter() - t0
+            key = json.dumps(call.as_json(), sort_keys=True)
+            if key in seen:  # the same call again would only repeat the same result
+                result.stopped = "repeat"
+                break
+            seen.add(key)
+            result.calls.append(call)
+            if plan or runner is None:
+                result.stopped = "plan"
+                result.seconds = time.perf_counter() - t0
+                return result
+            events.tool_call(call)
+            outcome = await runner.call(call.name, call.arguments)
+            result.outcomes.append(outcome)
+            context.append(outcome.text[: self.result_budget])
+            events.tool_result(call, outcome)
+            answering = not outcome.is_error and self.follow_up == "on_error"
+            messages += [
+                P.Message(
+                    "assistant", json.dumps({"name": call.name, "arguments": call.arguments})
+                ),
+                P.result_message(
+                    call.name,
+                    outcome.text,
+                    is_error=outcome.is_error,
+                    budget=self.result_budget,
+                    then=P.REPLY if answering else P.NEXT,
+                ),
+            ]
+        if messages[-1].role == "user" and messages[-1].content.endswith(P.NEXT):
+            last = messages[-1].content
+            messages[-1] = P.Message("user", last[: -len(P.NEXT)] + P.REPLY)
+        events.answer_start()
+        answer_prompt = result.answer_prompt = P.render(messages)
+        result.answer = (
+            await self._generate(
+                result,
+                answer_prompt,
+                grammar=None,
+                max_tokens=self.answer_tokens,
+                stop=[P.END, "<|im_start|>", "<|endoftext|>"],
+                on_text=events.text,
+            )
+        ).strip()
+        self.history += [P.Message("user", question), P.Message("assistant", result.answer)]
+        self.history = self.history[-8:]  # a chat remembers its last four exchanges
+        result.seconds = time.perf_counter() - t0
+        return result

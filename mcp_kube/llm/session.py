@@ -1,0 +1,115 @@
+"""The client's MCP side: connect to mcp-kube (spawned over stdio, or a streamable HTTP URL with a
+bearer token), list its tools, call them, and put the server's approval questions to a human.
+
+The approver is the only way a write gets a yes: it is a function the front end gives (a prompt
+on the terminal, a button in a page). Without one, every approval question is declined.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shlex
+import sys
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mcp import Client, StdioServerParameters
+from mcp import types as mcp_types
+
+from mcp_kube.llm.agent import ToolOutcome
+from mcp_kube.llm.prompt import ToolDef
+
+__all__ = ["Approver", "McpSession", "connect", "server_target"]
+
+EXAMPLES_META = "mcp-kube.io/examples"
+Approver = Callable[[str], Awaitable[bool]]  # the preview text -> did a human say yes
+
+
+def server_target(server: str, *, token: str | None = None) -> Any:
+    """``server`` is an http(s) URL or a command line that speaks MCP on stdio (``mcp-kube
+    serve ...``: the ``mcp-kube`` of this installation is used)."""
+    if server.startswith(("http://", "https://")):
+        if not token:
+            return server
+        import httpx2
+        from mcp.client.streamable_http import streamable_http_client
+
+        client = httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=60)
+        return streamable_http_client(server, http_client=client)
+    argv = shlex.split(server)
+    if not argv:
+        raise ValueError("empty server command")
+    if argv[0] == "mcp-kube":
+        here = Path(sys.executable).parent / "mcp-kube"
+        argv[0] = str(here) if here.exists() else "mcp-kube"
+    return StdioServerParameters(command=argv[0], args=argv[1:], env=dict(os.environ))
+
+
+def _approval_callback(approver: Approver | None) -> Any:
+    async def on_elicit(_ctx: Any, params: mcp_types.ElicitRequestParams) -> mcp_types.ElicitResult:
+        message = getattr(params, "message", "") or "approve this change?"
+        yes = await approver(message) if approver else False
+        return mcp_types.ElicitResult(action="accept", content={"approve": bool(yes)})
+
+    return on_elicit
+
+
+def _tool_def(tool: mcp_types.Tool) -> ToolDef:
+    ann = tool.annotations
+    meta = tool.meta or {}
+    return ToolDef(
+        name=tool.name,
+        description=tool.description or "",
+        input_schema=dict(tool.input_schema or {}),
+        read_only=bool(ann and ann.read_only_hint),
+        title=tool.title or "",
+        examples=tuple(
+            (str(e["request"]), dict(e["arguments"]))
+            for e in meta.get(EXAMPLES_META, [])
+            if isinstance(e, dict) and "request" in e and isinstance(e.get("arguments"), dict)
+        ),
+    )
+
+
+@dataclass
+class McpSession:
+    client: Client
+    tools: list[ToolDef]
+    instructions: str
+    clusters: list[str]
+
+    async def call(self, name: str, arguments: dict[str, Any]) -> ToolOutcome:
+        t0 = time.perf_counter()
+        try:
+            result = await self.client.call_tool(name, arguments)
+        except Exception as e:  # a protocol error (unknown tool, dropped connection)
+            return ToolOutcome(f"error: {e}", True, None, time.perf_counter() - t0)
+        text = "\n".join(getattr(c, "text", "") for c in result.content)
+        return ToolOutcome(
+            text, bool(result.is_error), result.structured_content, time.perf_counter() - t0
+        )
+
+
+@contextlib.asynccontextmanager
+async def connect(
+    server: str, *, token: str | None = None, approver: Approver | None = None
+) -> AsyncIterator[McpSession]:
+    """An initialized session with the tool list and the served cluster names."""
+    client = Client(
+        server_target(server, token=token),
+        elicitation_callback=_approval_callback(approver),
+        client_info=mcp_types.Implementation(name="mcp-kube-agent", version="0.1.0"),
+    )
+    async with client:
+        listed = await client.list_tools()
+        tools = [_tool_def(t) for t in listed.tools]
+        clusters: list[str] = []
+        if any(t.name == "list_clusters" for t in tools):
+            res = await client.call_tool("list_clusters", {})
+            data = res.structured_content or {}
+            clusters = [str(c.get("name", "")) for c in data.get("clusters", []) if c.get("name")]
+        yield McpSession(client, tools, client.instructions or "", clusters)
