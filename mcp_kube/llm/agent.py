@@ -129,10 +129,13 @@ class Agent:
         self.system = P.system_prompt(tools, instructions=instructions, clusters=clusters)
         # the byte-stable start of every prompt (what a backend may keep evaluated)
         self.prefix = P.render([P.Message("system", self.system)], open_assistant=False)
-        names = list(self.tools)
+        reads = [t.name for t in tools if t.read_only]
+        every = list(self.tools)
+        # (answer allowed, writes allowed) -> grammar of the turn's first step
         self._choice = {
-            True: P.choice_grammar(names),
-            False: P.choice_grammar(names, allow_answer=False),
+            (answer, writes): P.choice_grammar(every if writes else reads, allow_answer=answer)
+            for answer in (True, False)
+            for writes in (True, False)
         }
         self.history: list[P.Message] = []  # earlier turns of a chat: questions and answers
 
@@ -159,8 +162,9 @@ class Agent:
         self, result: AgentResult, prompt: str, first: bool, context: list[str]
     ) -> ToolCall | None:
         """The model's next tool call, or None when it chose to answer (or wrote no call)."""
+        writes = P.asks_for_change(context[0])
         choice = await self._generate(
-            result, prompt, grammar=self._choice[not first], max_tokens=24
+            result, prompt, grammar=self._choice[(not first, writes)], max_tokens=24
         )
         name = choice.removesuffix('"')
         if name == P.ANSWER:
@@ -173,7 +177,9 @@ class Agent:
             if self.grounded
             else None
         )
-        grammar = P.args_grammar(self.tools[name].input_schema, ground)
+        tool = self.tools[name]
+        common = frozenset(k for _, args in tool.examples for k in args) if tool.examples else None
+        grammar = P.args_grammar(tool.input_schema, ground, common)
         rest = await self._generate(result, prompt + choice, grammar=grammar, max_tokens=320)
         raw = P.CALL_PREFIX + choice + rest
         try:

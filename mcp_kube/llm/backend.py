@@ -34,7 +34,7 @@ __all__ = [
     "LlamaCppBackend",
 ]
 
-# Belt and braces: nothing in llama-cpp-python downloads unless asked to (Llama.from_pretrained),
+# Belt and braces: nothing in llama-cpp-python downloads unless its hub helper is called,
 # but a hub library imported by anything else must not either.
 OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_HUB_DISABLE_TELEMETRY": "1"}
 

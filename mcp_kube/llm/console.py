@@ -16,13 +16,40 @@ import anyio.to_thread
 from rich.console import Console
 from rich.markup import escape
 
+from mcp_kube.errors import McpKubeError
 from mcp_kube.llm.agent import Agent, AgentResult, Events, ToolCall, ToolOutcome
 from mcp_kube.llm.backend import Backend, EndpointBackend, LlamaCppBackend
 from mcp_kube.llm.manifest import ModelManifest, ModelMissing, by_role, check, get_manifest
 from mcp_kube.llm.session import McpSession, connect
 from mcp_kube.settings import LlmSettings, Settings
 
-__all__ = ["Options", "choose_model", "open_backend", "run_ask", "run_chat"]
+__all__ = ["ClientError", "Options", "choose_model", "open_backend", "run_ask", "run_chat"]
+
+
+class ClientError(McpKubeError):
+    """The MCP server could not be started or reached, or the session broke."""
+
+
+def _leaf(exc: BaseException) -> BaseException:
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    return exc
+
+
+def _run(go: Any, server: str) -> Any:
+    """Run the session; a failure to reach the server becomes one clear line, not a trace."""
+    try:
+        return anyio.run(go)
+    except (McpKubeError, KeyboardInterrupt):
+        raise
+    except Exception as e:
+        leaf = _leaf(e)
+        if isinstance(leaf, McpKubeError):
+            raise leaf from None
+        raise ClientError(
+            f"the MCP server ({server}) failed or could not be reached: "
+            f"{type(leaf).__name__}: {leaf}; run the server command alone to see why"
+        ) from None
 
 
 @dataclass
@@ -171,7 +198,7 @@ def run_ask(question: str, opts: Options, settings: Settings | None = None) -> i
             return await agent.ask(question, s, events, plan=opts.plan)
 
     try:
-        result = anyio.run(go)
+        result = _run(go, opts.server)
     finally:
         backend.close()
     if opts.as_json or opts.plan:
@@ -224,7 +251,7 @@ def run_chat(opts: Options, settings: Settings | None = None) -> int:
                 )
 
     try:
-        anyio.run(go)
+        _run(go, opts.server)
     finally:
         backend.close()
     return 0

@@ -164,6 +164,19 @@ def _scrub(text: str) -> str:
     return _CONTROL.sub("", text)
 
 
+_CHANGE = re.compile(
+    r"\b(submit|run|launch|start|create|schedule|queue|cancel|kill|delete|remove|stop|"
+    r"terminate|abort|suspend|pause|hold|resume|unpause|continue|restart)\b",
+    re.IGNORECASE,
+)
+
+
+def asks_for_change(request: str) -> bool:
+    """Whether the user's own words ask for a change. Only then are write tools offered: a tool
+    result (a log, an event) can never bring the agent to a write the user did not ask for."""
+    return bool(_CHANGE.search(request))
+
+
 def choice_grammar(names: Sequence[str], *, allow_answer: bool = True) -> str:
     """The model's first step of a turn: one of the tool names, or ``answer`` (not offered
     before the first tool call: every question here is answered from the cluster's data)."""
@@ -258,6 +271,7 @@ class Grounding:
     words: frozenset[str]
     numbers: dict[int, frozenset[str]]
     known: dict[str, tuple[str, ...]]
+    mentions: frozenset[str] = frozenset()  # the request's words, lower case, singular
 
     @classmethod
     def of(
@@ -288,7 +302,12 @@ class Grounding:
             frozenset(words),
             {n: frozenset(v) for n, v in numbers.items()},
             {k: tuple(v) for k, v in (known or {}).items()},
+            frozenset(t.removesuffix("s") for t in toks if not t.isdigit()),
         )
+
+    def mentioned(self, name: str) -> bool:
+        """Whether the request names the argument (``pod``, ``previous``, ``since``)."""
+        return any(p.removesuffix("s") in self.mentions for p in name.split("_") if len(p) > 2)
 
 
 def _grounded(
@@ -335,15 +354,28 @@ def _grounded(
     return schema if required else None
 
 
-def args_grammar(schema: dict[str, Any], ground: Grounding | None = None) -> str:
+def args_grammar(
+    schema: dict[str, Any],
+    ground: Grounding | None = None,
+    common: frozenset[str] | None = None,
+) -> str:
     """GBNF for the rest of a tool call once its name is chosen: the arguments object, then
     the end of the call. Required arguments come first; then any optional ones, each at most
     once, in schema order. Hidden arguments are not offered; the server validates the rest.
 
-    With ``ground`` names and counts are grounded (see ``Grounding``)."""
+    With ``ground`` names and counts are grounded (see ``Grounding``); with ``common`` too
+    (the arguments the tool's examples use), any other optional argument is offered only when
+    the request names it (a ``previous`` flag, a ``container``): small models otherwise fill
+    every argument they are offered."""
     props = {k: v for k, v in schema.get("properties", {}).items() if k not in HIDDEN_ARGS}
     if ground is not None:
         must = set(schema.get("required", ()))
+        if common is not None:
+            props = {
+                k: v
+                for k, v in props.items()
+                if k in must or k in common or k in ground.known or ground.mentioned(k)
+            }
         narrowed = {k: _grounded(k, v, ground, k in must) for k, v in props.items()}
         props = {k: v for k, v in narrowed.items() if v is not None}
     required = [k for k in schema.get("required", ()) if k in props]

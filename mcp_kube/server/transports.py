@@ -11,6 +11,7 @@ from typing import Literal
 import anyio
 import uvicorn
 
+from mcp_kube.errors import McpKubeError
 from mcp_kube.policy.loader import ReloadablePolicy
 from mcp_kube.server.app import build_server
 from mcp_kube.settings import Settings
@@ -18,6 +19,15 @@ from mcp_kube.settings import Settings
 __all__ = ["serve"]
 
 log = logging.getLogger("mcp_kube.server")
+
+
+def _first_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The McpKubeError inside a task group's failure (e.g. an unknown context), else the group."""
+    for exc in group.exceptions:
+        inner = _first_error(exc) if isinstance(exc, BaseExceptionGroup) else exc
+        if isinstance(inner, McpKubeError):
+            return inner
+    return group
 
 
 def serve(
@@ -39,7 +49,10 @@ def serve(
         signal.signal(signal.SIGHUP, reload)
     server = build_server(settings, policy=policy, transport=transport)
     if transport == "stdio":
-        anyio.run(server.run_stdio_async)
+        try:
+            anyio.run(server.run_stdio_async)
+        except BaseExceptionGroup as group:  # a start-up error comes wrapped by the task group
+            raise _first_error(group) from None
         return
     app = server.streamable_http_app(
         streamable_http_path=settings.http.path, host=settings.http.host

@@ -276,37 +276,50 @@ def _node_state(n: NodeGpus) -> str:
     return "cordoned" if n.cordoned else "tainted " + ", ".join(n.taints)
 
 
+def _node_free(n: NodeGpus) -> str:
+    """``6`` for whole GPUs; ``11 mig-1g.10gb + 4 mig-3g.40gb`` when the units differ."""
+    free = [r for r in n.resources if r.free > 0]
+    if len(free) == 1 and free[0].resource.endswith("/gpu"):
+        return str(free[0].free)
+    return " + ".join(f"{r.free} {r.resource.split('/')[-1]}" for r in free)
+
+
 def _node_lines(nodes: list[NodeGpus], most: int = 20) -> list[str]:
     """Which listed nodes have free GPUs (and how many), and which accept no new work."""
     free = [n for n in nodes if n.schedulable and any(r.free > 0 for r in n.resources)]
-    lines = [f"nodes with free GPUs: {len(free)} of {len(nodes)} listed" + (":" if free else "")]
-    for n in free[:most]:
-        counts = ", ".join(
-            f"{r.free} free of {r.allocatable} {r.resource}" for r in n.resources if r.allocatable
-        )
-        lines.append(f"  {n.cluster}/{n.name} ({n.product}): {counts}")
-    if len(free) > most:
-        lines.append(f"  ... and {len(free) - most} more")
+    lines = []
+    if free:
+        counts = ", ".join(f"{n.cluster}/{n.name} {_node_free(n)} free" for n in free[:most])
+        more = f" and {len(free) - most} more nodes" if len(free) > most else ""
+        lines.append(f"Nodes with free GPUs: {counts}{more}.")
+    else:
+        lines.append(f"No listed node has a free GPU ({len(nodes)} listed).")
     closed = [n for n in nodes if not n.schedulable]
     if closed:
         names = ", ".join(f"{n.cluster}/{n.name} ({_node_state(n)})" for n in closed[:most])
         more = f" and {len(closed) - most} more" if len(closed) > most else ""
-        lines.append(f"not accepting new work: {names}{more}")
+        lines.append(f"Not accepting new work: {names}{more}.")
     return lines
 
 
 def _summary(inv: GpuInventory) -> str:
-    lines = []
+    """Totals first, in words a reader (or a small model) can quote; then per cluster."""
+    products = inv.fleet_products
+    free, total = sum(p.free for p in products), sum(p.allocatable for p in products)
+    kinds = ", ".join(f"{p.free} {p.product}" for p in products if p.free)
+    lines = [f"Free now: {free} of {total} GPUs" + (f" ({kinds})." if kinds else ".")]
+    if inv.nodes:
+        lines += _node_lines(inv.nodes)
     for c in inv.clusters:
         if not c.reachable:
             lines.append(f"{c.cluster}: unavailable ({c.error})")
             continue
         parts = [f"{r.resource} {r.free} free of {r.allocatable}" for r in c.resources]
-        lines.append(f"{c.cluster}: {c.gpu_nodes} GPU nodes; " + ("; ".join(parts) or "no GPUs"))
-    for p in inv.fleet_products:
-        lines.append(f"  {p.product}: {p.free} free / {p.allocatable} ({p.nodes} nodes)")
-    if inv.nodes:
-        lines += _node_lines(inv.nodes)
+        lines.append(
+            f"{c.cluster}: " + ("; ".join(parts) or "no GPUs") + f" on {c.gpu_nodes} GPU nodes"
+        )
+    for p in products:
+        lines.append(f"  {p.product}: {p.free} free of {p.allocatable} on {p.nodes} nodes")
     if inv.page.next_cursor:
         lines.append(f"{inv.page.returned} of {inv.page.total} nodes listed; more with cursor")
     return "\n".join(lines)

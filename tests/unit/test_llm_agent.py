@@ -28,6 +28,10 @@ def tool_defs() -> list[P.ToolDef]:
             t["description"],
             t["inputSchema"],
             read_only=bool((t.get("annotations") or {}).get("readOnlyHint")),
+            examples=tuple(
+                (e["request"], e["arguments"])
+                for e in (t.get("_meta") or t.get("meta") or {}).get("mcp-kube.io/examples", [])
+            ),
         )
         for t in tools
     ]
@@ -117,6 +121,7 @@ def test_results_cannot_close_their_delimiters_or_open_a_turn() -> None:
 
 
 def test_tool_examples_are_valid_calls() -> None:
+    assert all(t.examples for t in tool_defs())  # every listed tool shows its examples
     for spec in catalog.TOOLS:
         for request, args in spec.examples:
             assert request.strip()
@@ -248,3 +253,46 @@ def test_a_chat_remembers_a_bounded_history() -> None:
         run(agent, f"who am I? ({i})", runner)
     assert len(agent.history) == 8
     assert agent.history[-2].content == "who am I? (5)"
+
+
+def test_no_code_path_downloads_a_model() -> None:
+    """Models come from the verified store only: no hub calls anywhere in the package."""
+    root = Path(__file__).resolve().parents[2] / "mcp_kube"
+    banned = ("from_pretrained", "huggingface_hub", "hf_hub_download", "snapshot_download")
+    offenders = [
+        f"{path.relative_to(root)}: {word}"
+        for path in root.rglob("*.py")
+        for word in banned
+        if word in path.read_text(encoding="utf-8")
+    ]
+    assert offenders == []
+    from mcp_kube.llm.backend import OFFLINE_ENV
+
+    assert OFFLINE_ENV["HF_HUB_OFFLINE"] == "1"
+
+
+def test_uncommon_arguments_are_offered_only_when_the_request_names_them() -> None:
+    common = frozenset({"namespace", "job", "cluster", "tail_lines"})  # pod_logs' examples
+    plain = P.Grounding.of("show the logs of job bert-ft in team-b")
+    grammar = P.args_grammar(schema_of("pod_logs"), plain, common)
+    assert "previous" not in grammar
+    assert "container" not in grammar
+    assert "pod" not in grammar
+    named = P.Grounding.of("the previous container log of pod worker-3 in team-b")
+    grammar = P.args_grammar(schema_of("pod_logs"), named, common)
+    assert '"\\"previous\\""' in grammar
+    assert '"\\"pod\\""' in grammar
+
+
+def test_write_tools_are_offered_only_when_the_user_asks_for_a_change() -> None:
+    backend = ScriptedBackend(['pod_logs"', ', "arguments": {"namespace": "team-a"}}'])
+    agent = Agent(backend, tool_defs(), clusters=CLUSTERS)
+    run(agent, "show me the logs of job notes-eval in team-a", None, plan=True)
+    assert "submit_job" not in (backend.grammars[0] or "")
+    assert "cancel_job" not in (backend.grammars[0] or "")
+    backend = ScriptedBackend(['submit_job"', ', "arguments": {}}'])
+    agent = Agent(backend, tool_defs(), clusters=CLUSTERS)
+    run(agent, "submit a job named x-1 in team-a", None, plan=True)
+    assert "submit_job" in (backend.grammars[0] or "")
+    assert P.asks_for_change("please CANCEL job a-1")
+    assert not P.asks_for_change("why is job a-1 pending in team-a?")

@@ -1,0 +1,112 @@
+"""Generation speed of the offline agent vs raw llama-cpp-python, on the same model and prompt.
+
+Runs the agent on a question against a real `mcp-kube serve` (tool call, result, streamed
+answer), then gives the exact prompt of its answer to a plain `llama_cpp.Llama` with the same
+settings and the same number of tokens. Both speeds are decode tokens/s after the first token
+(prompt processing excluded); medians over --runs. Also: time to the first tool call.
+
+Usage: python benchmarks/agent_speed.py KUBECONFIG CONTEXT [CONTEXT...] [--model NAME] [--runs N]
+Prints one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import anyio
+
+from mcp_kube.llm.agent import Agent
+from mcp_kube.llm.backend import LlamaCppBackend
+from mcp_kube.llm.manifest import by_role, check, get_manifest
+from mcp_kube.llm.session import connect
+
+QUESTION = "How many H100 GPUs are free right now, and on which nodes?"
+STOP = ["<|im_end|>", "<|im_start|>", "<|endoftext|>"]
+N_CTX = 8192
+
+
+async def agent_runs(
+    path: Path, server: str, runs: int
+) -> tuple[list[float], list[float], str, int]:
+    backend = LlamaCppBackend(path, n_ctx=N_CTX)
+    speeds, first_calls = [], []
+    prompt, tokens = "", 0
+    try:
+        async with connect(server) as session:
+            agent = Agent(
+                backend, session.tools, clusters=session.clusters, instructions=session.instructions
+            )
+            backend.warm(agent.prefix)
+            for _ in range(runs):
+                agent.history.clear()
+                result = await agent.ask(QUESTION, session)
+                answer = result.generations[-1]
+                speeds.append(answer.tokens_per_s)
+                first_calls.append(result.first_call_s or 0.0)
+                prompt, tokens = result.answer_prompt, answer.tokens
+    finally:
+        backend.close()
+    return speeds, first_calls, prompt, tokens
+
+
+def raw_runs(path: Path, prompt: str, tokens: int, runs: int) -> list[float]:
+    from llama_cpp import Llama
+
+    llm = Llama(model_path=str(path), n_ctx=N_CTX, verbose=False, seed=0)
+    speeds = []
+    for _ in range(runs):
+        llm.reset()
+        time.perf_counter()
+        first, n = 0.0, 0
+        for _chunk in llm.create_completion(
+            prompt, max_tokens=tokens, temperature=0.0, stop=STOP, stream=True
+        ):
+            n += 1
+            if n == 1:
+                first = time.perf_counter()
+        end = time.perf_counter()
+        speeds.append((n - 1) / (end - first) if n > 1 else 0.0)
+    llm.close()
+    return speeds
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("kubeconfig")
+    ap.add_argument("contexts", nargs="+")
+    ap.add_argument("--model", default=None, help="default: the CI model")
+    ap.add_argument("--runs", type=int, default=3)
+    args = ap.parse_args()
+    manifest = get_manifest(args.model) if args.model else by_role("ci")
+    path = check(manifest)
+    server = f"{Path(sys.executable).parent / 'mcp-kube'} serve --kubeconfig {args.kubeconfig}"
+    server += "".join(f" --context {c}" for c in args.contexts)
+    agent, first_calls, prompt, tokens = anyio.run(agent_runs, path, server, args.runs)
+    raw = raw_runs(path, prompt, tokens, args.runs)
+    a, r = statistics.median(agent), statistics.median(raw)
+    print(
+        json.dumps(
+            {
+                "benchmark": "agent_speed",
+                "model": manifest.name,
+                "answer_tokens": tokens,
+                "agent_decode_tok_s": round(a, 2),
+                "raw_llama_cpp_decode_tok_s": round(r, 2),
+                "ratio": round(a / r, 3) if r else None,
+                "agent_runs": [round(x, 2) for x in agent],
+                "raw_runs": [round(x, 2) for x in raw],
+                "first_tool_call_s_median": round(statistics.median(first_calls), 3),
+            },
+            indent=2,
+        )
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
