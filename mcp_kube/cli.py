@@ -150,6 +150,22 @@ def _serve_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         help="audit log file (default: $MCP_KUBE_AUDIT__PATH or ~/.local/state/mcp-kube/"
         "audit.jsonl); a restarted server continues its chain",
     )
+    sv.add_argument("--token-file", type=Path, help="HTTP: static tokens (sha256 -> principal)")
+    sv.add_argument("--jwks-file", type=Path, help="HTTP: JWKS of the JWT issuer (local file)")
+    sv.add_argument("--jwt-issuer", help="HTTP: required JWT issuer (iss)")
+    sv.add_argument("--jwt-audience", help="HTTP: required JWT audience (default: public URL)")
+    sv.add_argument("--public-url", help="HTTP: the URL clients use (metadata, Host, audience)")
+    sv.add_argument(
+        "--allowed-host", action="append", help="HTTP: accept this Host header (repeatable)"
+    )
+    sv.add_argument(
+        "--allowed-origin", action="append", help="HTTP: accept this browser Origin (repeatable)"
+    )
+    sv.add_argument(
+        "--allow-unauthenticated",
+        action="store_true",
+        help="HTTP on a loopback bind without tokens (local development; the OS user calls)",
+    )
     sv.add_argument("--principal", help="stdio caller identity (default: the OS user)")
     sv.add_argument("--groups", help="stdio caller groups, comma separated")
 
@@ -171,8 +187,32 @@ def _run_serve(args: argparse.Namespace) -> int:
             if v is not None
         }
     )
+    auth = settings.http.auth.model_copy(
+        update={
+            k: v
+            for k, v in {
+                "token_file": args.token_file,
+                "jwks_file": args.jwks_file,
+                "jwt_issuer": args.jwt_issuer,
+                "jwt_audience": args.jwt_audience,
+                "allow_unauthenticated": args.allow_unauthenticated or None,
+            }.items()
+            if v is not None
+        }
+    )
     http = settings.http.model_copy(
-        update={k: v for k, v in {"host": args.host, "port": args.port}.items() if v is not None}
+        update={
+            k: v
+            for k, v in {
+                "host": args.host,
+                "port": args.port,
+                "public_url": args.public_url,
+                "allowed_hosts": args.allowed_host,
+                "allowed_origins": args.allowed_origin,
+                "auth": auth,
+            }.items()
+            if v is not None
+        }
     )
     updates: dict[str, object] = {"clusters": clusters, "http": http}
     if args.audit_log:

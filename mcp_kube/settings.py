@@ -15,6 +15,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 __all__ = [
     "ApprovalSettings",
     "ClusterSettings",
+    "HttpAuthSettings",
     "HttpSettings",
     "Limits",
     "LlmSettings",
@@ -83,10 +84,47 @@ class AuditSettings(BaseModel):
     )
 
 
+class HttpAuthSettings(BaseModel):
+    """How HTTP callers prove who they are. With none configured, HTTP serves only a loopback
+    bind and only when ``allow_unauthenticated`` is set (the local user is the principal)."""
+
+    token_file: Path | None = Field(
+        None, description="static tokens: sha256(token) -> principal and groups (YAML/JSON)"
+    )
+    jwks_file: Path | None = Field(None, description="JWKS of the JWT issuer (a local file)")
+    jwt_issuer: str | None = None
+    jwt_audience: str | None = Field(None, description="default: the server's public URL")
+    jwt_algorithms: list[str] = Field(default_factory=lambda: ["RS256", "ES256", "EdDSA"])
+    jwt_groups_claim: str = "groups"
+    allow_unauthenticated: bool = Field(
+        False, description="loopback development only: no token, the local user is the caller"
+    )
+
+
 class HttpSettings(BaseModel):
     host: str = Field("127.0.0.1", description="bind address; loopback unless deployed")
     port: int = Field(8080, ge=0, le=65535)
     path: str = "/mcp"
+    public_url: str | None = Field(
+        None,
+        description="the URL clients use (Protected Resource Metadata, JWT audience); "
+        "default: http://HOST:PORT/PATH",
+    )
+    allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description="Host headers accepted ('name', 'name:*'); default: loopback names, plus "
+        "the public URL's host",
+    )
+    allowed_origins: list[str] = Field(
+        default_factory=list,
+        description="browser Origins accepted; default: loopback, plus the public URL's origin",
+    )
+    max_body_bytes: int = Field(1024 * 1024, ge=1024, le=64 * 1024 * 1024)
+    calls_per_second: float = Field(
+        20.0, gt=0, description="requests per second per principal (token bucket)"
+    )
+    burst: int = Field(100, ge=1, description="requests a principal may send at once")
+    auth: HttpAuthSettings = HttpAuthSettings()
 
 
 class ApprovalSettings(BaseModel):

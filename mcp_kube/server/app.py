@@ -15,6 +15,8 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from mcp.server.auth.middleware.auth_context import get_access_token
+from mcp.server.auth.settings import AuthSettings
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.tools.base import Tool
 from mcp.server.mcpserver.utilities.func_metadata import ArgModelBase, FuncMetadata
@@ -27,13 +29,14 @@ from mcp_types import (
     InputRequiredResult,
     ToolAnnotations,
 )
-from pydantic import BaseModel, Field
+from pydantic import AnyHttpUrl, BaseModel, Field
 
 from mcp_kube import __version__
 from mcp_kube.domain import Principal
-from mcp_kube.errors import ApprovalRefused
+from mcp_kube.errors import ApprovalRefused, Forbidden
 from mcp_kube.policy.decision import Policy, ReadOnlyPolicy
 from mcp_kube.policy.gate import AuditSink, ClusterSource, Gate, InputNeeded
+from mcp_kube.server.auth import build_verifier, principal_of_token, public_url
 from mcp_kube.settings import Settings
 from mcp_kube.tools import catalog
 from mcp_kube.tools.base import ToolSpec
@@ -243,8 +246,18 @@ def build_server(
         return holder["gate"]
 
     local = stdio_principal(settings)
-    who = principal_of or (lambda _ctx: local)
+    verifier = build_verifier(settings.http) if transport == "http" else None
+    who = principal_of or (_token_principal if verifier else (lambda _ctx: local))
     tools: list[Tool] = [make_tool(spec, gate_ref, who, transport) for spec in catalog.TOOLS]
+    auth = None
+    if verifier is not None:
+        url = public_url(settings.http)
+        auth = AuthSettings(
+            issuer_url=AnyHttpUrl(settings.http.auth.jwt_issuer or url),
+            resource_server_url=AnyHttpUrl(url),
+            required_scopes=None,
+            validate_token_resource=False,  # audiences are checked by the verifiers
+        )
     return MCPServer(
         "mcp-kube",
         title="mcp-kube",
@@ -253,4 +266,14 @@ def build_server(
         tools=tools,
         lifespan=lifespan,
         log_level="WARNING",
+        token_verifier=verifier,
+        auth=auth,
     )
+
+
+def _token_principal(_ctx: Context[Any, Any]) -> Principal:
+    """The HTTP caller, from the bearer token the transport verified (never from arguments)."""
+    found = principal_of_token(get_access_token())
+    if found is None:  # unreachable behind the transport's auth check; fail closed anyway
+        raise Forbidden("no authenticated caller")
+    return found

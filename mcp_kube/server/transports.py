@@ -5,16 +5,22 @@ from __future__ import annotations
 import logging
 import signal
 import sys
+import time
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 import anyio
 import uvicorn
+from mcp.server.transport_security import TransportSecuritySettings
+from starlette.middleware import Middleware
+from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from mcp_kube.errors import McpKubeError
 from mcp_kube.policy.loader import ReloadablePolicy
 from mcp_kube.server.app import build_server
-from mcp_kube.settings import Settings
+from mcp_kube.settings import HttpSettings, Settings
 
 __all__ = ["serve"]
 
@@ -28,6 +34,61 @@ def _first_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
         if isinstance(inner, McpKubeError):
             return inner
     return group
+
+
+def transport_security(http: HttpSettings) -> TransportSecuritySettings:
+    """Host and Origin checks on every bind: loopback names, the public URL's host and origin,
+    and whatever the operator adds. A foreign Host gets 421, a foreign Origin 403."""
+    hosts = ["127.0.0.1:*", "localhost:*", "[::1]:*", *http.allowed_hosts]
+    origins = ["http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*", *http.allowed_origins]
+    if http.public_url:
+        url = urlsplit(http.public_url)
+        if url.hostname:
+            hosts += [url.netloc, f"{url.hostname}:*", url.hostname]
+            origins.append(f"{url.scheme}://{url.netloc}")
+    return TransportSecuritySettings(
+        enable_dns_rebinding_protection=True, allowed_hosts=hosts, allowed_origins=origins
+    )
+
+
+class RateLimit:
+    """A token bucket per principal (per client address before authentication): 429 with
+    Retry-After when empty. Buckets are bounded; the idlest are dropped first."""
+
+    def __init__(self, app: ASGIApp, rate: float, burst: int, max_keys: int = 10_000) -> None:
+        self.app, self.rate, self.burst, self.max_keys = app, rate, burst, max_keys
+        self.buckets: dict[str, tuple[float, float]] = {}
+
+    def _key(self, scope: Scope) -> str:
+        user = scope.get("user")
+        token = getattr(user, "access_token", None)
+        if token is not None and getattr(token, "subject", None):
+            return f"user:{token.subject}"
+        client = scope.get("client") or ("?", 0)
+        return f"addr:{client[0]}"
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        key = self._key(scope)
+        now = time.monotonic()
+        tokens, last = self.buckets.pop(key, (float(self.burst), now))
+        tokens = min(float(self.burst), tokens + (now - last) * self.rate)
+        if len(self.buckets) >= self.max_keys:
+            self.buckets.pop(next(iter(self.buckets)))
+        if tokens < 1:
+            self.buckets[key] = (tokens, now)
+            wait = max(1, int((1 - tokens) / self.rate + 0.999))
+            response = JSONResponse(
+                {"error": "rate_limited", "retry_after_s": wait},
+                status_code=429,
+                headers={"Retry-After": str(wait)},
+            )
+            await response(scope, receive, send)
+            return
+        self.buckets[key] = (tokens - 1, now)
+        await self.app(scope, receive, send)
 
 
 def serve(
@@ -54,9 +115,15 @@ def serve(
         except BaseExceptionGroup as group:  # a start-up error comes wrapped by the task group
             raise _first_error(group) from None
         return
+    http = settings.http
     app = server.streamable_http_app(
-        streamable_http_path=settings.http.path, host=settings.http.host
+        streamable_http_path=http.path,
+        host=http.host,
+        transport_security=transport_security(http),
+        max_request_body_size=http.max_body_bytes,
     )
+    # per principal, after authentication (the stack is built at the first request)
+    app.user_middleware.append(Middleware(RateLimit, rate=http.calls_per_second, burst=http.burst))
     config = uvicorn.Config(
         app,
         host=settings.http.host,

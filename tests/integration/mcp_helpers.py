@@ -59,8 +59,11 @@ def http_server(
     kubeconfig: str, contexts: list[str], extra: list[str] | None = None
 ) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     port = free_port()
+    extra = list(extra or [])
+    if not {"--token-file", "--jwks-file"} & set(extra):
+        extra.append("--allow-unauthenticated")  # loopback development mode: the OS user calls
     args = serve_args(kubeconfig, contexts, ["--transport", "http", "--port", str(port)])
-    proc = subprocess.Popen([MCP_KUBE, *args, *(extra or [])], stderr=subprocess.PIPE)
+    proc = subprocess.Popen([MCP_KUBE, *args, *extra], stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
