@@ -337,3 +337,26 @@ trap '{MCP_KUBE} testbed down --dir {run} >/dev/null 2>&1 || true' EXIT
     assert out["calls"][0]["tool"] == "gpu_inventory"
     assert not out["calls"][0]["is_error"]
     assert out["answer"]
+
+
+def test_ask_over_streamable_http_with_a_bearer_token(testbed, ci_model, client_env, tmp_path):
+    """The in-cluster shape: the server over HTTP with tokens, the client holding one."""
+    import hashlib
+    import secrets
+
+    from .mcp_helpers import http_server
+
+    token = secrets.token_urlsafe(32)
+    digest = hashlib.sha256(token.encode()).hexdigest()
+    tokens = tmp_path / "tokens.json"
+    tokens.write_text(json.dumps({"tokens": [{"sha256": digest, "principal": "dave"}]}))
+    (tmp_path / "client-token").write_text(token + "\n")
+    extra = ["--token-file", str(tokens), "--context", "gpu-west"]
+    with http_server(testbed.kubeconfig, ["gpu-east"], extra) as (url, _proc):
+        env = client_env | {"MCP_KUBE_LLM__SERVER_TOKEN_FILE": str(tmp_path / "client-token")}
+        r = ask(env, ci_model, url, "which clusters can you see?", "--json")
+        assert r.returncode == 0, r.stderr[-3000:]
+        assert json.loads(r.stdout)["calls"][0]["tool"] == "list_clusters"
+        r = ask(client_env, ci_model, url, "which clusters can you see?", "--json")
+        assert r.returncode == 2  # no token: the server refuses, the client says so
+        assert "401" in r.stderr or "Unauthorized" in r.stderr or "could not be reached" in r.stderr

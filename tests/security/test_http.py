@@ -1,0 +1,218 @@
+"""HTTP attacks on a real `mcp-kube serve --transport http` (static tokens and JWTs), each an
+input and the expected outcome. Raw HTTP requests, then the `mcp` SDK client with a token."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import secrets
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import anyio
+import httpx2
+import jwt
+import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
+from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
+from mcp_helpers import MCP_KUBE, http_server
+
+ISSUER = "https://idp.internal"
+INIT = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {
+        "protocolVersion": "2025-06-18",
+        "capabilities": {},
+        "clientInfo": {"name": "attacker", "version": "1"},
+    },
+}
+HEADERS = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
+
+
+class Site:
+    def __init__(self, url: str, tokens: dict[str, str], key: Any, audience: str) -> None:
+        self.url, self.tokens, self.key, self.audience = url, tokens, key, audience
+
+    def jwt(self, **claims: Any) -> str:
+        now = int(time.time())
+        body = {"iss": ISSUER, "aud": self.audience, "sub": "carol", "exp": now + 300} | claims
+        body = {k: v for k, v in body.items() if v is not None}
+        return jwt.encode(body, self.key, algorithm="RS256", headers={"kid": "k1"})
+
+
+@pytest.fixture(scope="module")
+def site(testbed, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    folder = tmp_path_factory.mktemp("http-auth")
+    tokens = {"alice": secrets.token_urlsafe(32), "bob": secrets.token_urlsafe(32)}
+    entries = [
+        {"sha256": hashlib.sha256(t.encode()).hexdigest(), "principal": p, "groups": [p + "s"]}
+        for p, t in tokens.items()
+    ]
+    (folder / "tokens.yaml").write_text(json.dumps({"tokens": entries}))
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(key.public_key()))
+    (folder / "jwks.json").write_text(json.dumps({"keys": [jwk | {"kid": "k1", "use": "sig"}]}))
+    extra = [
+        "--token-file", str(folder / "tokens.yaml"),
+        "--jwks-file", str(folder / "jwks.json"),
+        "--jwt-issuer", ISSUER,
+    ]  # fmt: skip
+    with http_server(testbed.kubeconfig, ["gpu-east"], extra) as (url, proc):
+        yield Site(url, tokens, key, url)
+        assert proc.poll() is None  # every attack below left the server running
+
+
+def post(
+    url: str, body: bytes | dict[str, Any], headers: dict[str, str] | None = None
+) -> tuple[int, dict[str, str], str]:
+    data = body if isinstance(body, bytes) else json.dumps(body).encode()
+    req = urllib.request.Request(url, data=data, headers=headers or HEADERS, method="POST")
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.status, dict(r.headers), r.read(4096).decode(errors="replace")
+    except urllib.error.HTTPError as e:
+        return e.code, dict(e.headers), e.read(4096).decode(errors="replace")
+
+
+def bearer(token: str) -> dict[str, str]:
+    return HEADERS | {"Authorization": f"Bearer {token}"}
+
+
+def test_no_token_is_401_with_the_resource_metadata(site: Site) -> None:
+    status, headers, _ = post(site.url, INIT)
+    assert status == 401
+    challenge = headers.get("www-authenticate") or headers.get("WWW-Authenticate", "")
+    assert challenge.startswith("Bearer")
+    assert "resource_metadata=" in challenge
+    meta_url = challenge.split('resource_metadata="')[1].split('"')[0]
+    with urllib.request.urlopen(meta_url, timeout=5) as r:
+        meta = json.loads(r.read())
+    assert meta["resource"].rstrip("/") == site.url.rstrip("/")
+    assert meta["bearer_methods_supported"] == ["header"]
+
+
+def test_a_token_in_the_query_string_is_not_accepted(site: Site) -> None:
+    status, _, _ = post(f"{site.url}?access_token={site.tokens['alice']}", INIT)
+    assert status == 401
+
+
+def test_static_tokens_and_wrong_ones(site: Site) -> None:
+    assert post(site.url, INIT, bearer(site.tokens["alice"]))[0] == 200
+    assert post(site.url, INIT, bearer(site.tokens["alice"] + "x"))[0] == 401
+    assert post(site.url, INIT, bearer(""))[0] == 401
+    assert post(site.url, INIT, bearer("x" * 20_000))[0] in (400, 401, 431)
+
+
+@pytest.mark.parametrize(
+    ("case", "claims"),
+    [
+        ("expired", {"exp": int(time.time()) - 3600}),
+        ("no exp", {"exp": None}),
+        ("wrong issuer", {"iss": "https://evil.example"}),
+        ("wrong audience", {"aud": "https://other.internal/mcp"}),
+        ("no subject", {"sub": None}),
+    ],
+)
+def test_bad_jwts_are_401(site: Site, case: str, claims: dict[str, Any]) -> None:
+    assert post(site.url, INIT, bearer(site.jwt(**claims)))[0] == 401, case
+
+
+def test_a_good_jwt_is_accepted_and_forged_algorithms_are_not(site: Site) -> None:
+    assert post(site.url, INIT, bearer(site.jwt()))[0] == 200
+    claims = {"iss": ISSUER, "aud": site.audience, "sub": "carol", "exp": int(time.time()) + 300}
+    unsigned = jwt.encode(claims, None, algorithm="none")
+    assert post(site.url, INIT, bearer(unsigned))[0] == 401
+    # the classic confusion: HS256 "signed" with the public key (forged by hand; PyJWT refuses)
+    public = jwt.algorithms.RSAAlgorithm.to_jwk(site.key.public_key()).encode()
+
+    def b64(data: bytes) -> str:
+        return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+    head = b64(json.dumps({"alg": "HS256", "typ": "JWT", "kid": "k1"}).encode())
+    body = b64(json.dumps(claims).encode())
+    mac = hmac.new(public, f"{head}.{body}".encode(), hashlib.sha256).digest()
+    assert post(site.url, INIT, bearer(f"{head}.{body}.{b64(mac)}"))[0] == 401
+
+
+def test_foreign_origin_null_origin_and_foreign_host_are_refused(site: Site) -> None:
+    ok = bearer(site.tokens["alice"])
+    assert post(site.url, INIT, ok | {"Origin": "https://evil.example"})[0] == 403
+    assert post(site.url, INIT, ok | {"Origin": "null"})[0] == 403
+    assert post(site.url, INIT, ok | {"Host": "evil.example"})[0] == 421
+    assert post(site.url, INIT, ok | {"Origin": "http://127.0.0.1:1"})[0] == 200
+
+
+def test_malformed_requests_get_clean_errors(site: Site) -> None:
+    ok = bearer(site.tokens["alice"])
+    status, _, body = post(site.url, b"{not json", ok)
+    assert status == 400
+    assert "Traceback" not in body
+    assert post(site.url, [INIT, INIT], ok)[0] == 400  # type: ignore[arg-type]  # a batch
+    assert post(site.url, INIT, ok | {"Content-Type": "text/plain"})[0] in (400, 415)
+    big = json.dumps(INIT | {"pad": "x" * (5 * 1024 * 1024)}).encode()
+    try:
+        outcome: object = post(site.url, big, ok)[0]
+    except urllib.error.URLError as e:  # refused from the Content-Length, mid-upload
+        outcome = type(e.reason)
+    assert outcome in (413, ConnectionResetError, BrokenPipeError)
+    assert post(site.url, INIT, ok)[0] == 200  # still serving
+
+
+def test_one_principal_flooding_is_limited_and_others_are_not(site: Site) -> None:
+    alice, bob = bearer(site.tokens["alice"]), bearer(site.tokens["bob"])
+    codes = [post(site.url, INIT, alice)[0] for _ in range(150)]
+    assert 429 in codes  # the burst (100) is spent, then 20 per second
+    assert codes[:50].count(200) == 50
+    assert post(site.url, INIT, bob)[0] == 200
+    time.sleep(1.5)
+    assert post(site.url, INIT, alice)[0] == 200  # the bucket refills
+
+
+def _client(url: str, token: str) -> Client:
+    http = httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=30)
+    return Client(streamable_http_client(url, http_client=http))
+
+
+def test_the_principal_comes_from_the_token_and_the_policy_applies(site: Site) -> None:
+    async def go() -> tuple[Any, Any]:
+        async with _client(site.url, site.tokens["bob"]) as c:
+            me = await c.call_tool("whoami", {})
+            write = await c.call_tool(
+                "submit_job",
+                {"name": "x-1", "namespace": "team-a", "image": "registry.internal/x:1"},
+            )
+            return me, write
+
+    me, write = anyio.run(go)
+    assert me.structured_content["subject"] == "bob"
+    assert me.structured_content["groups"] == ["bobs"]
+    assert write.is_error  # read-only policy: refused before any API call
+    assert "policy" in write.content[0].text.lower() or "denied" in write.content[0].text.lower()
+
+
+def test_unauthenticated_http_is_refused_off_loopback(tmp_path: Path) -> None:
+    import subprocess
+
+    r = subprocess.run(
+        [MCP_KUBE, "serve", "--transport", "http", "--host", "0.0.0.0", "--port", "0",
+         "--allow-unauthenticated", "--audit-log", str(tmp_path / "a.jsonl")],
+        capture_output=True, text=True, timeout=30, check=False,
+    )  # fmt: skip
+    assert r.returncode == 2
+    assert "only a loopback bind" in r.stderr
+    r = subprocess.run(
+        [MCP_KUBE, "serve", "--transport", "http", "--port", "0",
+         "--audit-log", str(tmp_path / "a.jsonl")],
+        capture_output=True, text=True, timeout=30, check=False,
+    )  # fmt: skip
+    assert r.returncode == 2
+    assert "HTTP needs authentication" in r.stderr
