@@ -33,6 +33,7 @@ from mcp_kube.errors import (
     PolicyDenied,
     RateLimited,
 )
+from mcp_kube.hygiene import clean, clean_tree
 from mcp_kube.kube.port import ClusterPort, Kind
 from mcp_kube.policy.decision import Decision, Policy
 from mcp_kube.policy.engine import manifest_gpus
@@ -87,6 +88,7 @@ Elicit = Callable[[str, str], Awaitable[bool]]
 
 
 REQUEST_ID_META = "mcp-kube.io/request-id"
+SANITIZED_META = "mcp-kube.io/sanitized"  # characters removed from workload text
 
 
 class AuditRefused(McpKubeError):
@@ -473,7 +475,7 @@ class Gate:
         return result
 
     def _shape(self, spec: ToolSpec[Any, Any], output: ToolOutput) -> CallToolResult:
-        data = output.model_dump(mode="json")
+        data, removed = clean_tree(output.model_dump(mode="json"))
         size = len(json.dumps(data, separators=(",", ":")))
         if size > self.settings.limits.max_response_bytes:
             return self._error(
@@ -481,9 +483,16 @@ class Gate:
                 f"the result ({size} bytes) exceeds the {self.settings.limits.max_response_bytes}"
                 "-byte cap; narrow the query (namespace, cluster, filters) or lower `limit`",
             )
-        summary = spec.summary(output)
+        summary, _ = clean(spec.summary(output))
+        if not removed:
+            return CallToolResult(
+                content=[TextContent(type="text", text=summary)], structured_content=data
+            )
+        note = f"[{removed} control, escape or invisible characters removed from workload text]"
         return CallToolResult(
-            content=[TextContent(type="text", text=summary)], structured_content=data
+            content=[TextContent(type="text", text=f"{summary}\n{note}")],
+            structured_content=data,
+            _meta={SANITIZED_META: removed},
         )
 
     @staticmethod
