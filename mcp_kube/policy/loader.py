@@ -31,7 +31,15 @@ class _NoAliasLoader(yaml.SafeLoader):
             raise yaml.YAMLError(f"aliases are not allowed (line {line})")
         if getattr(event, "anchor", None):
             raise yaml.YAMLError(f"anchors are not allowed (line {line})")
-        return super().compose_node(parent, index)
+        # bound the composer's recursion while parsing, not after (a 100,000-deep flow list
+        # would otherwise exhaust the stack before any check of the result could run)
+        self._nesting = getattr(self, "_nesting", 0) + 1
+        try:
+            if self._nesting > MAX_DEPTH:
+                raise yaml.YAMLError(f"nested deeper than {MAX_DEPTH} levels (line {line})")
+            return super().compose_node(parent, index)
+        finally:
+            self._nesting -= 1
 
 
 def _depth(value: Any, limit: int = MAX_DEPTH) -> int:
@@ -56,6 +64,8 @@ def safe_yaml(text: str, source: str) -> Any:
         data = yaml.load(text, Loader=_NoAliasLoader)  # noqa: S506 (a SafeLoader subclass)
     except yaml.YAMLError as e:
         raise PolicyError(f"{source}: invalid YAML: {e}") from None
+    except RecursionError:
+        raise PolicyError(f"{source}: nested too deeply") from None
     if _depth(data) > MAX_DEPTH:
         raise PolicyError(f"{source}: nested deeper than {MAX_DEPTH} levels")
     return data
