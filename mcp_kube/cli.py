@@ -154,6 +154,11 @@ def _serve_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     sv.add_argument("--jwks-file", type=Path, help="HTTP: JWKS of the JWT issuer (local file)")
     sv.add_argument("--jwt-issuer", help="HTTP: required JWT issuer (iss)")
     sv.add_argument("--jwt-audience", help="HTTP: required JWT audience (default: public URL)")
+    sv.add_argument(
+        "--token-review",
+        action="store_true",
+        help="HTTP: accept ServiceAccount tokens bound to audience mcp-kube (TokenReview)",
+    )
     sv.add_argument("--public-url", help="HTTP: the URL clients use (metadata, Host, audience)")
     sv.add_argument(
         "--allowed-host", action="append", help="HTTP: accept this Host header (repeatable)"
@@ -195,6 +200,7 @@ def _run_serve(args: argparse.Namespace) -> int:
                 "jwks_file": args.jwks_file,
                 "jwt_issuer": args.jwt_issuer,
                 "jwt_audience": args.jwt_audience,
+                "token_review": args.token_review or None,
                 "allow_unauthenticated": args.allow_unauthenticated or None,
             }.items()
             if v is not None

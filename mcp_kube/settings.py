@@ -96,6 +96,16 @@ class HttpAuthSettings(BaseModel):
     jwt_audience: str | None = Field(None, description="default: the server's public URL")
     jwt_algorithms: list[str] = Field(default_factory=lambda: ["RS256", "ES256", "EdDSA"])
     jwt_groups_claim: str = "groups"
+    token_review: bool = Field(
+        False, description="accept Kubernetes ServiceAccount tokens, checked by TokenReview"
+    )
+    token_review_audiences: list[str] = Field(
+        default_factory=lambda: ["mcp-kube"],
+        description="audiences a reviewed token must be bound to (TokenRequest --audience)",
+    )
+    token_review_cluster: str | None = Field(
+        None, description="the cluster that reviews tokens; default: the default cluster"
+    )
     allow_unauthenticated: bool = Field(
         False, description="loopback development only: no token, the local user is the caller"
     )

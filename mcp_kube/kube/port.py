@@ -35,6 +35,7 @@ class Kind(enum.Enum):
     KAI_QUEUES = ("/apis/scheduling.run.ai/v2", "queues", False)
     VOLCANO_QUEUES = ("/apis/scheduling.volcano.sh/v1beta1", "queues", False)
     SELF_SUBJECT_REVIEWS = ("/apis/authentication.k8s.io/v1", "selfsubjectreviews", False)
+    TOKEN_REVIEWS = ("/apis/authentication.k8s.io/v1", "tokenreviews", False)
 
     @property
     def prefix(self) -> str:

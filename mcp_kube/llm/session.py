@@ -29,17 +29,16 @@ EXAMPLES_META = "mcp-kube.io/examples"
 Approver = Callable[[str], Awaitable[bool]]  # the preview text -> did a human say yes
 
 
-def server_target(server: str, *, token: str | None = None) -> Any:
+def server_target(server: str, *, http: Any = None) -> Any:
     """``server`` is an http(s) URL or a command line that speaks MCP on stdio (``mcp-kube
-    serve ...``: the ``mcp-kube`` of this installation is used)."""
+    serve ...``: the ``mcp-kube`` of this installation is used). ``http``: the HTTP client to
+    use for a URL (e.g. one that sends a bearer token)."""
     if server.startswith(("http://", "https://")):
-        if not token:
+        if http is None:
             return server
-        import httpx2
         from mcp.client.streamable_http import streamable_http_client
 
-        client = httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=60)
-        return streamable_http_client(server, http_client=client)
+        return streamable_http_client(server, http_client=http)
     argv = shlex.split(server)
     if not argv:
         raise ValueError("empty server command")
@@ -99,12 +98,19 @@ async def connect(
     server: str, *, token: str | None = None, approver: Approver | None = None
 ) -> AsyncIterator[McpSession]:
     """An initialized session with the tool list and the served cluster names."""
-    client = Client(
-        server_target(server, token=token),
-        elicitation_callback=_approval_callback(approver),
-        client_info=mcp_types.Implementation(name="mcp-kube-agent", version="0.1.0"),
-    )
-    async with client:
+    async with contextlib.AsyncExitStack() as stack:
+        http = None
+        if token and server.startswith(("http://", "https://")):
+            import httpx2
+
+            headers = {"Authorization": f"Bearer {token}"}
+            http = await stack.enter_async_context(httpx2.AsyncClient(headers=headers, timeout=60))
+        client = Client(
+            server_target(server, http=http),
+            elicitation_callback=_approval_callback(approver),
+            client_info=mcp_types.Implementation(name="mcp-kube-agent", version="0.1.0"),
+        )
+        await stack.enter_async_context(client)
         listed = await client.list_tools()
         tools = [_tool_def(t) for t in listed.tools]
         clusters: list[str] = []

@@ -34,6 +34,7 @@ from pydantic import AnyHttpUrl, BaseModel, Field
 from mcp_kube import __version__
 from mcp_kube.domain import Principal
 from mcp_kube.errors import ApprovalRefused, Forbidden
+from mcp_kube.kube.port import Kind
 from mcp_kube.policy.decision import Policy, ReadOnlyPolicy
 from mcp_kube.policy.gate import AuditSink, ClusterSource, Gate, InputNeeded
 from mcp_kube.server.auth import build_verifier, principal_of_token, public_url
@@ -246,7 +247,28 @@ def build_server(
         return holder["gate"]
 
     local = stdio_principal(settings)
-    verifier = build_verifier(settings.http) if transport == "http" else None
+
+    async def review(token: str, audiences: list[str]) -> tuple[str, list[str]] | None:
+        """A TokenReview as the server itself (no caller is impersonated here)."""
+        gate = holder.get("gate")
+        if gate is None:
+            return None
+        port = gate.clusters.get(settings.http.auth.token_review_cluster)
+        body = {
+            "apiVersion": "authentication.k8s.io/v1",
+            "kind": "TokenReview",
+            "spec": {"token": token, "audiences": audiences},
+        }
+        status = (await port.create(Kind.TOKEN_REVIEWS, "", body, dry_run=False)).get("status")
+        if not isinstance(status, dict) or status.get("authenticated") is not True:
+            return None
+        if audiences and not set(audiences) & set(status.get("audiences") or []):
+            return None
+        user = status.get("user") or {}
+        name = str(user.get("username") or "")
+        return (name, [str(g) for g in user.get("groups") or []][:64]) if name else None
+
+    verifier = build_verifier(settings.http, review) if transport == "http" else None
     who = principal_of or (_token_principal if verifier else (lambda _ctx: local))
     tools: list[Tool] = [make_tool(spec, gate_ref, who, transport) for spec in catalog.TOOLS]
     auth = None

@@ -16,7 +16,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from collections.abc import Sequence
+import time
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,7 @@ __all__ = [
     "ChainVerifier",
     "JwtTokens",
     "StaticTokens",
+    "TokenReviewTokens",
     "UserToken",
     "build_verifier",
     "principal_of_token",
@@ -159,6 +161,42 @@ class JwtTokens:
         )
 
 
+Review = Callable[[str, list[str]], Awaitable[tuple[str, list[str]] | None]]
+
+
+class TokenReviewTokens:
+    """Kubernetes tokens checked with a TokenReview; ``review`` returns (user, groups) or None.
+    Accepted reviews are cached for a minute (bounded, by the token's hash), so a burst of
+    calls costs one review; refusals are not cached."""
+
+    def __init__(
+        self, review: Review, audiences: Sequence[str], ttl_s: float = 60.0, most: int = 4096
+    ) -> None:
+        self.review, self.audiences, self.ttl_s, self.most = review, list(audiences), ttl_s, most
+        self._cache: dict[str, tuple[float, str, list[str]]] = {}
+
+    async def verify_token(self, token: str) -> AccessToken | None:
+        key = hashlib.sha256(token.encode()).hexdigest()
+        now = time.monotonic()
+        hit = self._cache.get(key)
+        if hit is not None and hit[0] > now:
+            user, groups = hit[1], hit[2]
+        else:
+            try:
+                found = await self.review(token, self.audiences)
+            except Exception:  # the reviewing cluster is down: no one is let in
+                return None
+            if found is None:
+                return None
+            user, groups = found
+            if len(self._cache) >= self.most:
+                self._cache.clear()
+            self._cache[key] = (now + self.ttl_s, user, groups)
+        return UserToken(
+            token="", client_id=user, scopes=[], subject=user, groups=groups, method="tokenreview"
+        )
+
+
 class ChainVerifier:
     """Try each verifier in turn."""
 
@@ -186,10 +224,15 @@ def public_url(http: HttpSettings) -> str:
     return http.public_url or f"http://{host}:{http.port}{http.path}"
 
 
-def build_verifier(http: HttpSettings) -> ChainVerifier | None:
-    """The configured verifiers, or None when HTTP runs unauthenticated (loopback only)."""
+def build_verifier(http: HttpSettings, review: Review | None = None) -> ChainVerifier | None:
+    """The configured verifiers, or None when HTTP runs unauthenticated (loopback only).
+    ``review`` performs a TokenReview (given by the server, which owns the clusters)."""
     a = http.auth
     verifiers: list[Any] = []
+    if a.token_review:
+        if review is None:
+            raise InvalidArgument("TokenReview needs a cluster to review tokens")
+        verifiers.append(TokenReviewTokens(review, a.token_review_audiences))
     if a.token_file:
         verifiers.append(StaticTokens(a.token_file.expanduser()))
     if a.jwks_file:
@@ -208,8 +251,8 @@ def build_verifier(http: HttpSettings) -> ChainVerifier | None:
         return ChainVerifier(verifiers)
     if not a.allow_unauthenticated:
         raise InvalidArgument(
-            "HTTP needs authentication: give --token-file or --jwks-file (with --jwt-issuer), "
-            "or --allow-unauthenticated for local development on a loopback bind"
+            "HTTP needs authentication: give --token-file, --jwks-file (with --jwt-issuer) or "
+            "--token-review, or --allow-unauthenticated for local development on a loopback bind"
         )
     if http.host not in LOOPBACK:
         raise InvalidArgument(

@@ -60,7 +60,7 @@ def http_server(
 ) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     port = free_port()
     extra = list(extra or [])
-    if not {"--token-file", "--jwks-file"} & set(extra):
+    if not {"--token-file", "--jwks-file", "--token-review"} & set(extra):
         extra.append("--allow-unauthenticated")  # loopback development mode: the OS user calls
     args = serve_args(kubeconfig, contexts, ["--transport", "http", "--port", str(port)])
     proc = subprocess.Popen([MCP_KUBE, *args, *extra], stderr=subprocess.PIPE)
