@@ -161,8 +161,7 @@ class LlamaCppBackend:
                             self._llm.n_tokens = n
                             return "disk"
                 except (OSError, ValueError):
-                    pass
-                self._llm.reset()  # type: ignore[no-untyped-call]
+                    pass  # unreadable or stale: evaluated again below
             self._llm.reset()  # type: ignore[no-untyped-call]
             self._llm.eval(tokens)
             if path is None:
