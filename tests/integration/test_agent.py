@@ -118,7 +118,6 @@ def test_plan_prints_the_call_and_runs_nothing(testbed, ci_model, client_env, tm
     # the system prompt's evaluated state was kept on disk by the first ask and reused here
     states = list(Path(client_env["MCP_KUBE_LLM__PROMPT_CACHE"]).glob("*.kvstate"))
     assert len(states) == 1, states
-    assert json.loads(r.stdout)["stats"]["first_call_s"] < 30
 
 
 def _batch(testbed: cluster.TestbedState) -> k8s.BatchV1Api:
