@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import time
@@ -57,7 +58,10 @@ async def agent_runs(
 def raw_runs(path: Path, prompt: str, tokens: int, runs: int) -> list[float]:
     from llama_cpp import Llama
 
-    llm = Llama(model_path=str(path), n_ctx=N_CTX, verbose=False, seed=0)
+    # the settings LlamaCppBackend uses: every CPU, the same context, the same seed
+    llm = Llama(
+        model_path=str(path), n_ctx=N_CTX, n_threads=os.cpu_count() or 1, verbose=False, seed=0
+    )
     speeds = []
     for _ in range(runs):
         llm.reset()
