@@ -105,3 +105,13 @@ def audit_count(audit_log: str, user_agent_part: str) -> int:
             if user_agent_part in event.get("userAgent", ""):
                 n += 1
     return n
+
+
+def server_agents(audit_log: str) -> set[str]:
+    """The user agents of mcp-kube servers in a kube-apiserver audit log (one per process)."""
+    agents = set()
+    for line in Path(audit_log).read_text().splitlines():
+        ua = json.loads(line).get("userAgent", "")
+        if ua.startswith("mcp-kube/"):
+            agents.add(ua)
+    return agents

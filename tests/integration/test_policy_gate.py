@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import anyio
@@ -10,7 +9,7 @@ import anyio
 from mcp_kube.testbed import cluster
 from mcp_kube.tools import catalog
 
-from .mcp_helpers import stdio_client
+from .mcp_helpers import server_agents, stdio_client
 from .test_server_mcp import CALLS
 
 REPO = Path(__file__).resolve().parents[2]
@@ -24,19 +23,10 @@ SUBMIT = {
 }
 
 
-def _agents(audit_log: str) -> set[str]:
-    agents = set()
-    for line in Path(audit_log).read_text().splitlines():
-        ua = json.loads(line).get("userAgent", "")
-        if ua.startswith("mcp-kube/"):
-            agents.add(ua)
-    return agents
-
-
 def test_deny_all_refuses_every_tool_and_the_api_server_sees_nothing(
     testbed: cluster.TestbedState,
 ) -> None:
-    before = {c.name: _agents(c.audit_log) for c in testbed.clusters}
+    before = {c.name: server_agents(c.audit_log) for c in testbed.clusters}
     calls = dict(CALLS)
     calls.update({"submit_job": SUBMIT, "cancel_job": {"namespace": "team-a", "name": "x"}})
     calls.update({"suspend_job": {"namespace": "team-a", "name": "x"}})
@@ -60,7 +50,9 @@ def test_deny_all_refuses_every_tool_and_the_api_server_sees_nothing(
     for name, text in refused.items():
         assert text.startswith("error [policy_denied]: denied by policy rule default-deny"), name
     for c in testbed.clusters:
-        assert _agents(c.audit_log) - before[c.name] == set(), "a refused call reached the cluster"
+        assert server_agents(c.audit_log) - before[c.name] == set(), (
+            "a refused call reached the cluster"
+        )
 
 
 def test_default_policy_refuses_a_direct_submit_job_at_call_time(testbed) -> None:

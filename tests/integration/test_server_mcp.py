@@ -19,7 +19,7 @@ from mcp_kube.testbed import cluster, fleet
 from mcp_kube.testbed.paths import cache_dir
 from mcp_kube.tools import catalog
 
-from .mcp_helpers import MCP_KUBE, free_port, http_server, stdio_client
+from .mcp_helpers import MCP_KUBE, free_port, http_server, server_agents, stdio_client
 
 CONTEXTS = ["gpu-east", "gpu-west"]
 
@@ -229,15 +229,6 @@ def test_bad_input_is_refused_before_any_api_call(testbed) -> None:
         assert "/site-packages/" not in text
 
 
-def _user_agents(audit_log: str) -> set[str]:
-    agents = set()
-    for line in Path(audit_log).read_text().splitlines():
-        ua = json.loads(line).get("userAgent", "")
-        if ua.startswith("mcp-kube/"):
-            agents.add(ua)
-    return agents
-
-
 def test_no_api_request_for_refused_calls(testbed) -> None:
     """Counted from the API server's audit log, by the server process's own user agent."""
     east = testbed.clusters[0]
@@ -255,9 +246,9 @@ def test_no_api_request_for_refused_calls(testbed) -> None:
             assert not r.is_error
         return 0
 
-    agents_before = _user_agents(east.audit_log)
+    agents_before = server_agents(east.audit_log)
     anyio.run(go)
-    new_agents = _user_agents(east.audit_log) - agents_before
+    new_agents = server_agents(east.audit_log) - agents_before
     assert new_agents == set(), f"refused calls reached the API server: {new_agents}"
 
 

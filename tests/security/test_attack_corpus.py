@@ -11,7 +11,7 @@ from typing import Any
 
 import anyio
 import pytest
-from mcp_helpers import stdio_client
+from mcp_helpers import server_agents, stdio_client
 
 from mcp_kube.testbed import cluster
 
@@ -74,7 +74,7 @@ def test_the_corpus_is_refused_before_any_api_request(testbed: cluster.TestbedSt
         return out
 
     east = next(c for c in testbed.clusters if c.name == "gpu-east")
-    agents_before = _agents(east.audit_log)
+    agents_before = server_agents(east.audit_log)
     results = anyio.run(go)
     for case, _tool, _args, code in BEFORE_ANY_API_CALL:
         is_error, text = results[case]
@@ -82,22 +82,13 @@ def test_the_corpus_is_refused_before_any_api_request(testbed: cluster.TestbedSt
         assert text.startswith(f"error [{code}]"), (case, text[:300])
         assert "Traceback" not in text
         assert len(text) < 4000, case  # no echo of a 1 MB argument
-    new_agents = _agents(east.audit_log) - agents_before
+    new_agents = server_agents(east.audit_log) - agents_before
     # only the policy's dry runs of the denied writes may have reached the API server, and
     # none of them wrote: a dry run or nothing
     for line in Path(east.audit_log).read_text().splitlines():
         event = json.loads(line)
         if event.get("userAgent") in new_agents and event.get("verb") in ("create", "delete"):
             assert "dryRun=All" in event.get("requestURI", ""), event["requestURI"]
-
-
-def _agents(audit_log: str) -> set[str]:
-    agents = set()
-    for line in Path(audit_log).read_text().splitlines():
-        ua = json.loads(line).get("userAgent", "")
-        if ua.startswith("mcp-kube/"):
-            agents.add(ua)
-    return agents
 
 
 def test_a_digest_pinned_internal_image_is_allowed(testbed: cluster.TestbedState) -> None:
