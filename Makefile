@@ -85,12 +85,14 @@ test: testbed-build inspector conformance ## every test: unit, then integration 
 	$(BIN)/mcp-kube models install $(CI_MODEL)
 	$(BIN)/pytest
 
-bench: testbed-build ## print the benchmark figures (policy, audit sink, GPU inventory latency)
+bench: testbed-build ## print the benchmark figures (policy, audit sink, GPU inventory latency, agent speed)
+	$(BIN)/mcp-kube models install $(CI_MODEL) >/dev/null
 	$(BIN)/python benchmarks/policy_decisions.py
 	$(BIN)/python benchmarks/audit_sink.py
 	@run=$$(mktemp -d); trap '$(BIN)/mcp-kube testbed down --dir '$$run'/tb >/dev/null' EXIT; \
 	  $(BIN)/mcp-kube testbed up --clusters 2 --dir $$run/tb && \
-	  $(BIN)/python benchmarks/inventory_latency.py $$run/tb/kubeconfig gpu-east gpu-west
+	  $(BIN)/python benchmarks/inventory_latency.py $$run/tb/kubeconfig gpu-east gpu-west && \
+	  $(BIN)/python benchmarks/agent_speed.py $$run/tb/kubeconfig gpu-east gpu-west
 
 # The demo's question, and its model (the 'default' model; DEMO_MODEL=... for another).
 DEMO_Q     := How many H100 GPUs are free right now, and on which nodes?

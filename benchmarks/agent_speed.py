@@ -1,8 +1,9 @@
 """Generation speed of the offline agent vs raw llama-cpp-python, on the same model and prompt.
 
 Runs the agent on a question against a real `mcp-kube serve` (tool call, result, streamed
-answer), then gives the exact prompt of its answer to a plain `llama_cpp.Llama` with the same
-settings and the same number of tokens. Both speeds are decode tokens/s after the first token
+answer) and gives the exact prompt of its answer to a plain `llama_cpp.Llama` with the same
+settings and the same number of tokens; agent and raw runs alternate inside one session, so
+the server, the testbed and any other load are the same for both. Both speeds are decode tokens/s after the first token
 (prompt processing excluded); medians over --runs. Also: time to the first tool call.
 
 Usage: python benchmarks/agent_speed.py KUBECONFIG CONTEXT [CONTEXT...] [--model NAME] [--runs N]
@@ -18,6 +19,7 @@ import statistics
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import anyio
 
@@ -31,52 +33,60 @@ STOP = ["<|im_end|>", "<|im_start|>", "<|endoftext|>"]
 N_CTX = 8192
 
 
-async def agent_runs(
-    path: Path, server: str, runs: int
-) -> tuple[list[float], list[float], str, int]:
+def raw_decode(llm: Any, prompt: str, tokens: int) -> float:
+    """Decode tokens/s of a plain ``create_completion`` stream (after its first token)."""
+    first, n = 0.0, 0
+    for _chunk in llm.create_completion(
+        prompt, max_tokens=tokens, temperature=0.0, stop=STOP, stream=True
+    ):
+        n += 1
+        if n == 1:
+            first = time.perf_counter()
+    end = time.perf_counter()
+    return (n - 1) / (end - first) if n > 1 else 0.0
+
+
+async def interleaved(path: Path, server: str, runs: int) -> dict[str, Any]:
+    """Agent and raw runs alternate inside one session (the server, the testbed and the
+    machine's other load are the same for both); the order flips every round."""
+    from llama_cpp import Llama
+
     backend = LlamaCppBackend(path, n_ctx=N_CTX)
-    speeds, first_calls = [], []
-    prompt, tokens = "", 0
+    # the settings LlamaCppBackend uses: every CPU, the same context, the same seed
+    raw = Llama(
+        model_path=str(path), n_ctx=N_CTX, n_threads=os.cpu_count() or 1, verbose=False, seed=0
+    )
+    out: dict[str, Any] = {"agent": [], "raw": [], "first_call": [], "prompt": "", "tokens": 0}
     try:
         async with connect(server) as session:
             agent = Agent(
                 backend, session.tools, clusters=session.clusters, instructions=session.instructions
             )
             backend.warm(agent.prefix)
-            for _ in range(runs):
+
+            async def agent_once() -> None:
                 agent.history.clear()
                 result = await agent.ask(QUESTION, session)
                 answer = result.generations[-1]
-                speeds.append(answer.tokens_per_s)
-                first_calls.append(result.first_call_s or 0.0)
-                prompt, tokens = result.answer_prompt, answer.tokens
+                out["agent"].append(answer.tokens_per_s)
+                out["first_call"].append(result.first_call_s or 0.0)
+                out["prompt"], out["tokens"] = result.answer_prompt, answer.tokens
+
+            await agent_once()  # the answer prompt and its length, for the raw runs
+            raw_decode(raw, out["prompt"], out["tokens"])  # raw's prompt into its KV cache
+            out["agent"].clear()
+            out["first_call"].clear()
+            for i in range(runs):
+                if i % 2:
+                    out["raw"].append(raw_decode(raw, out["prompt"], out["tokens"]))
+                    await agent_once()
+                else:
+                    await agent_once()
+                    out["raw"].append(raw_decode(raw, out["prompt"], out["tokens"]))
     finally:
         backend.close()
-    return speeds, first_calls, prompt, tokens
-
-
-def raw_runs(path: Path, prompt: str, tokens: int, runs: int) -> list[float]:
-    from llama_cpp import Llama
-
-    # the settings LlamaCppBackend uses: every CPU, the same context, the same seed
-    llm = Llama(
-        model_path=str(path), n_ctx=N_CTX, n_threads=os.cpu_count() or 1, verbose=False, seed=0
-    )
-    speeds = []
-    for _ in range(runs):
-        llm.reset()
-        time.perf_counter()
-        first, n = 0.0, 0
-        for _chunk in llm.create_completion(
-            prompt, max_tokens=tokens, temperature=0.0, stop=STOP, stream=True
-        ):
-            n += 1
-            if n == 1:
-                first = time.perf_counter()
-        end = time.perf_counter()
-        speeds.append((n - 1) / (end - first) if n > 1 else 0.0)
-    llm.close()
-    return speeds
+        raw.close()
+    return out
 
 
 def main() -> int:
@@ -84,14 +94,14 @@ def main() -> int:
     ap.add_argument("kubeconfig")
     ap.add_argument("contexts", nargs="+")
     ap.add_argument("--model", default=None, help="default: the CI model")
-    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--runs", type=int, default=6)
     args = ap.parse_args()
     manifest = get_manifest(args.model) if args.model else by_role("ci")
     path = check(manifest)
     server = f"{Path(sys.executable).parent / 'mcp-kube'} serve --kubeconfig {args.kubeconfig}"
     server += "".join(f" --context {c}" for c in args.contexts)
-    agent, first_calls, prompt, tokens = anyio.run(agent_runs, path, server, args.runs)
-    raw = raw_runs(path, prompt, tokens, args.runs)
+    out = anyio.run(interleaved, path, server, args.runs)
+    agent, raw, first_calls, tokens = out["agent"], out["raw"], out["first_call"], out["tokens"]
     a, r = statistics.median(agent), statistics.median(raw)
     print(
         json.dumps(
