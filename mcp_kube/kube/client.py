@@ -72,6 +72,24 @@ def _note_request(
     )
 
 
+def _why(e: BaseException, timeout: object) -> str:
+    """What went wrong on the way to the API server, in words (never a traceback)."""
+    reason = getattr(e, "reason", None)
+    cause = reason if isinstance(reason, BaseException) else e
+    if isinstance(cause, (urllib3.exceptions.TimeoutError, TimeoutError)):
+        limit = timeout[-1] if isinstance(timeout, tuple) else timeout
+        return f"no answer within {limit}s"
+    if isinstance(cause, urllib3.exceptions.NewConnectionError | ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(cause, urllib3.exceptions.SSLError):
+        return "TLS handshake failed"
+    if isinstance(cause, urllib3.exceptions.ProtocolError | ConnectionError):
+        return "connection lost"
+    if isinstance(e, ApiException):
+        return str(e.reason)[:120]
+    return type(cause).__name__
+
+
 class KubeCluster:
     """One cluster: a reused ApiClient plus list+watch caches of nodes and pods."""
 
@@ -135,12 +153,11 @@ class KubeCluster:
             rest = self._api.call_api(
                 method, url, self._identity(headers), _request_timeout=timeout or self._timeout
             )
-        except ApiException as e:  # TLS and request-building failures come as status 0
-            raise ClusterUnavailable(f"cluster unavailable: {self.name} ({e.reason})") from e
-        except (urllib3.exceptions.HTTPError, OSError) as e:
-            raise ClusterUnavailable(
-                f"cluster unavailable: {self.name} ({type(e).__name__})"
-            ) from e
+        except (ApiException, urllib3.exceptions.HTTPError, OSError) as e:
+            # TLS and request-building failures come as ApiException with status 0
+            _note_request("GET", path, query or [], 0, "")
+            why = _why(e, timeout or self._timeout)
+            raise ClusterUnavailable(f"cluster unavailable: {self.name} ({why})") from e
         resp: urllib3.HTTPResponse = rest.response
         _note_request("GET", path, query or [], int(resp.status), resp.headers.get("Audit-Id"))
         if resp.status < 400:
@@ -188,6 +205,13 @@ class KubeCluster:
 
     # ------------------------------------------------------------------ port
     async def _run(self, fn: Any, *args: Any) -> Any:
+        """A blocking read in a worker thread. A cancelled caller (the client went away) stops
+        waiting at once; the thread ends by itself within the request timeout."""
+        return await anyio.to_thread.run_sync(fn, *args, limiter=_LIMITER, abandon_on_cancel=True)
+
+    async def _run_write(self, fn: Any, *args: Any) -> Any:
+        """A blocking write: a cancelled caller still waits for the answer (bounded by the
+        request timeout), so that what reached the cluster is known and audited."""
         return await anyio.to_thread.run_sync(fn, *args, limiter=_LIMITER)
 
     async def version(self) -> Json:
@@ -261,21 +285,16 @@ class KubeCluster:
             rest = self._api.call_api(
                 method, url, self._identity(headers), data, _request_timeout=self._timeout
             )
-        except ApiException as e:  # TLS and request-building failures come as status 0
-            raise ClusterUnavailable(f"cluster unavailable: {self.name} ({e.reason})") from e
-        except (urllib3.exceptions.HTTPError, OSError) as e:
-            raise ClusterUnavailable(
-                f"cluster unavailable: {self.name} ({type(e).__name__})"
-            ) from e
+        except (ApiException, urllib3.exceptions.HTTPError, OSError) as e:
+            _note_request(method, path, query, 0, "")
+            raise self._unanswered(e, method, query) from e
         resp: urllib3.HTTPResponse = rest.response
         audit_id = str(resp.headers.get("Audit-Id") or "")[:64]
         _note_request(method, path, query, int(resp.status), audit_id)
         try:
             raw = resp.read(1024 * 1024 if resp.status < 400 else 64 * 1024)
         except (urllib3.exceptions.HTTPError, OSError) as e:
-            raise ClusterUnavailable(
-                f"cluster unavailable: {self.name} ({type(e).__name__})"
-            ) from e
+            raise self._unanswered(e, method, query) from e
         finally:
             resp.release_conn()
         status = int(resp.status)
@@ -302,6 +321,17 @@ class KubeCluster:
             raise UpstreamError(f"{self.name}: API server is throttling (429): {msg}")
         raise UpstreamError(f"{self.name}: API server error {status}: {msg}")
 
+    def _unanswered(
+        self, e: BaseException, method: str, query: list[tuple[str, Any]]
+    ) -> ClusterUnavailable:
+        why = _why(e, self._timeout)
+        if any(k == "dryRun" for k, _ in query):
+            return ClusterUnavailable(f"cluster unavailable: {self.name} ({why})")
+        return ClusterUnavailable(
+            f"cluster unavailable: {self.name} ({why}); the {method} may or may not have "
+            "been applied: read the object before trying again"
+        )
+
     def _write_path(self, kind: Kind, namespace: str, name: str | None = None) -> str:
         if kind.namespaced and not namespace:
             raise InvalidArgument(f"{kind.plural} are namespaced: a namespace is required")
@@ -316,7 +346,7 @@ class KubeCluster:
 
     async def create(self, kind: Kind, namespace: str, body: Json, *, dry_run: bool) -> Json:
         path = self._write_path(kind, namespace)
-        result: Json = await self._run(
+        result: Json = await self._run_write(
             self._write, "POST", path, self._write_query(dry_run, True), body
         )
         return result
@@ -326,7 +356,7 @@ class KubeCluster:
     ) -> Json:
         path = self._write_path(kind, namespace, name)
         query = self._write_query(dry_run, True)
-        result: Json = await self._run(
+        result: Json = await self._run_write(
             self._write, "PATCH", path, query, patch, "application/merge-patch+json"
         )
         return result
@@ -341,7 +371,7 @@ class KubeCluster:
         if dry_run:
             options["dryRun"] = ["All"]
         query = self._write_query(dry_run, False)
-        result: Json = await self._run(self._write, "DELETE", path, query, options)
+        result: Json = await self._run_write(self._write, "DELETE", path, query, options)
         return result
 
     def cache_sizes(self) -> dict[str, int]:

@@ -363,9 +363,14 @@ class Gate:
             result = await self._run(spec, raw, record, elicit)
         except InputNeeded:
             record.outcome = "input_required"  # the client asks its human and calls again
-            if self.audit is not None:
-                with contextlib.suppress(McpKubeError):
-                    self.audit.append(self._event(record, "tool_call"))
+            self._log_quietly(record)
+            raise
+        except anyio.get_cancelled_exc_class():
+            # The client cancelled or went away: the call stops here, and its record says so
+            # (a write past its intent record may or may not have reached the cluster).
+            record.outcome, record.error_code = "cancelled", "cancelled"
+            record.latency_ms = (time.perf_counter() - started) * 1000
+            self._log_quietly(record)
             raise
         finally:
             KUBE_REQUESTS.reset(requests_token)
@@ -451,6 +456,12 @@ class Gate:
             "latency_ms": round(record.latency_ms, 3),
             "result_bytes": record.result_bytes,
         }
+
+    def _log_quietly(self, record: CallRecord) -> None:
+        """The record of a call that ends without a result (no result to turn into an error)."""
+        if self.audit is not None:
+            with contextlib.suppress(McpKubeError):
+                self.audit.append(self._event(record, "tool_call"))
 
     def _log_intent(self, record: CallRecord) -> None:
         """Before a write: a record that it is about to happen, or no write at all."""

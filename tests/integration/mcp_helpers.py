@@ -56,21 +56,25 @@ def free_port() -> int:
 
 @contextlib.contextmanager
 def http_server(
-    kubeconfig: str, contexts: list[str], extra: list[str] | None = None
+    kubeconfig: str, contexts: list[str], extra: list[str] | None = None, log: Path | None = None
 ) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """`mcp-kube serve --transport http` on a free loopback port; its stderr (the server log)
+    goes to ``log`` when given."""
     port = free_port()
     extra = list(extra or [])
     if not {"--token-file", "--jwks-file", "--token-review"} & set(extra):
         extra.append("--allow-unauthenticated")  # loopback development mode: the OS user calls
     args = serve_args(kubeconfig, contexts, ["--transport", "http", "--port", str(port)])
-    proc = subprocess.Popen([MCP_KUBE, *args, *extra], stderr=subprocess.PIPE)
+    sink = log.open("ab") if log else None
+    proc = subprocess.Popen([MCP_KUBE, *args, *extra], stderr=sink or subprocess.PIPE)
     try:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
                 break
             if proc.poll() is not None:
-                raise RuntimeError(proc.stderr.read().decode() if proc.stderr else "server died")
+                out = proc.stderr.read() if proc.stderr else log.read_bytes() if log else b""
+                raise RuntimeError(out.decode(errors="replace") or "server died")
             time.sleep(0.1)
         yield f"http://127.0.0.1:{port}/mcp", proc
     finally:
@@ -82,6 +86,8 @@ def http_server(
             proc.wait()
         if proc.stderr:
             proc.stderr.close()
+        if sink:
+            sink.close()
 
 
 def rss_mib(pid: int) -> tuple[float, float]:

@@ -41,14 +41,20 @@ HEADERS = {"Content-Type": "application/json", "Accept": "application/json, text
 
 
 class Site:
-    def __init__(self, url: str, tokens: dict[str, str], key: Any, audience: str) -> None:
+    def __init__(
+        self, url: str, tokens: dict[str, str], key: Any, audience: str, log: Path
+    ) -> None:
         self.url, self.tokens, self.key, self.audience = url, tokens, key, audience
+        self.log = log  # the server's own log (stderr)
+        self.jwts: list[str] = []
 
     def jwt(self, **claims: Any) -> str:
         now = int(time.time())
         body = {"iss": ISSUER, "aud": self.audience, "sub": "carol", "exp": now + 300} | claims
         body = {k: v for k, v in body.items() if v is not None}
-        return jwt.encode(body, self.key, algorithm="RS256", headers={"kid": "k1"})
+        token = jwt.encode(body, self.key, algorithm="RS256", headers={"kid": "k1"})
+        self.jwts.append(token)
+        return token
 
 
 @pytest.fixture(scope="module")
@@ -72,8 +78,9 @@ def site(testbed, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     saved = {k: os.environ.get(k) for k in limits}
     os.environ.update(limits)  # the spawned server reads its rate limit from the environment
     try:
-        with http_server(testbed.kubeconfig, ["gpu-east"], extra) as (url, proc):
-            yield Site(url, tokens, key, url)
+        log = folder / "server.log"
+        with http_server(testbed.kubeconfig, ["gpu-east"], extra, log=log) as (url, proc):
+            yield Site(url, tokens, key, url, log)
             assert proc.poll() is None  # every attack below left the server running
     finally:
         for k, v in saved.items():
@@ -223,6 +230,18 @@ def test_the_principal_comes_from_the_token_and_the_policy_applies(site: Site) -
     assert me.structured_content["groups"] == ["bobs"]
     assert write.is_error  # read-only policy: refused before any API call
     assert "policy" in write.content[0].text.lower() or "denied" in write.content[0].text.lower()
+
+
+def test_no_token_reaches_the_server_log(site: Site) -> None:
+    """Runs after the tests above have sent good, bad and query-string tokens."""
+    assert site.jwts  # JWTs were sent
+    text = site.log.read_text()
+    assert "mcp-kube serving streamable HTTP" in text  # this is the server's log
+    for token in [*site.tokens.values(), *site.jwts]:
+        assert token not in text
+        assert token[:12] not in text
+    assert "eyJ" not in text  # no JWT or fragment of one
+    assert "Authorization" not in text
 
 
 def test_unauthenticated_http_is_refused_off_loopback(tmp_path: Path) -> None:
