@@ -20,7 +20,7 @@ CONFORMANCE_STAMP := $(CONFORMANCE_DIR)/.installed-$(CONFORMANCE_VER)-$(NODE22_V
 
 .PHONY: help install lint format typecheck test test-unit test-integration inspector bench \
         testbed-build testbed-up testbed-down testbed-status clean demo eval models-default \
-        conformance
+        conformance soak
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -93,6 +93,13 @@ bench: testbed-build ## print the benchmark figures (policy, audit sink, GPU inv
 	  $(BIN)/mcp-kube testbed up --clusters 2 --dir $$run/tb && \
 	  $(BIN)/python benchmarks/inventory_latency.py $$run/tb/kubeconfig gpu-east gpu-west && \
 	  $(BIN)/python benchmarks/agent_speed.py $$run/tb/kubeconfig gpu-east gpu-west
+
+soak: testbed-build ## load and outage drill: 100 HTTP sessions for 60 s, API server restart mid-load, 10,000 fuzz calls
+	@run=$$(mktemp -d); trap '$(BIN)/mcp-kube testbed down --dir '$$run'/tb >/dev/null' EXIT; \
+	  $(BIN)/mcp-kube testbed up --clusters 2 --dir $$run/tb && \
+	  $(BIN)/python benchmarks/soak.py $$run/tb --sessions 100 --seconds 60 && \
+	  FUZZ_CALLS=10000 MCP_KUBE_TEST_TESTBED_DIR=$$run/tb $(BIN)/pytest -q  \
+	    tests/security/test_fuzz.py
 
 # The demo's question, and its model (the 'default' model; DEMO_MODEL=... for another).
 DEMO_Q     := How many H100 GPUs are free right now, and on which nodes?

@@ -3,8 +3,9 @@
 Runs the agent on a question against a real `mcp-kube serve` (tool call, result, streamed
 answer) and gives the exact prompt of its answer to a plain `llama_cpp.Llama` with the same
 settings and the same number of tokens; agent and raw runs alternate inside one session, so
-the server, the testbed and any other load are the same for both. Both speeds are decode tokens/s after the first token
-(prompt processing excluded); medians over --runs. Also: time to the first tool call.
+the server, the testbed and any other load are the same for both. Both speeds are decode
+tokens/s after the first token (prompt processing excluded); medians over --runs. Also: time
+to the first tool call.
 
 Usage: python benchmarks/agent_speed.py KUBECONFIG CONTEXT [CONTEXT...] [--model NAME] [--runs N]
 Prints one JSON object.

@@ -60,6 +60,20 @@ def _testbed_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     d.add_argument("--dir", type=Path, help=dir_help)
     d.add_argument("--keep-logs", action="store_true", help="keep component logs")
 
+    r = tsub.add_parser(
+        "restart",
+        help="kill one component (as a crash would) and start it again, for outage drills",
+    )
+    r.add_argument(
+        "component",
+        choices=("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok"),
+    )
+    r.add_argument("--cluster", default="gpu-east", help="cluster name (%(default)s)")
+    r.add_argument(
+        "--down", type=float, default=0.0, metavar="SECONDS", help="time left down (%(default)s)"
+    )
+    r.add_argument("--dir", type=Path, help=dir_help)
+
     s = tsub.add_parser("status", help="show components, PIDs, ports, logs and the kubeconfig")
     s.add_argument("--dir", type=Path, help=dir_help)
     s.add_argument("--json", action="store_true", help="print JSON")
@@ -92,6 +106,9 @@ def _run_testbed(args: argparse.Namespace) -> int:
         return 0
     if args.action == "down":
         cluster.down(args.dir, keep_logs=args.keep_logs)
+        return 0
+    if args.action == "restart":
+        cluster.restart(args.dir, args.cluster, args.component, down_s=args.down)
         return 0
     info = cluster.status(args.dir)
     if args.json:

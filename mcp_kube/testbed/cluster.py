@@ -50,6 +50,7 @@ class ComponentState(BaseModel):
     binary: str
     ports: dict[str, int]
     log: str
+    args: list[str] = []  # the command line, for a restart
 
 
 class ClusterState(BaseModel):
@@ -85,7 +86,10 @@ def free_port() -> int:
 
 
 def port_in_use(port: int) -> bool:
+    """Something listens on the port (connections in TIME_WAIT do not count: the components
+    bind with SO_REUSEADDR, as Go does, so a restarted one gets its port back)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind(("127.0.0.1", port))
         except OSError:
@@ -143,7 +147,10 @@ def _start(
             env=env,
         )
     _CHILDREN[proc.pid] = proc
-    return proc, ComponentState(name=name, pid=proc.pid, binary=args[0], ports=ports, log=str(log))
+    comp = ComponentState(
+        name=name, pid=proc.pid, binary=args[0], ports=ports, log=str(log), args=list(args)
+    )
+    return proc, comp
 
 
 def _wait(
@@ -548,6 +555,57 @@ def _stop(comp: ComponentState, grace: float = 10.0) -> str:
     time.sleep(0.2)
     _reap(comp.pid)
     return "killed"
+
+
+def restart(
+    run_dir: Path | None,
+    cluster_name: str,
+    component: str,
+    *,
+    down_s: float = 0.0,
+    report: Report = _stderr,
+) -> ComponentState:
+    """Kill one component as a crash would (SIGKILL), leave it down ``down_s`` seconds, start
+    it again with the same command line, and wait until it serves (kube-apiserver: /readyz,
+    etcd: /health). For outage drills: clients must recover without being restarted."""
+    run = run_dir or default_run_dir()
+    state = load_state(run)
+    if state is None:
+        raise TestbedError(f"no testbed in {run}")
+    cs = next((c for c in state.clusters if c.name == cluster_name), None)
+    if cs is None:
+        names = ", ".join(c.name for c in state.clusters)
+        raise TestbedError(f"no cluster {cluster_name!r} in the testbed (clusters: {names})")
+    comp = next((c for c in cs.components if c.name == component), None)
+    if comp is None:
+        raise TestbedError(f"no component {component} in {cluster_name}")
+    args = comp.args or _cmdline(comp.pid)
+    if not args:
+        raise TestbedError(f"{component} of {cluster_name}: its command line is not recorded")
+    if is_running(comp):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(comp.pid, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while is_running(comp) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        report(f"[{cluster_name}] {component} (pid {comp.pid}) killed")
+    _reap(comp.pid)
+    time.sleep(down_s)
+    proc, fresh = _start(component, args, Path(comp.log), dict(comp.ports))
+    cs.components[cs.components.index(comp)] = fresh
+    _save_state(state)
+    started: list[tuple[_Proc, ComponentState]] = [(proc, fresh)]
+    if component == "kube-apiserver":
+        ctx = ssl.create_default_context(cafile=str(Path(cs.folder) / "pki" / "ca.crt"))
+        _wait("kube-apiserver /readyz", lambda: _http_ok(f"{cs.server}/readyz", ctx), started, 120)
+    elif component == "etcd":
+        url = f"http://127.0.0.1:{comp.ports['client']}/health"
+        _wait("etcd health", lambda: _http_ok(url), started, 30)
+    else:
+        time.sleep(1)
+        _wait(f"{component} to stay up", lambda: True, started, 1)
+    report(f"[{cluster_name}] {component} running again (pid {fresh.pid})")
+    return fresh
 
 
 def _reap(pid: int) -> None:
