@@ -190,6 +190,11 @@ def _serve_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     )
     sv.add_argument("--principal", help="stdio caller identity (default: the OS user)")
     sv.add_argument("--groups", help="stdio caller groups, comma separated")
+    sv.add_argument(
+        "--log-format",
+        choices=("text", "json"),
+        help="server log on stderr (default: $MCP_KUBE_LOG_FORMAT or text)",
+    )
 
 
 def _run_serve(args: argparse.Namespace) -> int:
@@ -244,6 +249,8 @@ def _run_serve(args: argparse.Namespace) -> int:
         updates["principal"] = args.principal
     if args.groups is not None:
         updates["groups"] = [g for g in args.groups.split(",") if g]
+    if args.log_format:
+        updates["log_format"] = args.log_format
     serve(settings.model_copy(update=updates), args.transport, _policy_paths(args.policy))
     return 0
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -238,6 +239,9 @@ class Settings(BaseSettings):
         None, description="stdio caller's principal; default: the OS user running the server"
     )
     groups: list[str] = Field(default_factory=list)
+    log_format: Literal["text", "json"] = Field(
+        "text", description="server log lines on stderr: text for people, json for collectors"
+    )
     progress_log_patterns: list[str] = Field(
         default_factory=lambda: [
             r"\bstep[=: ]\s*(?P<step>\d+)",

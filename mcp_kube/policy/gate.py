@@ -170,7 +170,11 @@ class _Context:
             )
 
     async def require_approval(self, review: ManifestReview, preview: dict[str, Any]) -> str:
-        how = await self._approve(review, preview)
+        self._gate.approvals_waiting += 1
+        try:
+            how = await self._approve(review, preview)
+        finally:
+            self._gate.approvals_waiting -= 1
         self.approval = how
         return how
 
@@ -303,6 +307,9 @@ class Gate:
         self.policy = policy
         self.records: list[CallRecord] = []  # recent calls, bounded (see _remember)
         self._calls: dict[tuple[str, str], deque[float]] = {}
+        # called with every finished call's record (metrics); must not raise or block
+        self.observers: list[Callable[[CallRecord], None]] = []
+        self.approvals_waiting = 0  # write calls waiting for a human's answer now
 
     def _rate_limited(self, principal: Principal, tool: str) -> str | None:
         """A refusal message when the principal exceeds the policy's calls per minute."""
@@ -320,6 +327,9 @@ class Gate:
         return None
 
     def _remember(self, record: CallRecord) -> None:
+        for observe in self.observers:
+            with contextlib.suppress(Exception):
+                observe(record)
         self.records.append(record)
         if len(self.records) > 1000:
             del self.records[:500]
@@ -421,7 +431,7 @@ class Gate:
         except TimeoutError:
             record.outcome, record.error_code = "error", "timeout"
             limit = self.settings.limits.call_timeout_s
-            return self._error("timeout", f"{spec.name} did not finish within {limit:.0f}s")
+            return self._error("timeout", f"{spec.name} did not finish within {limit:g}s")
         except McpKubeError as e:
             record.outcome = "denied" if isinstance(e, PolicyDenied) else "error"
             record.error_code = e.code

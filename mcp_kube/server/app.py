@@ -39,6 +39,7 @@ from mcp_kube.kube.port import Kind
 from mcp_kube.policy.decision import Policy, ReadOnlyPolicy
 from mcp_kube.policy.gate import AuditSink, ClusterSource, Gate, InputNeeded
 from mcp_kube.server.auth import build_verifier, principal_of_token, public_url
+from mcp_kube.server.metrics import Metrics, ops_routes
 from mcp_kube.settings import Settings
 from mcp_kube.tools import catalog
 from mcp_kube.tools.base import ToolSpec
@@ -209,8 +210,10 @@ def build_server(
     principal_of: Callable[[Context[Any, Any]], Principal] | None = None,
     audit: Callable[[], AuditSink | None] | None = None,
     transport: str = "stdio",
+    metrics: Metrics | None = None,
 ) -> MCPServer[AppState]:
-    """Build the server. ``clusters`` makes the cluster source (default: from kubeconfig)."""
+    """Build the server. ``clusters`` makes the cluster source (default: from kubeconfig);
+    with ``metrics`` (HTTP), ``/metrics``, ``/healthz`` and ``/readyz`` are served too."""
     holder: dict[str, Gate] = {}
 
     def make_clusters() -> ClusterSource:
@@ -224,6 +227,8 @@ def build_server(
         sink = (audit or make_audit)()
         gate = Gate(source, settings, policy or ReadOnlyPolicy(), catalog.TOOLS, sink)
         holder["gate"] = gate
+        if metrics is not None:
+            metrics.bind(gate)
         try:
             yield AppState(gate=gate)
         finally:
@@ -281,7 +286,7 @@ def build_server(
             required_scopes=None,
             validate_token_resource=False,  # audiences are checked by the verifiers
         )
-    return _Server(
+    server = _Server(
         "mcp-kube",
         title="mcp-kube",
         instructions=INSTRUCTIONS,
@@ -292,6 +297,10 @@ def build_server(
         token_verifier=verifier,
         auth=auth,
     )
+    if metrics is not None:
+        for path, endpoint in ops_routes(metrics):
+            server.custom_route(path, methods=["GET"], include_in_schema=False)(endpoint)
+    return server
 
 
 class _Server(MCPServer[AppState]):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import signal
 import sys
@@ -20,6 +21,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from mcp_kube.errors import McpKubeError
 from mcp_kube.policy.loader import ReloadablePolicy
 from mcp_kube.server.app import build_server
+from mcp_kube.server.metrics import Metrics
 from mcp_kube.settings import HttpSettings, Settings
 
 __all__ = ["serve"]
@@ -34,6 +36,25 @@ def _first_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
         if isinstance(inner, McpKubeError):
             return inner
     return group
+
+
+class JsonLines(logging.Formatter):
+    """One JSON object per log line: UTC time, level, logger, message, exception."""
+
+    def converter(self, secs: float | None) -> time.struct_time:
+        return time.gmtime(secs)
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = {
+            "ts": self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage()[:4000],
+        }
+        if record.exc_info and record.exc_info[0] is not None:
+            line["exc_type"] = record.exc_info[0].__name__
+            line["exc"] = self.formatException(record.exc_info)[-8000:]
+        return json.dumps(line, ensure_ascii=False)
 
 
 def transport_security(http: HttpSettings) -> TransportSecuritySettings:
@@ -96,7 +117,11 @@ def serve(
 ) -> None:
     """Serve until stopped. An invalid policy stops the start (PolicyError names file and rule)."""
     # Logs go to stderr: on stdio, stdout carries the protocol.
-    logging.basicConfig(stream=sys.stderr, level=logging.WARNING)
+    handler = logging.StreamHandler(sys.stderr)
+    if settings.log_format == "json":
+        handler.setFormatter(JsonLines())
+    logging.basicConfig(handlers=[handler], level=logging.WARNING, force=True)
+    log.setLevel(logging.INFO)  # the server's own start line; libraries stay at WARNING
     policy = ReloadablePolicy(policy_paths) if policy_paths else None
     if policy is not None:
 
@@ -108,7 +133,8 @@ def serve(
                 log.warning("policy reloaded from %s", ", ".join(map(str, policy.paths)))
 
         signal.signal(signal.SIGHUP, reload)
-    server = build_server(settings, policy=policy, transport=transport)
+    metrics = Metrics() if transport == "http" else None
+    server = build_server(settings, policy=policy, transport=transport, metrics=metrics)
     if transport == "stdio":
         try:
             anyio.run(server.run_stdio_async)
@@ -129,12 +155,13 @@ def serve(
         host=settings.http.host,
         port=settings.http.port,
         log_level="warning",
+        log_config=None,  # uvicorn's records go through the handler above (text or JSON)
         server_header=False,
     )
-    print(
-        f"mcp-kube serving streamable HTTP on http://{settings.http.host}:{settings.http.port}"
-        f"{settings.http.path}",
-        file=sys.stderr,
-        flush=True,
+    log.info(
+        "mcp-kube serving streamable HTTP on http://%s:%d%s",
+        settings.http.host,
+        settings.http.port,
+        settings.http.path,
     )
     uvicorn.Server(config).run()

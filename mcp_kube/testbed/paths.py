@@ -49,6 +49,8 @@ COMPONENTS: tuple[Component, ...] = (
         "kube-scheduler", "kubernetes", "k8s.io/kubernetes", "k8s.io/kubernetes/cmd/kube-scheduler"
     ),
     Component("kwok", "kwok", "sigs.k8s.io/kwok", "sigs.k8s.io/kwok/cmd/kwok"),
+    # not a control-plane component: the client that applies deploy/ and is benchmarked
+    Component("kubectl", "kubernetes", "k8s.io/kubernetes", "k8s.io/kubernetes/cmd/kubectl"),
 )
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from mcp_kube.errors import BuildFailed
 from mcp_kube.testbed.build import go_binary
-from mcp_kube.testbed.paths import repo_root
+from mcp_kube.testbed.paths import COMPONENTS, repo_root
 
 __all__ = ["render_wrapper", "staging_modules", "upstream_gomod", "write_wrapper"]
 
@@ -68,8 +68,7 @@ def write_wrapper(version: str) -> Path:
     folder = repo_root() / "testbed" / "go" / "kubernetes"
     (folder / "go.mod").write_text(render_wrapper(version, upstream_gomod(version)))
     (folder / "go.sum").unlink(missing_ok=True)
-    pkgs = [f"k8s.io/kubernetes/cmd/{c}" for c in ("kube-apiserver", "kube-controller-manager")]
-    pkgs.append("k8s.io/kubernetes/cmd/kube-scheduler")
+    pkgs = [c.package for c in COMPONENTS if c.wrapper == "kubernetes"]
     proc = subprocess.run(
         [go_binary(), "list", "-deps", *pkgs],
         cwd=folder,

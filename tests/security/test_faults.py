@@ -26,7 +26,7 @@ from mcp_kube.domain import Principal
 from mcp_kube.kube.client import ClusterRegistry
 from mcp_kube.policy.gate import Gate
 from mcp_kube.policy.loader import ReloadablePolicy
-from mcp_kube.settings import AuditSettings, ClusterSettings, Settings
+from mcp_kube.settings import AuditSettings, ClusterSettings, Limits, Settings
 from mcp_kube.testbed import cluster
 from mcp_kube.tools.catalog import TOOLS, by_name
 
@@ -148,6 +148,34 @@ def test_a_hung_api_server_fails_the_call_within_the_request_timeout(faulty) -> 
     record = records(folder)[-1]
     assert (record["outcome"], record["error_code"]) == ("error", "cluster_unavailable")
     assert [r["status"] for r in record["kube_requests"]] == [0]  # sent, never answered
+
+
+def test_the_call_timeout_ends_a_call_even_when_the_request_timeout_is_longer(
+    proxied, tmp_path: Path
+) -> None:
+    proxy, kubeconfig = proxied
+    settings = Settings(
+        clusters=ClusterSettings(
+            kubeconfig=kubeconfig, contexts=["gpu-east"], request_timeout_s=60
+        ),
+        limits=Limits(call_timeout_s=1.5),
+        audit=AuditSettings(path=tmp_path / "audit.jsonl", fsync=False),
+    )
+    registry = ClusterRegistry(settings.clusters)
+    log = AuditLog(settings.audit.path, fsync=False)
+    try:
+        proxy.set(Rule("GET", JOBS, "hang"))
+        gate = Gate(registry, settings, ReloadablePolicy([ALLOW_WRITES]), TOOLS, log)
+        text, is_error, seconds = call(gate, "list_jobs", LIST)
+    finally:
+        proxy.set()
+        log.close()
+        registry.close()
+    assert is_error
+    assert text == "error [timeout]: list_jobs did not finish within 1.5s"
+    assert 1.5 <= seconds < 3  # not the 60 s the hung request itself may take
+    record = [r for r in records(tmp_path) if r["kind"] == "tool_call"][-1]
+    assert (record["outcome"], record["error_code"]) == ("error", "timeout")
 
 
 def test_an_outage_fails_cleanly_spares_the_other_cluster_and_heals_without_restart(
