@@ -367,7 +367,9 @@ def _run_audit(args: argparse.Namespace) -> int:
 def _policy_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     pol = sub.add_parser("policy", help="check, test and explain policy files")
     psub = pol.add_subparsers(dest="action", required=True, metavar="ACTION")
-    t = psub.add_parser("test", help="run policy test cases (both CEL implementations)")
+    t = psub.add_parser(
+        "test", help="run policy test cases (on both CEL implementations where installed)"
+    )
     t.add_argument("path", nargs="?", type=Path, default=Path("policies/tests"))
     c = psub.add_parser("check", help="validate policy files; exit 2 naming file and rule")
     c.add_argument("paths", nargs="+", type=Path)
@@ -631,6 +633,78 @@ def _run_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bundle_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    b = sub.add_parser(
+        "bundle",
+        help="the offline install bundle: create, verify, install (no network)",
+        description="One archive with the wheels for this platform, model files, policies, "
+        "deploy/ and checksums, to carry into a disconnected site.",
+    )
+    bsub = b.add_subparsers(dest="action", required=True, metavar="ACTION")
+    c = bsub.add_parser("create", help="write a bundle from this installation")
+    c.add_argument(
+        "--output", type=Path, help="the archive (default: mcp-kube-bundle-VERSION-PLATFORM.tar)"
+    )
+    c.add_argument(
+        "--model",
+        action="append",
+        metavar="NAME",
+        help="a verified model to carry (repeatable; default: the default model)",
+    )
+    c.add_argument("--no-model", action="store_true", help="carry no model file")
+    c.add_argument(
+        "--no-llm", action="store_true", help="leave out the local model runtime (llama.cpp)"
+    )
+    v = bsub.add_parser("verify", help="check a bundle's files against its checksums")
+    v.add_argument("archive", type=Path)
+    i = bsub.add_parser("install", help="verify, make a virtualenv from it, import its models")
+    i.add_argument("archive", type=Path)
+    i.add_argument("--venv", type=Path, required=True, help="a new folder for the virtualenv")
+    i.add_argument("--store", type=Path, help="model store (default: setting models.store)")
+
+
+def _run_bundle(args: argparse.Namespace) -> int:
+    import sysconfig
+
+    import mcp_kube
+    from mcp_kube import bundle
+    from mcp_kube.llm import manifest as mf
+
+    def report(msg: str) -> None:
+        print(msg, file=sys.stderr, flush=True)
+
+    if args.action == "create":
+        names = [] if args.no_model else args.model or [mf.by_role("default").name]
+        models = [mf.get_manifest(n) for n in names]
+        here = Path(__file__).resolve().parent.parent
+        repo = next(
+            (
+                d
+                for d in (here, Path(sys.prefix) / "share" / "mcp-kube")
+                if (d / "policies").is_dir()
+            ),
+            None,
+        )
+        platform = sysconfig.get_platform().replace("-", "_").replace(".", "_")
+        out = args.output or Path(f"mcp-kube-bundle-{mcp_kube.__version__}-{platform}.tar")
+        extras = () if args.no_llm else ("llm",)
+        bundle.create(out, models=models, repo=repo, extras=extras, report=report)
+        print(out)
+        return 0
+    if args.action == "verify":
+        info = bundle.verify(args.archive)
+        carried = ", ".join(m["name"] for m in info.get("models") or []) or "none"
+        print(
+            f"ok: {info['files']} files verified; mcp-kube {info['mcp_kube']} for "
+            f"{info['python']} on {info['platform']}; {len(info['wheels'])} wheels; "
+            f"models: {carried}"
+        )
+        return 0
+    info = bundle.install(args.archive, args.venv, store=args.store, report=report)
+    print(f"installed: {args.venv / 'bin' / 'mcp-kube'} ({len(info['wheels'])} packages)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mcp-kube",
@@ -645,6 +719,7 @@ def build_parser() -> argparse.ArgumentParser:
     _approvals_parser(sub)
     _models_parser(sub)
     _ask_parser(sub)
+    _bundle_parser(sub)
     return parser
 
 
@@ -727,6 +802,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run_models(args)
         if args.command in ("ask", "chat"):
             return _run_client(args)
+        if args.command == "bundle":
+            return _run_bundle(args)
     except (McpKubeError, PolicyError) as e:
         print(f"mcp-kube: error: {e}", file=sys.stderr)
         return 2
