@@ -23,7 +23,15 @@ from mcp_kube.llm.manifest import ModelManifest, ModelMissing, by_role, check, g
 from mcp_kube.llm.session import McpSession, connect
 from mcp_kube.settings import LlmSettings, Settings
 
-__all__ = ["ClientError", "Options", "choose_model", "open_backend", "run_ask", "run_chat"]
+__all__ = [
+    "ClientError",
+    "Options",
+    "choose_model",
+    "make_agent",
+    "open_backend",
+    "run_ask",
+    "run_chat",
+]
 
 
 class ClientError(McpKubeError):
@@ -102,7 +110,8 @@ def open_backend(cfg: LlmSettings, opts: Options) -> Backend:
     )
 
 
-def _agent(backend: Backend, session: McpSession, cfg: LlmSettings) -> Agent:
+def make_agent(backend: Backend, session: McpSession, cfg: LlmSettings) -> Agent:
+    """An agent over the session's tools, its prompt prefix evaluated (or loaded) once."""
     agent = Agent(
         backend,
         session.tools,
@@ -192,7 +201,7 @@ def run_ask(question: str, opts: Options, settings: Settings | None = None) -> i
 
     async def go() -> AgentResult:
         async with connect(opts.server, token=token, approver=terminal_approver(err)) as s:
-            agent = _agent(backend, s, cfg)
+            agent = make_agent(backend, s, cfg)
             quiet = opts.as_json or opts.plan
             events = Events() if quiet else TerminalEvents(sys.stdout, err, stream=True)
             return await agent.ask(question, s, events, plan=opts.plan)
@@ -220,7 +229,7 @@ def run_chat(opts: Options, settings: Settings | None = None) -> int:
     async def go() -> None:
         async with connect(opts.server, token=token, approver=terminal_approver(err)) as s:
             with err.status(f"loading {backend.label}…"):
-                agent = _agent(backend, s, cfg)
+                agent = make_agent(backend, s, cfg)
             out.print(
                 f"[bold]mcp-kube chat[/] · {escape(backend.label)} · {len(s.tools)} tools · "
                 f"clusters: {', '.join(s.clusters) or '?'}\n"

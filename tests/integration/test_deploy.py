@@ -54,9 +54,8 @@ def deployed(testbed: cluster.TestbedState, tmp_path_factory) -> Iterator[Path]:
         out = kubectl(testbed, "apply", "--dry-run=server", "-k", str(OVERLAY))
         assert "deployment.apps/mcp-kube-server created (server dry run)" in out
         kubectl(testbed, "apply", "-k", str(OVERLAY))
-        kubectl(
-            testbed, "-n", NS, "rollout", "status", "deployment/mcp-kube-server", "--timeout=120s"
-        )
+        for name in ("mcp-kube-server", "mcp-kube-agent"):
+            kubectl(testbed, "-n", NS, "rollout", "status", f"deployment/{name}", "--timeout=120s")
         token = kubectl(testbed, "-n", NS, "create", "token", "mcp-kube-server").strip()
         admin = yaml.safe_load(Path(testbed.kubeconfig).read_text())
         east = next(c for c in admin["clusters"] if c["name"] == "gpu-east")
@@ -77,7 +76,7 @@ def deployed(testbed: cluster.TestbedState, tmp_path_factory) -> Iterator[Path]:
         kubectl(testbed, "delete", "-k", str(OVERLAY), "--wait=false", check=False)
 
 
-def test_the_server_pod_runs_restricted_with_probes_and_its_policy(testbed, deployed) -> None:
+def test_the_pods_run_restricted_with_probes_policies_and_network_rules(testbed, deployed) -> None:
     pods = json.loads(
         kubectl(testbed, "-n", NS, "get", "pods", "-l", "app.kubernetes.io/name=mcp-kube-server",
                 "-o", "json")
@@ -101,6 +100,16 @@ def test_the_server_pod_runs_restricted_with_probes_and_its_policy(testbed, depl
         check=False,
     )  # fmt: skip
     assert "violates PodSecurity" in refused
+    agent = json.loads(
+        kubectl(testbed, "-n", NS, "get", "pods", "-l", "app.kubernetes.io/name=mcp-kube-agent",
+                "-o", "json")
+    )["items"][0]  # fmt: skip
+    assert agent["status"]["phase"] == "Running"
+    assert agent["spec"]["automountServiceAccountToken"] is False  # no Kubernetes API access
+    assert agent["spec"]["containers"][0]["args"][:2] == ["agent", "serve"]
+    policies = json.loads(kubectl(testbed, "-n", NS, "get", "networkpolicy", "-o", "json"))
+    names = {p["metadata"]["name"] for p in policies["items"]}
+    assert names == {"default-deny", "mcp-kube-server", "mcp-kube-agent"}
     policy = json.loads(
         kubectl(testbed, "-n", NS, "get", "configmap", "-o", "json")
     )["items"]  # fmt: skip
