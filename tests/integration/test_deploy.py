@@ -173,6 +173,7 @@ def test_what_its_rbac_does_not_grant_is_forbidden(testbed, deployed: Path) -> N
     )
     with pytest.raises(urllib.error.HTTPError) as e:
         urllib.request.urlopen(req, context=ctx, timeout=10)
+    e.value.close()  # its TLS connection
     assert e.value.code == 403
     # impersonation: the served groups only, never system:masters
     can = ["auth", "can-i", "impersonate", "--as", SA]

@@ -20,7 +20,8 @@ def get(url: str) -> tuple[int, str, str]:
         with urllib.request.urlopen(url, timeout=10) as r:
             return r.status, r.headers.get("Content-Type", ""), r.read().decode()
     except urllib.error.HTTPError as e:
-        return e.code, e.headers.get("Content-Type", ""), e.read().decode()
+        with e:
+            return e.code, e.headers.get("Content-Type", ""), e.read().decode()
 
 
 def test_metrics_count_the_calls_and_expose_caches_approvals_and_the_audit_chain(

@@ -99,7 +99,8 @@ def post(
         with urllib.request.urlopen(req, timeout=10) as r:
             return r.status, dict(r.headers), r.read(4096).decode(errors="replace")
     except urllib.error.HTTPError as e:
-        return e.code, dict(e.headers), e.read(4096).decode(errors="replace")
+        with e:
+            return e.code, dict(e.headers), e.read(4096).decode(errors="replace")
 
 
 def bearer(token: str) -> dict[str, str]:
