@@ -85,14 +85,13 @@ test: testbed-build inspector conformance ## every test: unit, then integration 
 	$(BIN)/mcp-kube models install $(CI_MODEL)
 	$(BIN)/pytest
 
-bench: testbed-build ## print the benchmark figures (policy, audit sink, GPU inventory latency, agent speed)
+bench: testbed-build ## B1-B6 side by side with kubectl+jq and two peer MCP servers on the scale testbed (table + benchmarks/results/*.json)
 	$(BIN)/mcp-kube models install $(CI_MODEL) >/dev/null
-	$(BIN)/python benchmarks/policy_decisions.py
+	$(BIN)/python benchmarks/peers.py >/dev/null
 	$(BIN)/python benchmarks/audit_sink.py
 	@run=$$(mktemp -d); trap '$(BIN)/mcp-kube testbed down --dir '$$run'/tb >/dev/null' EXIT; \
-	  $(BIN)/mcp-kube testbed up --clusters 2 --dir $$run/tb && \
-	  $(BIN)/python benchmarks/inventory_latency.py $$run/tb/kubeconfig gpu-east gpu-west && \
-	  $(BIN)/python benchmarks/agent_speed.py $$run/tb/kubeconfig gpu-east gpu-west
+	  $(BIN)/mcp-kube testbed up --profile scale --dir $$run/tb && \
+	  $(BIN)/python benchmarks/compare.py $$run/tb --runs $(or $(RUNS),5)
 
 soak: testbed-build ## load and outage drill: 100 HTTP sessions for 60 s, API server restart mid-load, 10,000 fuzz calls
 	@run=$$(mktemp -d); trap '$(BIN)/mcp-kube testbed down --dir '$$run'/tb >/dev/null' EXIT; \

@@ -46,6 +46,7 @@ class WatchCache(Generic[T]):
         self._last_exc: BaseException | None = None
         self._failures = 0  # failed lists since the last successful one
         self.relists = 0
+        self.version = 0  # changes with every change of the cached objects
 
     def _key(self, obj: Json) -> str:
         meta = obj.get("metadata", {})
@@ -84,6 +85,10 @@ class WatchCache(Generic[T]):
         with self._lock:
             return list(self._items.values())
 
+    @property
+    def synced(self) -> bool:
+        return self._synced.is_set()
+
     def __len__(self) -> int:
         return len(self._items)
 
@@ -94,6 +99,7 @@ class WatchCache(Generic[T]):
         fresh = {self._key(o): self._trim(o) for o in items}
         with self._lock:
             self._items = fresh
+            self.version += 1
         self.relists += 1
         self._synced.set()
         return rv
@@ -126,6 +132,7 @@ class WatchCache(Generic[T]):
                             self._items.pop(key, None)
                         elif len(self._items) < self._max or key in self._items:
                             self._items[key] = self._trim(obj)
+                        self.version += 1
             except Exception as e:  # any failure: mark stale, back off, list again
                 self.last_error = f"{type(e).__name__}: {str(e)[:200]}"
                 self._last_exc = e

@@ -11,8 +11,8 @@ from __future__ import annotations
 import json
 import os
 import threading
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 import anyio
@@ -40,6 +40,7 @@ from mcp_kube.settings import ClusterSettings
 __all__ = ["ClusterRegistry", "KubeCluster"]
 
 Json = dict[str, Any]
+T = TypeVar("T")
 _LIMITER = anyio.CapacityLimiter(16)  # concurrent blocking API calls per process
 
 
@@ -99,6 +100,7 @@ class KubeCluster:
         self._timeout = settings.request_timeout_s
         self._impersonate = settings.impersonate
         self._use_cache = settings.watch_cache
+        self._derived: dict[str, tuple[tuple[int, ...], Any]] = {}  # see derived()
         self._node_cache: WatchCache[NodeInfo] = WatchCache(
             f"nodes of {name}",
             lambda: self._list_raw(Kind.NODES),
@@ -258,6 +260,24 @@ class KubeCluster:
             return await self._run(self._pod_cache.snapshot, self._timeout)  # type: ignore[no-any-return]
         items, _ = await self._run(self._list_raw, Kind.PODS)
         return [PodInfo.from_json(o) for o in items]
+
+    async def derived(self, key: str, build: Callable[[list[NodeInfo], list[PodInfo]], T]) -> T:
+        """``build(nodes, pods)``, reused while the watch caches have not changed since."""
+        caches = (self._node_cache, self._pod_cache)
+        version = (
+            tuple(c.version for c in caches)
+            if self._use_cache and all(c.synced for c in caches)
+            else None
+        )
+        hit = self._derived.get(key)
+        if version is not None and hit is not None and hit[0] == version:
+            return hit[1]  # type: ignore[no-any-return]
+        value = build(await self.nodes(), await self.pods())
+        if version is not None:
+            if len(self._derived) >= 32:
+                self._derived.clear()
+            self._derived[key] = (version, value)
+        return value
 
     # ------------------------------------------------------------------ writes
     def _write(

@@ -7,14 +7,16 @@ Calls are typed (a fixed set of resource kinds, validated names); there is no ge
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from mcp_kube.kube.objects import NodeInfo, PodInfo
 
 __all__ = ["ClusterPort", "Kind", "LogChunk"]
 
 Json = dict[str, Any]
+T = TypeVar("T")
 
 
 class Kind(enum.Enum):
@@ -98,6 +100,11 @@ class ClusterPort(Protocol):
     async def nodes(self) -> list[NodeInfo]: ...
 
     async def pods(self) -> list[PodInfo]: ...
+
+    async def derived(self, key: str, build: Callable[[list[NodeInfo], list[PodInfo]], T]) -> T:
+        """``build(nodes, pods)`` (a pure function named by ``key``); an implementation with
+        watch caches may return the earlier result while neither nodes nor pods changed."""
+        ...
 
     async def pod_log(
         self,

@@ -209,14 +209,18 @@ def _sum_products(nodes: list[NodeGpus]) -> list[ProductCount]:
 
 
 async def cluster_nodes(port: ClusterPort, detail: bool = False) -> list[NodeGpus]:
-    """GPU view of every GPU node of one cluster (shared by placement and fleet tools)."""
-    nodes = await port.nodes()
-    used = allocated_by_node(await port.pods())
-    return [
-        _node_view(port.name, n, used.get(n.name, {}), detail)
-        for n in sorted(nodes, key=lambda n: n.name)
-        if n.allocatable or n.capacity
-    ]
+    """GPU view of every GPU node of one cluster (shared by placement and fleet tools);
+    recomputed only when the cluster's nodes or pods changed."""
+
+    def build(nodes: list[NodeInfo], pods: list[PodInfo]) -> list[NodeGpus]:
+        used = allocated_by_node(pods)
+        return [
+            _node_view(port.name, n, used.get(n.name, {}), detail)
+            for n in sorted(nodes, key=lambda n: n.name)
+            if n.allocatable or n.capacity
+        ]
+
+    return await port.derived(f"gpu-nodes/detail={detail}", build)
 
 
 def cluster_gpus(name: str, nodes: list[NodeGpus]) -> ClusterGpus:

@@ -173,6 +173,9 @@ class FakePort:
     async def pods(self) -> list[PodInfo]:
         return [PodInfo.from_json(o) for o in self.objects.get(Kind.PODS, [])]
 
+    async def derived(self, key: str, build: Any) -> Any:
+        return build(await self.nodes(), await self.pods())
+
     async def pod_log(
         self, namespace, pod, *, container, tail_lines, since_seconds, limit_bytes, previous
     ) -> LogChunk:

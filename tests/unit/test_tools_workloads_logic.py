@@ -133,6 +133,9 @@ class FakePort:
         self._check()
         return self.pod_list
 
+    async def derived(self, key: str, build: Any) -> Any:
+        return build(await self.nodes(), await self.pods())
+
     async def pod_log(self, namespace: str, pod: str, **_: Any) -> LogChunk:
         raise NotImplementedError
 
