@@ -561,7 +561,6 @@ def main() -> int:
             return
         print(f"[bench] {key} done in {time.monotonic() - t0:.0f}s", file=sys.stderr, flush=True)
 
-    step("b6", bench.b6)
     step(
         "b1",
         lambda: {
@@ -580,6 +579,7 @@ def main() -> int:
             if k.startswith("common-expression-language")
         },
     )
+    step("b6", bench.b6)  # after B1-B3: the new scale cluster has settled by then
     step("b4", bench.b4)
     step("b5", lambda: _script("agent_speed.py", bench.kubeconfig, bench.context))
     if failed:

@@ -208,19 +208,42 @@ def _sum_products(nodes: list[NodeGpus]) -> list[ProductCount]:
     ]
 
 
-async def cluster_nodes(port: ClusterPort, detail: bool = False) -> list[NodeGpus]:
-    """GPU view of every GPU node of one cluster (shared by placement and fleet tools);
-    recomputed only when the cluster's nodes or pods changed."""
+async def cluster_view(
+    port: ClusterPort, detail: bool = False
+) -> tuple[list[NodeGpus], ClusterGpus]:
+    """GPU view of every GPU node of one cluster and its totals; recomputed only when the
+    cluster's nodes or pods changed."""
 
-    def build(nodes: list[NodeInfo], pods: list[PodInfo]) -> list[NodeGpus]:
+    def build(nodes: list[NodeInfo], pods: list[PodInfo]) -> tuple[list[NodeGpus], ClusterGpus]:
         used = allocated_by_node(pods)
-        return [
+        view = [
             _node_view(port.name, n, used.get(n.name, {}), detail)
             for n in sorted(nodes, key=lambda n: n.name)
             if n.allocatable or n.capacity
         ]
+        return view, cluster_gpus(port.name, view)
 
-    return await port.derived(f"gpu-nodes/detail={detail}", build)
+    return await port.derived(f"gpu-view/detail={detail}", build)
+
+
+async def cluster_nodes(port: ClusterPort, detail: bool = False) -> list[NodeGpus]:
+    """GPU view of every GPU node of one cluster (shared by placement and fleet tools)."""
+    return (await cluster_view(port, detail))[0]
+
+
+def _merge_products(groups: list[list[ProductCount]]) -> list[ProductCount]:
+    acc: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0, 0, 0, 0])
+    for group in groups:
+        for p in group:
+            a = acc[p.vendor, p.product]
+            for i, v in enumerate((p.nodes, p.gpus, p.allocatable, p.allocated, p.free)):
+                a[i] += v
+    return [
+        ProductCount(
+            vendor=v, product=p, nodes=a[0], gpus=a[1], allocatable=a[2], allocated=a[3], free=a[4]
+        )
+        for (v, p), a in sorted(acc.items())
+    ]
 
 
 def cluster_gpus(name: str, nodes: list[NodeGpus]) -> ClusterGpus:
@@ -234,11 +257,11 @@ def cluster_gpus(name: str, nodes: list[NodeGpus]) -> ClusterGpus:
 
 async def _inventory(ctx: ToolContext, args: GpuInventoryInput) -> GpuInventory:
     ports = ctx.clusters(args.cluster)
-    per_cluster: dict[str, list[NodeGpus] | str] = {}
+    per_cluster: dict[str, tuple[list[NodeGpus], ClusterGpus] | str] = {}
 
     async def one(port: ClusterPort) -> None:
         try:
-            per_cluster[port.name] = await cluster_nodes(port, args.detail)
+            per_cluster[port.name] = await cluster_view(port, args.detail)
         except ToolError as e:
             if args.cluster is not None:
                 raise
@@ -255,20 +278,20 @@ async def _inventory(ctx: ToolContext, args: GpuInventoryInput) -> GpuInventory:
         if isinstance(got, str):
             clusters.append(ClusterGpus(cluster=port.name, reachable=False, error=got))
             continue
-        nodes = got
+        nodes, totals = got
         if args.product:
             needle = args.product.lower()
             nodes = [n for n in nodes if needle in n.product.lower()]
         if args.node:
             nodes = [n for n in nodes if n.name == args.node]
-        clusters.append(cluster_gpus(port.name, nodes))
+        clusters.append(totals if nodes is got[0] else cluster_gpus(port.name, nodes))
         all_nodes += nodes
     limit = clamp_limit(args.limit, ctx.limits)
     page_nodes, page = paginate(all_nodes if args.include_nodes else [], args.cursor, limit)
     return GpuInventory(
         clusters=clusters,
         fleet=_sum_resources([r for c in clusters for r in c.resources]),
-        fleet_products=_sum_products(all_nodes),
+        fleet_products=_merge_products([c.products for c in clusters]),
         nodes=page_nodes,
         page=page,
     )
