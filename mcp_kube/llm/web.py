@@ -123,7 +123,7 @@ class WebAgent:
         self.pending: dict[str, _Pending] = {}
 
     # ---------------------------------------------------------------- logins
-    def _login_of(self, request: Request) -> tuple[str, _Login] | None:
+    def session_of(self, request: Request) -> tuple[str, _Login] | None:
         sid = request.cookies.get(COOKIE, "")
         login = self.logins.get(sid)
         if login is None:
@@ -281,7 +281,7 @@ def build_app(
     async def me(request: Request) -> Response:
         if (refused := guard(request, write=False)) is not None:
             return refused
-        found = web._login_of(request)
+        found = web.session_of(request)
         if found is None:
             return _error(401, "not logged in")
         return JSONResponse(
@@ -291,7 +291,7 @@ def build_app(
     async def ask(request: Request) -> Response:
         if (refused := guard(request, write=True)) is not None:
             return refused
-        found = web._login_of(request)
+        found = web.session_of(request)
         if found is None:
             return _error(401, "not logged in")
         sid, who = found
@@ -337,7 +337,7 @@ def build_app(
     async def approval(request: Request) -> Response:
         if (refused := guard(request, write=True)) is not None:
             return refused
-        found = web._login_of(request)
+        found = web.session_of(request)
         if found is None:
             return _error(401, "not logged in")
         data = await _json_body(request)

@@ -13,7 +13,7 @@ import getpass
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mcp.server.auth.middleware.auth_context import get_access_token
 from mcp.server.auth.settings import AuthSettings
@@ -39,10 +39,12 @@ from mcp_kube.kube.port import Kind
 from mcp_kube.policy.decision import Policy, ReadOnlyPolicy
 from mcp_kube.policy.gate import AuditSink, ClusterSource, Gate, InputNeeded
 from mcp_kube.server.auth import build_verifier, principal_of_token, public_url
-from mcp_kube.server.metrics import Metrics, ops_routes
 from mcp_kube.settings import Settings
 from mcp_kube.tools import catalog
 from mcp_kube.tools.base import ToolSpec
+
+if TYPE_CHECKING:
+    from mcp_kube.server.metrics import Metrics
 
 __all__ = ["AppState", "build_server", "stdio_principal"]
 
@@ -298,6 +300,8 @@ def build_server(
         auth=auth,
     )
     if metrics is not None:
+        from mcp_kube.server.metrics import ops_routes  # HTTP only: stdio starts without it
+
         for path, endpoint in ops_routes(metrics):
             server.custom_route(path, methods=["GET"], include_in_schema=False)(endpoint)
     return server

@@ -21,7 +21,6 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from mcp_kube.errors import McpKubeError
 from mcp_kube.policy.loader import ReloadablePolicy
 from mcp_kube.server.app import build_server
-from mcp_kube.server.metrics import Metrics
 from mcp_kube.settings import HttpSettings, Settings
 
 __all__ = ["serve"]
@@ -133,7 +132,11 @@ def serve(
                 log.warning("policy reloaded from %s", ", ".join(map(str, policy.paths)))
 
         signal.signal(signal.SIGHUP, reload)
-    metrics = Metrics() if transport == "http" else None
+    metrics = None
+    if transport == "http":
+        from mcp_kube.server.metrics import Metrics  # prometheus-client: not on the stdio path
+
+        metrics = Metrics()
     server = build_server(settings, policy=policy, transport=transport, metrics=metrics)
     if transport == "stdio":
         try:

@@ -54,6 +54,18 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def wait_port(port: int, proc: subprocess.Popen[bytes], seconds: float) -> None:
+    """Until something listens on the loopback port; fails early if ``proc`` exits."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.3):
+            return
+        if proc.poll() is not None:
+            raise RuntimeError(f"{proc.args} exited with {proc.returncode}")
+        time.sleep(0.2)
+    raise TimeoutError(f"nothing listens on {port}")
+
+
 @contextlib.contextmanager
 def http_server(
     kubeconfig: str, contexts: list[str], extra: list[str] | None = None, log: Path | None = None
