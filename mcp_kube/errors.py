@@ -5,7 +5,8 @@ One root, so callers can catch everything the project raises on purpose and noth
     McpKubeError
     ├── ToolError               a tool call failed; the message is safe to show the model
     │   ├── InvalidArgument     bad input, refused before any API call
-    │   ├── UnknownCluster      no such cluster; the message lists the valid ones
+    │   │   └── UnknownCluster  no such cluster; the message lists the valid ones
+    │   ├── NoClusters          the server has no cluster at all; names the kubeconfig it read
     │   ├── NotFound            the named object does not exist
     │   ├── Forbidden           the cluster's RBAC refused the request
     │   ├── ClusterUnavailable  the cluster cannot be reached or timed out
@@ -35,6 +36,7 @@ __all__ = [
     "Forbidden",
     "InvalidArgument",
     "McpKubeError",
+    "NoClusters",
     "NotFound",
     "PolicyDenied",
     "RateLimited",
@@ -64,6 +66,12 @@ class InvalidArgument(ToolError):
 
 class UnknownCluster(InvalidArgument):
     code = "unknown_cluster"
+
+
+class NoClusters(ToolError):
+    """No cluster to serve (no kubeconfig, or one without contexts): never an empty answer."""
+
+    code = "no_clusters"
 
 
 class NotFound(ToolError):

@@ -1,26 +1,38 @@
 """The one module that talks to Kubernetes: API clients per cluster, errors translated once.
 
-Each cluster gets one ``ApiClient`` (built at first use, reused for every call), requests are
-typed (``Kind``), bodies are decoded as plain JSON rather than model objects, every request has
-a timeout and no automatic retries (a struggling API server gets no retry storm), and every
-failure becomes one of the project's ``ToolError`` types with a message safe to show.
+A cluster is an API server, not a kubeconfig context: contexts that point at the same server
+(server URL and CA) are one cluster, named after its first context, whose credentials are those
+of the current context (when it points there) or else of the first of its contexts that may
+list nodes and pods. Each cluster gets one ``ApiClient`` (built at first use, reused for every
+call), requests are typed (``Kind``), bodies are decoded as plain JSON rather than model
+objects, every request has a timeout and no automatic retries (a struggling API server gets no
+retry storm), and every failure becomes one of the project's ``ToolError`` types with a message
+safe to show.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hashlib
 import json
+import logging
 import os
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import anyio
 import urllib3
+import yaml
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
+from kubernetes.config.kube_config import ENV_KUBECONFIG_PATH_SEPARATOR, KubeConfigMerger
 
 from mcp_kube import __version__
 from mcp_kube.domain import ACTING_FOR, KUBE_REQUESTS
@@ -28,7 +40,9 @@ from mcp_kube.errors import (
     ClusterUnavailable,
     Forbidden,
     InvalidArgument,
+    NoClusters,
     NotFound,
+    ToolError,
     UnknownCluster,
     UpstreamError,
 )
@@ -37,11 +51,20 @@ from mcp_kube.kube.objects import NodeInfo, PodInfo
 from mcp_kube.kube.port import Kind, LogChunk
 from mcp_kube.settings import ClusterSettings
 
-__all__ = ["ClusterRegistry", "KubeCluster"]
+__all__ = ["ClusterRegistry", "Credentials", "KubeCluster"]
 
 Json = dict[str, Any]
 T = TypeVar("T")
 _LIMITER = anyio.CapacityLimiter(16)  # concurrent blocking API calls per process
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """One way into a cluster: a kubeconfig context (``None``: the pod's service account)."""
+
+    context: str | None
+    load: Callable[[], k8s.ApiClient]  # raises ClusterUnavailable on a bad configuration
 
 
 def _message(body: bytes, reason: str) -> str:
@@ -92,11 +115,32 @@ def _why(e: BaseException, timeout: object) -> str:
 
 
 class KubeCluster:
-    """One cluster: a reused ApiClient plus list+watch caches of nodes and pods."""
+    """One cluster: a reused ApiClient plus list+watch caches of nodes and pods.
 
-    def __init__(self, name: str, api: k8s.ApiClient, settings: ClusterSettings) -> None:
+    ``credentials`` are tried in order at the first request: with ``choose``, the first whose
+    identity may list nodes and pods (what every fleet view reads) is kept, refused ones are
+    skipped; without, the first is used as it is. ``contexts`` are every kubeconfig context
+    that points at this cluster's API server (shown by ``list_clusters``).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        credentials: Sequence[Credentials],
+        settings: ClusterSettings,
+        *,
+        contexts: Sequence[str] = (),
+        choose: bool = False,
+    ) -> None:
+        if not credentials:
+            raise ValueError("a cluster needs credentials")
         self.name = name
-        self._api = api
+        self.contexts: tuple[str, ...] = tuple(contexts)
+        self._credentials = tuple(credentials)
+        self._choose_among = choose and len(credentials) > 1
+        self._api: k8s.ApiClient | None = None
+        self._in_use: str | None = None
+        self._api_lock = threading.Lock()
         self._timeout = settings.request_timeout_s
         self._impersonate = settings.impersonate
         self._use_cache = settings.watch_cache
@@ -116,6 +160,65 @@ class KubeCluster:
             settings.cache_max_objects,
         )
 
+    # ------------------------------------------------------------------ credentials
+    @property
+    def context(self) -> str | None:
+        """The context whose credentials are in use (None before the first request)."""
+        return self._in_use
+
+    def _client(self) -> k8s.ApiClient:
+        """The ApiClient of this cluster, its credentials chosen at the first request."""
+        with self._api_lock:
+            if self._api is None:
+                self._api, self._in_use = self._choose()
+            return self._api
+
+    def _choose(self) -> tuple[k8s.ApiClient, str | None]:
+        first = self._credentials[0]
+        if not self._choose_among:
+            return first.load(), first.context
+        fallback: tuple[k8s.ApiClient, str | None] | None = None
+        refused: list[str] = []
+        for cred in self._credentials:
+            try:
+                api = cred.load()
+            except ClusterUnavailable:
+                refused.append(f"{cred.context}: bad configuration")
+                continue
+            try:
+                self._probe(api)
+            except Forbidden as e:  # 401 or 403: these credentials will not do
+                refused.append(f"{cred.context}: {str(e).removeprefix(self.name + ': ')}")
+                if fallback is None:
+                    fallback = (api, cred.context)
+                else:
+                    api.close()
+                continue
+            except ToolError:  # unreachable or broken: another context will not fare better
+                api.close()
+                if fallback is not None:
+                    fallback[0].close()
+                raise
+            if fallback is not None:
+                fallback[0].close()
+            if refused:
+                log.info("%s: using context %s; refused: %s", self.name, cred.context, refused)
+            return api, cred.context
+        if fallback is not None:  # none may read the fleet: the first that loads, as it is
+            log.warning("%s: no context may list nodes and pods: %s", self.name, refused)
+            return fallback
+        raise ClusterUnavailable(
+            f"cluster unavailable: {self.name} (bad configuration of every context: "
+            + ", ".join(c.context or "in-cluster" for c in self._credentials)
+            + ")"
+        )
+
+    def _probe(self, api: k8s.ApiClient) -> None:
+        """Whether these credentials (as themselves, never impersonating) may list nodes and
+        pods in every namespace; raises Forbidden if not."""
+        for kind in (Kind.NODES, Kind.PODS):
+            self._get_json(self._path(kind, None), [("limit", "1")], api=api, impersonate=False)
+
     # ------------------------------------------------------------------ raw requests
     def _path(self, kind: Kind, namespace: str | None, name: str | None = None) -> str:
         path = kind.prefix
@@ -126,9 +229,9 @@ class KubeCluster:
             path += f"/{quote(name, safe='')}"
         return path
 
-    def _identity(self, headers: dict[str, str]) -> Any:
+    def _identity(self, headers: dict[str, str], impersonate: bool = True) -> Any:
         """Headers, plus Impersonate-User/Group of the caller when impersonation is on."""
-        who = ACTING_FOR.get() if self._impersonate else None
+        who = ACTING_FOR.get() if self._impersonate and impersonate else None
         if who is None:
             return headers
         out = urllib3.HTTPHeaderDict(headers)
@@ -143,17 +246,24 @@ class KubeCluster:
         query: list[tuple[str, Any]] | None = None,
         *,
         timeout: float | tuple[float, float] | None = None,
+        api: k8s.ApiClient | None = None,
+        impersonate: bool = True,
     ) -> urllib3.HTTPResponse:
+        if api is None:
+            api = self._client()
         try:
-            method, url, headers, _body, _post = self._api.param_serialize(
+            method, url, headers, _body, _post = api.param_serialize(
                 "GET",
                 path,
                 query_params=query or [],
                 header_params={"Accept": "application/json"},
                 auth_settings=["BearerToken"],
             )
-            rest = self._api.call_api(
-                method, url, self._identity(headers), _request_timeout=timeout or self._timeout
+            rest = api.call_api(
+                method,
+                url,
+                self._identity(headers, impersonate),
+                _request_timeout=timeout or self._timeout,
             )
         except (ApiException, urllib3.exceptions.HTTPError, OSError) as e:
             # TLS and request-building failures come as ApiException with status 0
@@ -180,8 +290,15 @@ class KubeCluster:
             raise UpstreamError(f"{self.name}: API server is throttling (429): {msg}")
         raise UpstreamError(f"{self.name}: API server error {status}: {msg}")
 
-    def _get_json(self, path: str, query: list[tuple[str, Any]] | None = None) -> Json:
-        resp = self._request(path, query)
+    def _get_json(
+        self,
+        path: str,
+        query: list[tuple[str, Any]] | None = None,
+        *,
+        api: k8s.ApiClient | None = None,
+        impersonate: bool = True,
+    ) -> Json:
+        resp = self._request(path, query, api=api, impersonate=impersonate)
         try:
             data: Json = json.loads(resp.data)
         finally:
@@ -293,8 +410,9 @@ class KubeCluster:
         The result is the decoded response with the API server's ``Audit-Id`` header added
         under ``_audit_id`` (empty when the server sent none).
         """
+        api = self._client()
         try:
-            method, url, headers, data, _post = self._api.param_serialize(
+            method, url, headers, data, _post = api.param_serialize(
                 method,
                 path,
                 query_params=query,
@@ -302,7 +420,7 @@ class KubeCluster:
                 body=body,
                 auth_settings=["BearerToken"],
             )
-            rest = self._api.call_api(
+            rest = api.call_api(
                 method, url, self._identity(headers), data, _request_timeout=self._timeout
             )
         except (ApiException, urllib3.exceptions.HTTPError, OSError) as e:
@@ -441,72 +559,241 @@ class KubeCluster:
     def close(self) -> None:
         self._node_cache.stop()
         self._pod_cache.stop()
-        self._api.close()
+        with self._api_lock:
+            if self._api is not None:
+                self._api.close()
+
+
+@dataclass(frozen=True)
+class _Served:
+    """One served cluster: its name, its contexts and whose credentials it uses."""
+
+    name: str
+    contexts: tuple[str, ...]  # every served context pointing at this API server
+    candidates: tuple[str, ...]  # contexts whose credentials may be used, preferred first
+    choose: bool  # try the candidates in turn (else the first, as it is)
+    in_cluster: bool = False
+
+
+def _kubeconfig_source(given: Path | None) -> tuple[str, str]:
+    """(what the kubernetes loader reads, the same in words for messages)."""
+    if given is not None:
+        return str(given), f"kubeconfig {given}"
+    env = os.environ.get("KUBECONFIG")
+    if env:
+        return env, f"kubeconfig {env} (from $KUBECONFIG)"
+    default = os.path.expanduser("~/.kube/config")
+    return default, f"kubeconfig {default} (the default: $KUBECONFIG is not set)"
+
+
+def _node_value(node: Any) -> Any:
+    """A kubeconfig entry, whether the merger wrapped it (ConfigNode) or not."""
+    return getattr(node, "value", node)
+
+
+def _ca_bytes(cluster: dict[str, Any], base: str | None) -> bytes:
+    data = cluster.get("certificate-authority-data")
+    if data:
+        try:
+            return base64.b64decode(str(data), validate=False)
+        except (binascii.Error, ValueError):
+            return str(data).encode()
+    path = cluster.get("certificate-authority")
+    if path:
+        full = Path(os.path.expanduser(str(path)))
+        if not full.is_absolute() and base:
+            full = Path(base).parent / full
+        try:
+            return full.read_bytes()
+        except OSError:
+            return f"file:{full}".encode()
+    return b""
+
+
+def _server_of(cluster: dict[str, Any]) -> str:
+    """The API server URL, normalised: scheme and host in lower case, default port explicit."""
+    raw = str(cluster.get("server") or "").strip().rstrip("/")
+    try:
+        url = urlsplit(raw)
+        port = url.port
+    except ValueError:
+        return raw
+    if not url.hostname:
+        return raw
+    host = f"[{url.hostname}]" if ":" in url.hostname else url.hostname
+    port = port or {"https": 443, "http": 80}.get(url.scheme.lower())
+    return f"{url.scheme.lower()}://{host}:{port}{url.path}"
+
+
+def _server_key(context: str, entry: Any, clusters: dict[str, Any]) -> tuple[str, str]:
+    """What makes two contexts one cluster: the same API server URL and the same CA."""
+    ctx = _node_value(entry).get("context") or {}
+    ctx = _node_value(ctx)
+    name = ctx.get("cluster") if isinstance(ctx, dict) else None
+    node = clusters.get(str(name)) if name is not None else None
+    cluster = _node_value(_node_value(node).get("cluster")) if node is not None else None
+    if not isinstance(cluster, dict) or not cluster.get("server"):
+        return ("context", context)  # no usable cluster entry: a cluster of its own
+    ca = _ca_bytes(cluster, getattr(node, "path", None))
+    return (_server_of(cluster), hashlib.sha256(ca).hexdigest())
 
 
 class ClusterRegistry:
-    """The clusters this server serves: kubeconfig contexts (allowlisted) and in-cluster."""
+    """The clusters this server serves: kubeconfig contexts grouped by API server, and the
+    cluster the server runs in.
+
+    Contexts that point at the same API server (server URL and CA) are one cluster, named
+    after its first context (in file order, or in the order of the ``contexts`` allowlist).
+    Its credentials are the current context's when the current context points at it (and no
+    allowlist is given); otherwise the first of its contexts whose credentials may list nodes
+    and pods. Another context of a cluster is not a cluster name: naming one is refused with
+    the cluster to use instead, so a policy that names a cluster cannot be sidestepped.
+    """
 
     def __init__(self, settings: ClusterSettings) -> None:
         self._settings = settings
         self._lock = threading.Lock()
         self._clusters: dict[str, KubeCluster] = {}
-        self._contexts: list[str] = []
+        self._served: dict[str, _Served] = {}
+        self._alias: dict[str, str] = {}  # served context -> its cluster's name
         self.default: str | None = None
-        kubeconfig = str(settings.kubeconfig) if settings.kubeconfig else None
-        self._kubeconfig = kubeconfig
-        try:
-            contexts, current = k8s_config.list_kube_config_contexts(config_file=kubeconfig)
-        except (ConfigException, OSError):
-            contexts, current = [], None
-        names = [c["name"] for c in contexts or []]
+        self._kubeconfig, self.source = _kubeconfig_source(settings.kubeconfig)
+        self.problem = ""  # why the kubeconfig gave no context, in words
+        contexts, current = self._read()
+        names = list(contexts)
         if settings.contexts:
-            missing = [c for c in settings.contexts if c not in names]
+            missing = [c for c in settings.contexts if c not in contexts]
             if missing:
+                where = f"{self.source}" + (f", which {self.problem}" if self.problem else "")
                 raise UnknownCluster(
-                    f"configured contexts not in the kubeconfig: {', '.join(missing)}"
+                    f"configured contexts not in the {where}: {', '.join(missing)}"
                 )
-            names = list(settings.contexts)
-        self._contexts = names
-        if current and current["name"] in names:
-            self.default = current["name"]
-        elif names:
-            self.default = names[0]
+            names = list(dict.fromkeys(settings.contexts))
+        groups: dict[tuple[str, str], list[str]] = {}
+        for ctx in names:
+            groups.setdefault(contexts[ctx], []).append(ctx)
+        for members in groups.values():
+            if not settings.contexts and current in members:
+                served = _Served(members[0], tuple(members), (current,), False)  # you are you
+            else:
+                served = _Served(members[0], tuple(members), tuple(members), True)
+            self._served[served.name] = served
+            for ctx in members:
+                self._alias[ctx] = served.name
+        if current is not None and current in self._alias:
+            self.default = self._alias[current]
+        elif self._served:
+            self.default = next(iter(self._served))
         if settings.in_cluster:
-            self._contexts.append(settings.in_cluster_name)
-            self.default = self.default or settings.in_cluster_name
+            name = settings.in_cluster_name
+            self._served[name] = _Served(name, (), (), False, in_cluster=True)
+            self.default = self.default or name
+
+    def _read(self) -> tuple[dict[str, tuple[str, str]], str | None]:
+        """Every context of the kubeconfig (merged like kubectl) -> its API server key, and
+        the current context; sets ``problem`` when there are none."""
+        paths = [p for p in self._kubeconfig.split(ENV_KUBECONFIG_PATH_SEPARATOR) if p]
+        if not any(os.path.exists(os.path.expanduser(p)) for p in paths):
+            self.problem = "does not exist" if len(paths) <= 1 else "holds no existing file"
+            return {}, None
+        try:
+            merged = KubeConfigMerger(self._kubeconfig).config
+            value = _node_value(merged) if merged is not None else {}
+            clusters: dict[str, Any] = {}
+            for node in value.get("clusters") or []:
+                clusters.setdefault(str(_node_value(node).get("name")), node)
+            out: dict[str, tuple[str, str]] = {}
+            for node in value.get("contexts") or []:
+                name = str(_node_value(node).get("name"))
+                out.setdefault(name, _server_key(name, node, clusters))
+            current = value.get("current-context")
+        except (ConfigException, OSError, yaml.YAMLError, AttributeError, KeyError) as e:
+            self.problem = f"cannot be read ({str(e)[:200] or type(e).__name__})"
+            return {}, None
+        if not out:
+            self.problem = "has no contexts"
+        return out, str(current) if current in out else None
 
     @property
     def names(self) -> list[str]:
-        return list(self._contexts)
+        return list(self._served)
+
+    def contexts_of(self, name: str) -> list[str]:
+        """The served kubeconfig contexts of a cluster (empty for the in-cluster one)."""
+        return list(self._served[self.resolve(name)].contexts)
+
+    def describe(self) -> str:
+        """What was read and what is served, for the server's start line."""
+        if not self._served:
+            problem = f" {self.problem}" if self.problem else ""
+            return (
+                f"read {self.source}:{problem}; found no context: no cluster to serve "
+                "(every cluster tool answers no_clusters)"
+            )
+        parts = []
+        for s in self._served.values():
+            if s.in_cluster:
+                parts.append(f"{s.name} (the cluster this pod runs in)")
+                continue
+            creds = s.candidates[0] if not s.choose else "the first that may list nodes and pods"
+            parts.append(f"{s.name} (contexts: {', '.join(s.contexts)}; credentials: {creds})")
+        return f"read {self.source}: clusters " + "; ".join(parts)
+
+    def _no_clusters(self) -> NoClusters:
+        problem = f" {self.problem}" if self.problem else ""
+        return NoClusters(
+            f"no clusters: {self.source}{problem}, so no context was found. Point --kubeconfig "
+            "or $KUBECONFIG at a kubeconfig with contexts (or serve --in-cluster)"
+        )
 
     def resolve(self, name: str | None) -> str:
+        if not self._served:
+            raise self._no_clusters()
         chosen = name or self.default
-        if chosen is None:
-            raise UnknownCluster("no clusters are configured (no kubeconfig contexts)")
-        if chosen not in self._contexts:
+        if chosen is None:  # unreachable: a served cluster is always the default
+            raise self._no_clusters()
+        if chosen in self._served:
+            return chosen
+        valid = ", ".join(self._served)
+        owner = self._alias.get(chosen)
+        if owner is not None:
             raise UnknownCluster(
-                f"unknown cluster {chosen!r}; valid clusters: {', '.join(self._contexts)}"
+                f"unknown cluster {chosen!r}: it is a kubeconfig context of cluster {owner!r} "
+                f"(the same API server); use cluster {owner!r}; valid clusters: {valid}"
             )
-        return chosen
+        raise UnknownCluster(f"unknown cluster {chosen!r}; valid clusters: {valid}")
 
     def get(self, name: str | None) -> KubeCluster:
         chosen = self.resolve(name)
         with self._lock:
             cluster = self._clusters.get(chosen)
             if cluster is None:
-                cluster = KubeCluster(chosen, self._api_client(chosen), self._settings)
+                served = self._served[chosen]
+                creds = [
+                    Credentials(ctx, self._loader(chosen, ctx))
+                    for ctx in served.candidates or (None,)
+                ]
+                cluster = KubeCluster(
+                    chosen,
+                    creds,
+                    self._settings,
+                    contexts=served.contexts,
+                    choose=served.choose,
+                )
                 self._clusters[chosen] = cluster
             return cluster
 
-    def _api_client(self, name: str) -> k8s.ApiClient:
+    def _loader(self, name: str, context: str | None) -> Callable[[], k8s.ApiClient]:
+        return lambda: self._api_client(name, context)
+
+    def _api_client(self, name: str, context: str | None) -> k8s.ApiClient:
         cfg = k8s.Configuration()
         try:
-            if self._settings.in_cluster and name == self._settings.in_cluster_name:
+            if context is None:
                 k8s_config.load_incluster_config(client_configuration=cfg)
             else:
                 k8s_config.load_kube_config(
-                    config_file=self._kubeconfig, context=name, client_configuration=cfg
+                    config_file=self._kubeconfig, context=context, client_configuration=cfg
                 )
         except (ConfigException, OSError) as e:
             raise ClusterUnavailable(f"cluster unavailable: {name} (bad configuration)") from e

@@ -68,6 +68,14 @@ class ClusterPort(Protocol):
     """Read access to one cluster (implemented by ``kube.client.KubeCluster``)."""
 
     name: str
+    # the kubeconfig contexts that point at this cluster's API server (one cluster however
+    # many contexts; empty for the cluster the server runs in)
+    contexts: tuple[str, ...]
+
+    @property
+    def context(self) -> str | None:
+        """The context whose credentials are in use (None before the first request)."""
+        ...
 
     async def version(self) -> Json: ...
 

@@ -225,6 +225,7 @@ class _Context:
     def clusters(self, name: str | None) -> list[ClusterPort]:
         if name is not None:
             return [self._gate.clusters.get(name)]
+        self._gate.clusters.resolve(None)  # no cluster at all is an error, never an empty fleet
         return [self._gate.clusters.get(n) for n in self._gate.clusters.names]
 
     def cluster_names(self) -> list[str]:

@@ -10,6 +10,7 @@ policy.
 from __future__ import annotations
 
 import getpass
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -47,6 +48,8 @@ if TYPE_CHECKING:
     from mcp_kube.server.metrics import Metrics
 
 __all__ = ["AppState", "build_server", "stdio_principal"]
+
+log = logging.getLogger("mcp_kube.server")
 
 INSTRUCTIONS = (
     "mcp-kube answers questions about Kubernetes GPU clusters: GPU inventory and free capacity "
@@ -221,7 +224,14 @@ def build_server(
     def make_clusters() -> ClusterSource:
         from mcp_kube.kube.client import ClusterRegistry  # the real cluster access layer
 
-        return ClusterRegistry(settings.clusters)
+        registry = ClusterRegistry(settings.clusters)
+        # Which kubeconfig was read and what it gave, on stderr: no cluster is said at start,
+        # and every cluster tool then answers `no_clusters` (never an empty or zero answer).
+        if registry.names:
+            log.info("mcp-kube %s", registry.describe())
+        else:
+            log.warning("mcp-kube %s", registry.describe())
+        return registry
 
     @asynccontextmanager
     async def lifespan(_server: MCPServer[AppState]) -> AsyncIterator[AppState]:

@@ -384,6 +384,13 @@ class ClusterInfo(ToolOutput):
     name: str
     default: bool
     reachable: bool
+    contexts: list[str] = Field(
+        default_factory=list,
+        description="kubeconfig contexts that point at this cluster's API server (one cluster)",
+    )
+    context: str | None = Field(
+        None, description="the context whose credentials the server uses for this cluster"
+    )
     version: str | None = None
     nodes: int | None = None
     gpu_nodes: int | None = None
@@ -396,8 +403,8 @@ class ClusterList(ToolOutput):
 
 
 async def _list_clusters(ctx: ToolContext, _args: ListClustersInput) -> ClusterList:
+    default = ctx.cluster(None).name  # no cluster at all: NoClusters, not an empty list
     names = ctx.cluster_names()
-    default = ctx.cluster(None).name if names else ""
     out: dict[str, ClusterInfo] = {}
 
     async def one(name: str) -> None:
@@ -407,7 +414,12 @@ async def _list_clusters(ctx: ToolContext, _args: ListClustersInput) -> ClusterL
             nodes = await port.nodes()
         except ToolError as e:
             out[name] = ClusterInfo(
-                name=name, default=name == default, reachable=False, error=str(e)
+                name=name,
+                default=name == default,
+                reachable=False,
+                contexts=list(port.contexts),
+                context=port.context,
+                error=str(e),
             )
             return
         gpus: dict[str, int] = defaultdict(int)
@@ -418,6 +430,8 @@ async def _list_clusters(ctx: ToolContext, _args: ListClustersInput) -> ClusterL
             name=name,
             default=name == default,
             reachable=True,
+            contexts=list(port.contexts),
+            context=port.context,
             version=str(version.get("gitVersion", "")),
             nodes=len(nodes),
             gpu_nodes=sum(1 for n in nodes if n.allocatable),
@@ -430,11 +444,21 @@ async def _list_clusters(ctx: ToolContext, _args: ListClustersInput) -> ClusterL
     return ClusterList(clusters=[out[n] for n in names])
 
 
+def _contexts_note(c: ClusterInfo) -> str:
+    if not c.contexts:
+        return ""
+    using = f" (credentials of {c.context})" if c.context else ""
+    return f"; contexts: {', '.join(c.contexts)}{using}"
+
+
 def _clusters_summary(out: ClusterList) -> str:
     return "\n".join(
-        f"{c.name}: {c.version}, {c.nodes} nodes, GPUs {dict(c.gpus)}"
-        if c.reachable
-        else f"{c.name}: unreachable ({c.error})"
+        (
+            f"{c.name}: {c.version}, {c.nodes} nodes, GPUs {dict(c.gpus)}"
+            if c.reachable
+            else f"{c.name}: unreachable ({c.error})"
+        )
+        + _contexts_note(c)
         for c in out.clusters
     )
 
@@ -442,7 +466,10 @@ def _clusters_summary(out: ClusterList) -> str:
 LIST_CLUSTERS: ToolSpec[ListClustersInput, ClusterList] = ToolSpec(
     name="list_clusters",
     title="List clusters",
-    description="Clusters this server can reach: version, reachability, node and GPU totals.",
+    description=(
+        "Clusters this server serves: version, reachability, node and GPU totals, and the "
+        "kubeconfig contexts that point at each (one cluster however many contexts)."
+    ),
     input=ListClustersInput,
     output=ClusterList,
     run=_list_clusters,
