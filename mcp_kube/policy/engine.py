@@ -6,6 +6,13 @@ an expression error, a non-boolean result) is a refusal naming the rule and its 
 Warn and Audit validations never refuse: their messages travel with the decision.
 For writes, ``review`` first fills the policy's job defaults into the manifest and then decides
 on the final manifest, so validations see exactly what would be created.
+
+A submitted Job's scheduling is judged in code before any rule, on the final manifest: a
+``priorityClassName`` must be one the policy lists (``limits.priorityClasses``; none listed:
+none allowed) and never a ``system-*`` class; a Kueue queue must be listed when the policy lists
+queues (``limits.queues``); and the pod template may carry no tolerations, affinity or nodeName
+and no node selector but ``nvidia.com/gpu.product`` (``submit_job`` writes none of those; one
+that appears was added on the way, and could put pods on control-plane or tainted nodes).
 """
 
 from __future__ import annotations
@@ -14,19 +21,30 @@ import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, NoReturn
 
 from mcp_kube.domain import ManifestReview, Principal
 from mcp_kube.errors import PolicyDenied
 from mcp_kube.policy.cel import CelBackend, CelError, CommonCel, Compiled
 from mcp_kube.policy.decision import Decision
-from mcp_kube.policy.model import Approval, JobDefaults, PolicyFile, Rule
+from mcp_kube.policy.model import (
+    RESERVED_PRIORITY_PREFIX,
+    Approval,
+    JobDefaults,
+    PolicyFile,
+    Rule,
+)
 
 __all__ = ["Explained", "PolicyEngine", "PolicyError", "apply_defaults", "manifest_gpus"]
 
 ApprovalMode = Literal["none", "elicitation", "out_of_band"]
 _STRICTNESS = {"none": 0, "elicitation": 1, "out_of_band": 2}
 DEFAULT_DENY = "default-deny"
+KUEUE_QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
+# The only node selector submit_job writes (its gpu_product argument).
+ALLOWED_NODE_SELECTORS = frozenset({"nvidia.com/gpu.product"})
+# Pod fields submit_job never writes; each would let pods onto control-plane or tainted nodes.
+FORBIDDEN_POD_FIELDS = ("tolerations", "affinity", "nodeName")
 
 
 class PolicyError(ValueError):
@@ -132,6 +150,10 @@ def apply_defaults(
     return out, changes
 
 
+def _deny_limit(limit: str, message: str) -> NoReturn:
+    raise PolicyDenied(f"denied by policy limit {limit}: {message}", limit)
+
+
 class PolicyEngine:
     """Decides calls against policy files; compiled once, evaluated per call."""
 
@@ -201,6 +223,63 @@ class PolicyEngine:
             if pf.spec.limits.max_gpus_per_job is not None
         ]
         return min(values) if values else None
+
+    def _listed(self, name: str) -> list[str] | None:
+        """A list limit across files: what every file that sets it allows (None: none sets it)."""
+        lists: list[list[str]] = [
+            value for _, pf in self.files if (value := getattr(pf.spec.limits, name)) is not None
+        ]
+        if not lists:
+            return None
+        common = set(lists[0]).intersection(*lists[1:])
+        return [v for v in lists[0] if v in common]
+
+    def allowed_priority_classes(self) -> list[str]:
+        """PriorityClasses submit_job may name: listed by the policy, never system-*."""
+        listed = self._listed("priority_classes") or []
+        return [c for c in listed if not c.startswith(RESERVED_PRIORITY_PREFIX)]
+
+    def allowed_queues(self) -> list[str] | None:
+        """Kueue LocalQueues submit_job may name; None: the policy does not restrict them."""
+        return self._listed("queues")
+
+    def check_scheduling(self, manifest: Mapping[str, Any]) -> None:
+        """Refuse a Job whose scheduling the policy does not allow (``PolicyDenied``)."""
+        spec = manifest.get("spec") or {}
+        pod = (spec.get("template") or {}).get("spec") or {}
+        wanted = pod.get("priorityClassName")
+        if wanted is not None:
+            allowed = self.allowed_priority_classes()
+            offer = (
+                f"allowed: {', '.join(allowed)}"
+                if allowed
+                else "this policy allows none (limits.priorityClasses); leave it unset"
+            )
+            if str(wanted).startswith(RESERVED_PRIORITY_PREFIX):
+                _deny_limit(
+                    "priorityClasses",
+                    f"priority_class {wanted!r} is refused: {RESERVED_PRIORITY_PREFIX}* classes "
+                    f"belong to cluster components and are never allowed; {offer}",
+                )
+            if wanted not in allowed:
+                _deny_limit("priorityClasses", f"priority_class {wanted!r} is not allowed; {offer}")
+        labels = (manifest.get("metadata") or {}).get("labels") or {}
+        queue = labels.get(KUEUE_QUEUE_LABEL)
+        queues = self.allowed_queues()
+        if queue is not None and queues is not None and queue not in queues:
+            offer = f"allowed: {', '.join(queues)}" if queues else "this policy allows none"
+            _deny_limit("queues", f"queue {queue!r} is not allowed; {offer}")
+        for key in FORBIDDEN_POD_FIELDS:
+            if pod.get(key):
+                _deny_limit(key, f"a submitted job may not set {key}")
+        extra = sorted(set(pod.get("nodeSelector") or {}) - ALLOWED_NODE_SELECTORS)
+        if extra:
+            only = ", ".join(sorted(ALLOWED_NODE_SELECTORS))
+            _deny_limit(
+                "nodeSelector",
+                f"a submitted job may select nodes only by {only} (gpu_product), "
+                f"not by {', '.join(extra)}",
+            )
 
     def max_concurrent_gpus_per_principal(self) -> int | None:
         """Enforced by the gate, which counts the caller's active jobs in the cluster."""
@@ -362,6 +441,8 @@ class PolicyEngine:
                 [],
             )
         )
+        if tool == "submit_job":
+            self.check_scheduling(final)
         limit = self.max_gpus_per_job()
         if limit is not None and tool == "submit_job":
             gpus = manifest_gpus(final)

@@ -2,18 +2,20 @@
 
 A file holds one ``ToolPolicy``: rules that match calls (tool, cluster, namespace, principal,
 groups), CEL validations with a message and an action, defaults for job manifests, limits, and
-approval requirements. CEL is the expression language of Kubernetes' ValidatingAdmissionPolicy;
+approval requirements (``limits`` also lists the PriorityClasses and Kueue queues that
+``submit_job`` may name). CEL is the expression language of Kubernetes' ValidatingAdmissionPolicy;
 expressions see ``principal``, ``tool``, ``args``, ``cluster``, ``namespace`` and, for writes,
 ``manifest`` (the final Job, after defaults).
 """
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 __all__ = [
+    "RESERVED_PRIORITY_PREFIX",
     "Approval",
     "JobDefaults",
     "Limits",
@@ -21,6 +23,21 @@ __all__ = [
     "PolicyFile",
     "Rule",
     "Validation",
+]
+
+
+# PriorityClasses named system-* belong to cluster components (system-node-critical,
+# system-cluster-critical: priorities above 2,000,000,000, able to preempt anything). No policy
+# may grant them to a submitted job; the loader refuses a policy that lists one.
+RESERVED_PRIORITY_PREFIX = "system-"
+
+_K8sName = Annotated[
+    str,
+    StringConstraints(
+        min_length=1,
+        max_length=253,
+        pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$",
+    ),
 ]
 
 
@@ -91,6 +108,30 @@ class Limits(_Strict):
         alias="callsPerMinute",
         description="tool name (or '*') -> calls per minute per principal",
     )
+    priority_classes: list[_K8sName] | None = Field(
+        None,
+        alias="priorityClasses",
+        max_length=64,
+        description="PriorityClasses submit_job may name; unset or empty: priority_class is "
+        "refused. system-* classes can never be listed. Across files: in every list that is set",
+    )
+    queues: list[_K8sName] | None = Field(
+        None,
+        max_length=256,
+        description="Kueue LocalQueues submit_job may name; unset: any (LocalQueues are "
+        "namespaced and admins bind them to ClusterQueues). Across files: in every list set",
+    )
+
+    @field_validator("priority_classes")
+    @classmethod
+    def _no_system_classes(cls, value: list[str] | None) -> list[str] | None:
+        reserved = [c for c in value or [] if c.startswith(RESERVED_PRIORITY_PREFIX)]
+        if reserved:
+            raise ValueError(
+                f"{', '.join(reserved)}: {RESERVED_PRIORITY_PREFIX}* PriorityClasses belong to "
+                "cluster components and cannot be allowed for submitted jobs"
+            )
+        return value
 
 
 class PolicySpec(_Strict):

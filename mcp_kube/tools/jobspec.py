@@ -16,9 +16,17 @@ GPU requests, one of three ways:
   annotation ``gpu-fraction``, ``schedulerName: kai-scheduler``); it cannot be combined with
   whole GPUs or MIG.
 
-``gpu_product`` pins the pods to nodes labelled ``nvidia.com/gpu.product=<value>``. ``queue``
-hands the job to Kueue (label ``kueue.x-k8s.io/queue-name``; created suspended, Kueue
-unsuspends it on admission).
+Scheduling, and nothing else of it (no tolerations, affinity, nodeName or other node
+selectors, so no way onto control-plane or tainted nodes):
+
+* ``gpu_product`` pins the pods to nodes labelled ``nvidia.com/gpu.product=<value>``;
+* ``queue`` hands the job to Kueue (label ``kueue.x-k8s.io/queue-name``; created suspended,
+  Kueue unsuspends it on admission); the policy may list the queues allowed
+  (``limits.queues``);
+* ``priority_class`` sets ``priorityClassName``: only a class the policy lists
+  (``limits.priorityClasses``, checked by the policy review), and never a ``system-*`` class
+  (refused here, whatever the policy says: those preempt everything, system pods included);
+* ``gpu_fraction`` sets ``schedulerName: kai-scheduler``.
 
 Every Job carries ``app.kubernetes.io/managed-by=mcp-kube`` (only such Jobs can later be
 cancelled, suspended or resumed through mcp-kube), the submitting principal and an
@@ -43,6 +51,7 @@ __all__ = [
     "IDEMPOTENCY_LABEL",
     "MANAGED_BY",
     "MANAGED_BY_LABEL",
+    "RESERVED_PRIORITY_PREFIX",
     "SUBMITTED_BY_LABEL",
     "SubmitJobInput",
     "build_job",
@@ -63,6 +72,8 @@ KAI_SCHEDULER = "kai-scheduler"
 KAI_FRACTION_ANNOTATION = "gpu-fraction"
 CONTAINER = "trainer"
 MAX_DEADLINE_S = 30 * 24 * 3600
+
+RESERVED_PRIORITY_PREFIX = "system-"  # system-node-critical, system-cluster-critical
 
 _LABEL_VALUE = r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$"
 
@@ -153,6 +164,17 @@ class SubmitJobInput(ClusterInput):
     def _no_scheme(cls, value: str) -> str:
         if "://" in value:
             raise ValueError("an image reference has no URL scheme (drop 'https://')")
+        return value
+
+    @field_validator("priority_class")
+    @classmethod
+    def _no_system_priority(cls, value: str | None) -> str | None:
+        if value is not None and value.startswith(RESERVED_PRIORITY_PREFIX):
+            raise ValueError(
+                f"{value!r} is refused: {RESERVED_PRIORITY_PREFIX}* PriorityClasses belong to "
+                "cluster components and are never allowed for jobs; use a class the policy "
+                "lists (limits.priorityClasses) or leave priority_class unset"
+            )
         return value
 
     @model_validator(mode="after")
