@@ -483,7 +483,8 @@ def _audit_approval(path: Path, rec: Any) -> None:
                 "kind": "approval",
                 "request_id": rec.id,
                 "decision": rec.state,
-                "approver": rec.approved_by or rec.rejected_by,
+                "approver": rec.decided_by,
+                "approver_groups": list(rec.decided_groups),
                 "requester": rec.requester,
                 "tool": rec.tool,
                 "cluster": rec.cluster,
@@ -524,12 +525,12 @@ def _run_approvals(args: argparse.Namespace) -> int:
             _audit_approval(args.audit_log or settings.audit.path, rec)
             if rec.state == "approved":
                 print(
-                    f"approved {rec.id} as {rec.approved_by}: {rec.tool} for {rec.requester} on "
+                    f"approved {rec.id} as {rec.decided_by}: {rec.tool} for {rec.requester} on "
                     f"{rec.cluster}/{rec.namespace}; it runs once when the requester calls again "
                     f"before {rfc3339(rec.expires_at)}"
                 )
             else:
-                print(f"rejected {rec.id} as {rec.rejected_by}: {rec.tool} for {rec.requester}")
+                print(f"rejected {rec.id} as {rec.decided_by}: {rec.tool} for {rec.requester}")
             return 0
         if args.action == "show":
             found = anyio.run(store.get, args.id)

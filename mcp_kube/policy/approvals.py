@@ -2,15 +2,23 @@
 
 A request is one ConfigMap ``mcpk-approval-<id>`` in the approvals namespace of the approvals
 cluster (``Settings.approvals``), so every server replica sees the same requests and a restart
-loses none. Its ``request`` data key holds the request as JSON (who asked, which tool, where,
-the SHA-256 of the final manifest, the preview shown to approvers, the approver groups, the
-four-eyes flag, creation and expiry times, who decided and when, when it was used); its label
-``mcp-kube.io/approval-state`` holds the state:
+loses none. Its label ``mcp-kube.io/approval-state`` holds the state:
 
     pending -> approved -> used        (an approval runs exactly once)
     pending -> rejected
     any     -> expired                 (past ``expires_at``, reported once to the requester)
     expired -> pending                 (the same call again files a new request)
+
+and its data keys hold the record, in two parts:
+
+- the request, written by the server only: ``request`` (JSON: the id, the requester's groups,
+  which tool, where, the SHA-256 of the final manifest, the preview shown to approvers,
+  creation and expiry times), and as plain strings ``requester``, ``approver-groups`` (one
+  group a line; empty: any authenticated user), ``four-eyes`` (``true``/``false``) and
+  ``used-at``;
+- the decision, written by the approver: ``decision`` (``approved``/``rejected``),
+  ``decided-by`` (their user name), ``decided-groups`` (their groups among the approver
+  groups, one a line) and ``decided-at``.
 
 The id is deterministic: the first 16 hex characters of a SHA-256 over the requester, the tool,
 the cluster, the namespace and the manifest hash. Calling the tool again with the same
@@ -21,10 +29,33 @@ approved. Every state change is a merge patch carrying the ``resourceVersion`` t
 so the API server refuses the second of two concurrent changes (409): two replicas cannot both
 consume one approval, and two approvers cannot both decide one request.
 
+Who approved is vouched for by the API server, not by whoever wrote the ConfigMap. Approvers
+need ``patch`` on these ConfigMaps, and RBAC cannot say what they may write, so the
+ValidatingAdmissionPolicy ``mcp-kube-approvals`` (``deploy/base/approvals-admission.yaml``)
+does, in CEL, against the request's authenticated ``userInfo``: only the server (whoever RBAC
+allows the verb ``manage`` on ``approvals.mcp-kube.io``) files, uses, expires and re-files
+records; nobody else changes the request part or the labels; a decision is made once, on a
+pending request, with ``decided-by`` equal to the user making the change, ``decided-groups``
+among that user's groups and the request's approver groups, and, under four-eyes, never an
+approval by the requester. That is why the decision lives in plain data keys: CEL in
+Kubernetes cannot parse the JSON. When the server uses an approval it checks again what it can
+check alone (approved, ``decided-by`` set and not the requester under four-eyes, a decided group
+among the approver groups), then asks the API server for a dry run of a change to the decided
+record's ``decided-by``: the policy refuses it when in force; if the API server accepts it,
+nothing vouches for the approval and it is refused. So without the policy no approval counts,
+and a record approved by its own requester is refused even then.
+
+Why an admission policy and not an approval endpoint on the server: the approver's identity
+then comes from the cluster's own authentication (certificates, OIDC, whatever the site uses
+for ``kubectl``), with no second login, token store or listening port to secure; the check runs
+in the API server for every writer, including a hand-typed ``kubectl patch``, and every
+replica shares it; and it is declarative CEL that an operator can review next to the RBAC, in
+the same language as mcp-kube's policies.
+
 The server reads and writes the records with its own identity, never impersonating the caller:
-requesters need no access to the approvals namespace (and must not have ``patch`` there, or
-they could edit a record by hand); approvers need ``get``, ``list`` and ``patch`` on its
-ConfigMaps. Expiry is judged by the clock of whoever checks (server replica or approver).
+requesters need no access to the approvals namespace; approvers need ``get``, ``list`` and
+``patch`` on its ConfigMaps. Expiry is judged by the clock of whoever checks (server replica or
+approver).
 """
 
 from __future__ import annotations
@@ -38,7 +69,8 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, Protocol
 
-from mcp_kube.domain import ACTING_FOR, Principal
+from mcp_kube.canonical import canonical_json
+from mcp_kube.domain import ACTING_FOR, Json, Principal
 from mcp_kube.errors import (
     ApprovalPending,
     ApprovalRefused,
@@ -50,6 +82,7 @@ from mcp_kube.errors import (
 from mcp_kube.kube.port import ClusterPort, Kind
 
 __all__ = [
+    "ADMISSION_POLICY",
     "DEFAULT_TTL",
     "ApprovalRecord",
     "ApprovalStore",
@@ -62,16 +95,31 @@ __all__ = [
     "terms_of",
 ]
 
-Json = dict[str, Any]
 State = Literal["pending", "approved", "rejected", "used", "expired"]
 STATES: tuple[State, ...] = ("pending", "approved", "rejected", "used", "expired")
+Decision = Literal["", "approved", "rejected"]
+DECISIONS: tuple[Decision, ...] = ("", "approved", "rejected")
 
 DEFAULT_TTL = 3600
 NAME_PREFIX = "mcpk-approval-"
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 MANAGED_BY = "mcp-kube"
 STATE_LABEL = "mcp-kube.io/approval-state"
-DATA_KEY = "request"
+# The ValidatingAdmissionPolicy (and its binding) that vouches for decisions, and its file.
+ADMISSION_POLICY = "mcp-kube-approvals"
+ADMISSION_FILE = "deploy/base/approvals-admission.yaml"
+# Data keys. The request part: written by the server only.
+DATA_KEY = "request"  # JSON
+REQUESTER_KEY = "requester"
+APPROVERS_KEY = "approver-groups"  # one group a line
+FOUR_EYES_KEY = "four-eyes"  # "true" / "false"
+USED_AT_KEY = "used-at"
+# The decision: written once, by the approver, as the API server knows them.
+DECISION_KEY = "decision"  # "", "approved", "rejected"
+DECIDED_BY_KEY = "decided-by"
+DECIDED_GROUPS_KEY = "decided-groups"  # one group a line
+DECIDED_AT_KEY = "decided-at"
+DECISION_KEYS = (DECISION_KEY, DECIDED_BY_KEY, DECIDED_GROUPS_KEY, DECIDED_AT_KEY)
 _ID = re.compile(r"^[0-9a-f]{16}$")
 _MAX_PREVIEW_BYTES = 256 * 1024  # a ConfigMap holds at most 1 MiB
 # Server-maintained parts of a live object: they change without the request changing.
@@ -127,10 +175,6 @@ def terms_of(
     )
 
 
-def canonical_json(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-
-
 def manifest_sha256(manifest: Mapping[str, Any]) -> str:
     """SHA-256 of the manifest's canonical JSON, without status and server-kept metadata."""
     stable = {k: v for k, v in manifest.items() if k not in ("status", "_audit_id")}
@@ -175,6 +219,14 @@ def _left(until: datetime, now: datetime) -> str:
     return f"{seconds // 60}m{seconds % 60:02d}s"
 
 
+def _lines(items: Sequence[str]) -> str:
+    return "\n".join(items)
+
+
+def _unlines(text: str) -> tuple[str, ...]:
+    return tuple(line for line in text.split("\n") if line)
+
+
 @dataclass(frozen=True)
 class ApprovalRecord:
     """One approval request as stored (``resource_version``: the version it was read at)."""
@@ -192,16 +244,55 @@ class ApprovalRecord:
     created_at: datetime
     expires_at: datetime
     state: State = "pending"
-    approved_by: str | None = None
-    approved_at: datetime | None = None
-    rejected_by: str | None = None
-    rejected_at: datetime | None = None
+    decision: Decision = ""
+    decided_by: str = ""
+    decided_groups: tuple[str, ...] = ()
+    decided_at: datetime | None = None
     used_at: datetime | None = None
     resource_version: str = ""
-    extra: Json = field(default_factory=dict)  # fields of a newer version, kept as they are
+    extra: Json = field(default_factory=dict)  # request fields of a newer version, kept as is
+    # the data as read from the API server (changes are patched against it)
+    stored: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def approved_by(self) -> str | None:
+        return self.decided_by if self.decision == "approved" else None
+
+    @property
+    def rejected_by(self) -> str | None:
+        return self.decided_by if self.decision == "rejected" else None
 
     def expired(self, now: datetime | None = None) -> bool:
         return self.state == "expired" or _now(now) > self.expires_at
+
+    def data(self) -> dict[str, str]:
+        """The ConfigMap's data: the request part (server's) and the decision (approver's)."""
+
+        def t(when: datetime | None) -> str:
+            return rfc3339(when) if when else ""
+
+        request = self.extra | {
+            "id": self.id,
+            "requester_groups": list(self.requester_groups),
+            "tool": self.tool,
+            "cluster": self.cluster,
+            "namespace": self.namespace,
+            "manifest_sha256": self.manifest_sha256,
+            "preview": self.preview,
+            "created_at": t(self.created_at),
+            "expires_at": t(self.expires_at),
+        }
+        return {
+            DATA_KEY: canonical_json(request),
+            REQUESTER_KEY: self.requester,
+            APPROVERS_KEY: _lines(self.approvers),
+            FOUR_EYES_KEY: "true" if self.four_eyes else "false",
+            USED_AT_KEY: t(self.used_at),
+            DECISION_KEY: self.decision,
+            DECIDED_BY_KEY: self.decided_by,
+            DECIDED_GROUPS_KEY: _lines(self.decided_groups),
+            DECIDED_AT_KEY: t(self.decided_at),
+        }
 
     def to_json(self) -> Json:
         def t(when: datetime | None) -> str | None:
@@ -219,10 +310,10 @@ class ApprovalRecord:
             "four_eyes": self.four_eyes,
             "created_at": t(self.created_at),
             "expires_at": t(self.expires_at),
-            "approved_by": self.approved_by,
-            "approved_at": t(self.approved_at),
-            "rejected_by": self.rejected_by,
-            "rejected_at": t(self.rejected_at),
+            "decision": self.decision or None,
+            "decided_by": self.decided_by or None,
+            "decided_groups": list(self.decided_groups),
+            "decided_at": t(self.decided_at),
             "used_at": t(self.used_at),
         }
 
@@ -235,37 +326,57 @@ class ApprovalRecord:
         meta = obj.get("metadata") or {}
         name = str(meta.get("name") or "")
         try:
-            data = json.loads((obj.get("data") or {})[DATA_KEY])
-            state = (meta.get("labels") or {}).get(STATE_LABEL)
+            stored = obj.get("data") or {}
+            data = json.loads(stored[DATA_KEY])
+            labels = meta.get("labels") or {}
+            if labels.get(MANAGED_BY_LABEL) != MANAGED_BY:
+                raise ValueError(f"not labelled {MANAGED_BY_LABEL}={MANAGED_BY}")
+            state = labels.get(STATE_LABEL)
             if state not in STATES:
                 raise ValueError(f"unknown state {state!r}")
-            requester = data["requester"]
+            four_eyes = stored[FOUR_EYES_KEY]
+            if four_eyes not in ("true", "false"):
+                raise ValueError(f"{FOUR_EYES_KEY} is {four_eyes!r}")
+            decision = stored.get(DECISION_KEY) or ""
+            if decision not in DECISIONS:
+                raise ValueError(f"unknown decision {decision!r}")
 
-            def t(key: str) -> datetime | None:
-                return parse_time(data[key]) if data.get(key) else None
+            def t(text: str | None) -> datetime | None:
+                return parse_time(text) if text else None
 
-            known = set(cls.__dataclass_fields__) | {"requester"}
+            known = {
+                "id",
+                "requester_groups",
+                "tool",
+                "cluster",
+                "namespace",
+                "manifest_sha256",
+                "preview",
+                "created_at",
+                "expires_at",
+            }
             record = cls(
                 id=str(data["id"]),
-                requester=str(requester["subject"]),
-                requester_groups=tuple(str(g) for g in requester.get("groups") or ()),
+                requester=str(stored[REQUESTER_KEY]),
+                requester_groups=tuple(str(g) for g in data.get("requester_groups") or ()),
                 tool=str(data["tool"]),
                 cluster=str(data["cluster"]),
                 namespace=str(data["namespace"]),
                 manifest_sha256=str(data["manifest_sha256"]),
                 preview=dict(data.get("preview") or {}),
-                approvers=tuple(str(g) for g in data.get("approvers") or ()),
-                four_eyes=bool(data["four_eyes"]),
+                approvers=_unlines(str(stored[APPROVERS_KEY])),
+                four_eyes=four_eyes == "true",
                 created_at=parse_time(data["created_at"]),
                 expires_at=parse_time(data["expires_at"]),
                 state=state,
-                approved_by=data.get("approved_by"),
-                approved_at=t("approved_at"),
-                rejected_by=data.get("rejected_by"),
-                rejected_at=t("rejected_at"),
-                used_at=t("used_at"),
+                decision=decision,
+                decided_by=str(stored.get(DECIDED_BY_KEY) or ""),
+                decided_groups=_unlines(str(stored.get(DECIDED_GROUPS_KEY) or "")),
+                decided_at=t(stored.get(DECIDED_AT_KEY)),
+                used_at=t(stored.get(USED_AT_KEY)),
                 resource_version=str(meta.get("resourceVersion") or ""),
                 extra={k: v for k, v in data.items() if k not in known},
+                stored={str(k): str(v) for k, v in stored.items()},
             )
         except (KeyError, TypeError, ValueError, AttributeError) as e:
             raise ApprovalRefused(
@@ -349,8 +460,11 @@ class ApprovalStore:
                 "namespace": self.namespace,
                 "labels": {MANAGED_BY_LABEL: MANAGED_BY, STATE_LABEL: record.state},
             },
-            "data": {DATA_KEY: canonical_json(record.to_json())},
+            "data": record.data(),
         }
+
+    def _refused_by_api_server(self, rid: str, e: InvalidArgument) -> ApprovalRefused:
+        return ApprovalRefused(f"the API server refused this change to approval request {rid}: {e}")
 
     async def _create(self, record: ApprovalRecord) -> ApprovalRecord | None:
         """Store a new record; None when one with this id appeared meanwhile."""
@@ -368,30 +482,33 @@ class ApprovalStore:
             ) from None
         except Forbidden as e:
             raise self._forbidden(e) from None
+        except InvalidArgument as e:
+            raise self._refused_by_api_server(record.id, e) from None
         except UpstreamError as e:
             if _is_conflict(e):
                 return None
             raise
         return ApprovalRecord.from_configmap(obj)
 
-    async def _transition(self, record: ApprovalRecord, new: ApprovalRecord) -> ApprovalRecord:
-        """Write ``new`` over ``record`` only if nobody changed it since it was read."""
-        body = self._body(new)
-        patch: Json = {
+    def _patch_for(self, record: ApprovalRecord, new: ApprovalRecord) -> Json:
+        """A merge patch from ``record`` as read to ``new``: only the keys that change, and
+        the ``resourceVersion`` read, so a change made meanwhile makes it fail (409)."""
+        before = record.stored or record.data()
+        data = {k: v for k, v in new.data().items() if before.get(k) != v}
+        return {
             "metadata": {
                 "resourceVersion": record.resource_version,
-                "labels": body["metadata"]["labels"],
+                "labels": {STATE_LABEL: new.state},
             },
-            "data": body["data"],
+            "data": data,
         }
+
+    async def _patch(self, rid: str, patch: Json, *, dry_run: bool) -> Json:
+        """Patch a record (raises _Changed when it changed or went meanwhile)."""
         try:
             with _as_server():
-                obj = await self.port.patch(
-                    Kind.CONFIG_MAPS,
-                    configmap_name(record.id),
-                    self.namespace,
-                    patch,
-                    dry_run=False,
+                obj: Json = await self.port.patch(
+                    Kind.CONFIG_MAPS, configmap_name(rid), self.namespace, patch, dry_run=dry_run
                 )
         except NotFound:
             raise _Changed from None  # deleted meanwhile
@@ -401,6 +518,14 @@ class ApprovalStore:
             if _is_conflict(e):
                 raise _Changed from None
             raise
+        return obj
+
+    async def _transition(self, record: ApprovalRecord, new: ApprovalRecord) -> ApprovalRecord:
+        """Write ``new`` over ``record`` only if nobody changed it since it was read."""
+        try:
+            obj = await self._patch(record.id, self._patch_for(record, new), dry_run=False)
+        except InvalidArgument as e:  # the admission policy (or the API server) said no
+            raise self._refused_by_api_server(record.id, e) from None
         return ApprovalRecord.from_configmap(obj)
 
     # ------------------------------------------------------------------ the requester's side
@@ -417,6 +542,9 @@ class ApprovalStore:
     ) -> ApprovalRecord:
         if len(canonical_json(preview)) > _MAX_PREVIEW_BYTES:
             preview = {"truncated": True, "note": "the preview was too large to store"}
+        bad = [g for g in terms.approvers if not g or g != g.strip() or "\n" in g]
+        if bad:  # stored one a line: the admission policy splits them at line breaks
+            raise ApprovalRefused(f"approver group names {bad!r} cannot be stored: refused")
         return ApprovalRecord(
             id=request_id(requester.subject, tool, cluster, namespace, manifest_hash),
             requester=requester.subject,
@@ -536,7 +664,11 @@ class ApprovalStore:
         return await self.consume(record, at)
 
     async def consume(self, record: ApprovalRecord, now: datetime | None = None) -> str:
-        """Spend an approved request (at most once across every replica)."""
+        """Spend an approved request (at most once across every replica).
+
+        Before it counts, the decision is checked again (``_vouch``) and the API server must
+        show that it vouches for it (``_vouched_by_api_server``).
+        """
         at = _now(now)
         if record.state == "used":
             raise ApprovalRefused(
@@ -548,13 +680,60 @@ class ApprovalStore:
             raise ApprovalRefused(
                 f"approval request {record.id} expired at {rfc3339(record.expires_at)}: not run"
             )
+        self._vouch(record)
         try:
+            await self._vouched_by_api_server(record)
             await self._transition(record, replace(record, state="used", used_at=at))
         except _Changed:
             raise ApprovalRefused(
                 f"approval request {record.id} was already used: an approval runs exactly once"
             ) from None
-        return f"out_of_band:{record.approved_by}"
+        return f"out_of_band:{record.decided_by}"
+
+    def _vouch(self, record: ApprovalRecord) -> None:
+        """What the server checks alone: who decided, against the request as it filed it."""
+        rid = record.id
+        if record.decision != "approved" or not record.decided_by or record.decided_at is None:
+            raise ApprovalRefused(
+                f"approval request {rid} is labelled approved but records no approval "
+                f"(decision {record.decision or 'none'!r}, decided-by "
+                f"{record.decided_by or 'none'!r}): refused"
+            )
+        if record.four_eyes and record.decided_by == record.requester:
+            raise ApprovalRefused(
+                f"four-eyes: approval request {rid} was approved by its own requester "
+                f"{record.requester}: refused"
+            )
+        if record.approvers and not set(record.decided_groups) & set(record.approvers):
+            raise ApprovalRefused(
+                f"approval request {rid} was approved by {record.decided_by} as a member of "
+                f"{', '.join(record.decided_groups) or 'no group'}, none of its approver groups "
+                f"({', '.join(record.approvers)}): refused"
+            )
+
+    async def _vouched_by_api_server(self, record: ApprovalRecord) -> None:
+        """The admission policy is in force on this very record, or no approval counts.
+
+        A dry run of a change to the decided record's ``decided-by``: the policy refuses it
+        (a decision is made once, by the user named in it); an API server that accepts it does
+        not vouch for who approved. Raises _Changed when the record changed since it was read.
+        """
+        probe: Json = {
+            "metadata": {"resourceVersion": record.resource_version},
+            "data": {DECIDED_BY_KEY: f"{record.decided_by} (mcp-kube check)"},
+        }
+        try:
+            await self._patch(record.id, probe, dry_run=True)
+        except InvalidArgument as e:
+            if f"ValidatingAdmissionPolicy '{ADMISSION_POLICY}'" in str(e):
+                return
+            raise self._refused_by_api_server(record.id, e) from None
+        raise ApprovalRefused(
+            f"approval request {record.id} is not vouched for by the API server: the "
+            f"ValidatingAdmissionPolicy {ADMISSION_POLICY} is not in force on namespace "
+            f"{self.namespace} of cluster {self.port.name}, so anyone who may patch the record "
+            f"could have written its approval. An operator applies {ADMISSION_FILE}: refused"
+        )
 
     # ------------------------------------------------------------------ the approver's side
     async def _decidable(self, rid: str, now: datetime) -> ApprovalRecord:
@@ -570,7 +749,7 @@ class ApprovalStore:
                 "longer be decided; the requester calls the tool again to file a new request"
             )
         if record.state != "pending":
-            who = record.approved_by or record.rejected_by
+            who = record.decided_by
             raise ApprovalRefused(
                 f"approval request {rid} is already {record.state}"
                 + (f" (by {who})" if who else "")
@@ -596,8 +775,7 @@ class ApprovalStore:
                 f"{approver.subject} is in none of the approver groups of {rid} "
                 f"({', '.join(record.approvers)}): cannot approve"
             )
-        new = replace(record, state="approved", approved_by=approver.subject, approved_at=at)
-        return await self._decide(rid, record, new)
+        return await self._decide(rid, record, self._decision(record, "approved", approver, at))
 
     async def reject(
         self, rid: str, approver: Principal, now: datetime | None = None
@@ -610,8 +788,26 @@ class ApprovalStore:
                 f"{approver.subject} is in none of the approver groups of {rid} "
                 f"({', '.join(record.approvers)}): cannot reject"
             )
-        new = replace(record, state="rejected", rejected_by=approver.subject, rejected_at=at)
-        return await self._decide(rid, record, new)
+        return await self._decide(rid, record, self._decision(record, "rejected", approver, at))
+
+    @staticmethod
+    def _decision(
+        record: ApprovalRecord,
+        decision: Literal["approved", "rejected"],
+        approver: Principal,
+        at: datetime,
+    ) -> ApprovalRecord:
+        """The decided record: the decider as the API server named them, and the groups by
+        which they may decide (their groups among the approver groups)."""
+        groups = tuple(g for g in approver.groups if g in record.approvers)
+        return replace(
+            record,
+            state=decision,
+            decision=decision,
+            decided_by=approver.subject,
+            decided_groups=groups,
+            decided_at=at,
+        )
 
     async def _decide(
         self, rid: str, record: ApprovalRecord, new: ApprovalRecord

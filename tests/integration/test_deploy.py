@@ -1,7 +1,7 @@
 """deploy/ on the testbed: a server-side dry run, then a real apply (the server's pod runs on a
 KWOK node under the restricted Pod Security Standard), then the server run here with the
-deployed ServiceAccount's token (TokenRequest): every read tool works, and what its RBAC does
-not grant is forbidden."""
+deployed ServiceAccount's token (TokenRequest): every read tool works, what its RBAC does
+not grant is forbidden, and the deployed admission policy vouches for out-of-band approvals."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import base64
 import json
 import ssl
 import subprocess
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -19,6 +20,12 @@ import anyio
 import pytest
 import yaml
 
+from mcp_kube.cli import main
+from mcp_kube.domain import Principal
+from mcp_kube.errors import ApprovalPending
+from mcp_kube.kube.client import ClusterRegistry
+from mcp_kube.policy.approvals import ADMISSION_POLICY, ApprovalStore, ApprovalTerms
+from mcp_kube.settings import ClusterSettings
 from mcp_kube.testbed import cluster
 from mcp_kube.testbed.paths import COMPONENTS, binary_path
 from mcp_kube.tools.catalog import TOOLS
@@ -32,9 +39,16 @@ SA = f"system:serviceaccount:{NS}:mcp-kube-server"
 KUBECTL = str(binary_path(next(c for c in COMPONENTS if c.name == "kubectl")))
 
 
-def kubectl(testbed: cluster.TestbedState, *args: str, check: bool = True) -> str:
+def kubectl(
+    testbed: cluster.TestbedState,
+    *args: str,
+    check: bool = True,
+    context: str = "gpu-east",
+    stdin: str | None = None,
+) -> str:
     proc = subprocess.run(
-        [KUBECTL, "--kubeconfig", testbed.kubeconfig, "--context", "gpu-east", *args],
+        [KUBECTL, "--kubeconfig", testbed.kubeconfig, "--context", context, *args],
+        input=stdin,
         capture_output=True,
         text=True,
         timeout=120,
@@ -179,3 +193,97 @@ def test_what_its_rbac_does_not_grant_is_forbidden(testbed, deployed: Path) -> N
     can = ["auth", "can-i", "impersonate", "--as", SA]
     assert kubectl(testbed, *can, "groups/team-a", check=False).strip() == "yes"
     assert kubectl(testbed, *can, "groups/system:masters", check=False).strip() == "no"
+
+
+def test_the_admission_policy_vouches_for_approvals(
+    testbed: cluster.TestbedState,
+    deployed: Path,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+) -> None:
+    """The overlay carries the approvals' guarantee: its ServiceAccount files a request; an
+    approver's hand-written approval in another's name, or the requester's own, is refused by
+    the API server; `mcp-kube approve` by a real approver works, and the deployed identity
+    uses it once."""
+    denied = f"ValidatingAdmissionPolicy '{ADMISSION_POLICY}' with binding '{ADMISSION_POLICY}'"
+    binding = json.loads(
+        kubectl(testbed, "get", "validatingadmissionpolicybinding", ADMISSION_POLICY, "-o", "json")
+    )
+    assert binding["spec"] == {"policyName": ADMISSION_POLICY, "validationActions": ["Deny"]}
+
+    def may_manage(user: str) -> bool:  # the permission the policy asks about (kubectl's
+        review = {  # `auth can-i` does not map a resource the API server does not serve)
+            "apiVersion": "authorization.k8s.io/v1",
+            "kind": "SubjectAccessReview",
+            "spec": {"user": user, "resourceAttributes": {"namespace": NS, "verb": "manage",
+                     "group": "mcp-kube.io", "resource": "approvals"}},
+        }  # fmt: skip
+        out = kubectl(testbed, "create", "-f", "-", "-o", "json", stdin=json.dumps(review))
+        return bool(json.loads(out)["status"].get("allowed"))
+
+    assert may_manage(SA)
+    assert not may_manage("alice")
+    # approvers get what a site grants them: patch on the ConfigMaps here (and, too much, create)
+    role = "mcp-kube-deploy-test-approvers"
+    kubectl(
+        testbed, "-n", NS, "delete", "--ignore-not-found", f"role/{role}", f"rolebinding/{role}"
+    )
+    kubectl(testbed, "-n", NS, "create", "role", role, "--verb=get,list,patch,create",
+            "--resource=configmaps")  # fmt: skip
+    kubectl(testbed, "-n", NS, "create", "rolebinding", role, f"--role={role}",
+            "--group=team-a", "--group=team-b")  # fmt: skip
+    registry = ClusterRegistry(ClusterSettings(kubeconfig=deployed, contexts=["gpu-east"]))
+    try:
+        store = ApprovalStore(registry.get("gpu-east"), NS)
+        alice = Principal("alice", ("team-a",))
+        manifest = {"kind": "Job", "metadata": {"name": "deploy-approval", "namespace": "team-a"}}
+        terms = ApprovalTerms(approvers=("team-a", "team-b"), four_eyes=True, ttl_seconds=600)
+
+        async def require() -> str:
+            return await store.require(
+                alice, "submit_job", "gpu-east", "team-a", manifest, {"name": "x"}, terms
+            )
+
+        with pytest.raises(ApprovalPending) as pending:  # filed by the deployed identity
+            anyio.run(require)
+        rid = str(pending.value).split("approval requested: ")[1][:16]
+        record = f"configmap/mcpk-approval-{rid}"
+
+        def patch_as(who: str, by: str, groups: str) -> str:
+            body = {
+                "metadata": {"labels": {"mcp-kube.io/approval-state": "approved"}},
+                "data": {"decision": "approved", "decided-by": by, "decided-groups": groups,
+                         "decided-at": "2026-01-01T00:00:00Z"},
+            }  # fmt: skip
+            args = ["-n", NS, "patch", record, "--type", "merge", "-p", json.dumps(body)]
+            return kubectl(testbed, *args, context=f"{who}@gpu-east", check=False)
+
+        deadline = time.monotonic() + 30  # until the new Role reaches the authorizer
+        while "forbidden" in (out := patch_as("alice", "auditor", "team-a")):
+            assert time.monotonic() < deadline, out
+            time.sleep(0.5)
+        assert denied in out
+        assert "decided-by must be the user who makes the change (alice), not auditor" in out
+        out = patch_as("alice", "alice", "team-a")
+        assert denied in out
+        assert "four-eyes" in out
+        out = patch_as("bob", "auditor", "team-b")
+        assert denied in out
+        assert "(bob), not auditor" in out
+        forged = {"apiVersion": "v1", "kind": "ConfigMap",
+                  "metadata": {"name": "mcpk-approval-" + "b" * 16, "namespace": NS}}  # fmt: skip
+        out = kubectl(testbed, "create", "-f", "-", context="bob@gpu-east",
+                      stdin=json.dumps(forged), check=False)  # fmt: skip
+        assert "filed by the mcp-kube server only; bob may not" in out
+
+        capsys.readouterr()
+        argv = ["approve", rid, "--kubeconfig", testbed.kubeconfig, "--context", "bob@gpu-east",
+                "--namespace", NS, "--audit-log", str(tmp_path / "audit.jsonl")]  # fmt: skip
+        assert main(argv) == 0, capsys.readouterr()
+        assert anyio.run(require) == "out_of_band:bob"
+        state = kubectl(testbed, "-n", NS, "get", record, "-o",
+                        "jsonpath={.metadata.labels.mcp-kube\\.io/approval-state}")  # fmt: skip
+        assert state == "used"
+    finally:
+        registry.close()
+        kubectl(testbed, "-n", NS, "delete", f"role/{role}", f"rolebinding/{role}", check=False)

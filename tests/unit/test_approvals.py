@@ -21,6 +21,8 @@ from mcp_kube.errors import (
 from mcp_kube.kube.port import Kind
 from mcp_kube.policy import approvals
 from mcp_kube.policy.approvals import (
+    ADMISSION_POLICY,
+    DECISION_KEYS,
     ApprovalRecord,
     ApprovalStore,
     ApprovalTerms,
@@ -44,18 +46,26 @@ MANIFEST: Json = {
 }
 PREVIEW: Json = {"cluster": "gpu-east", "namespace": "team-a", "name": "train", "gpus": {}}
 TERMS = ApprovalTerms(approvers=("team-b",), four_eyes=True, ttl_seconds=600)
+STATE = approvals.STATE_LABEL
 
 
 class FakePort:
-    """ConfigMaps in memory, with the API server's rules that approvals rely on."""
+    """ConfigMaps in memory, with the API server's rules that approvals rely on.
+
+    ``admission``: the one rule of the admission policy the server's use of an approval
+    relies on (a decided record's decision cannot change), so a dry run of such a change is
+    refused as the policy refuses it; False plays a cluster without the policy.
+    """
 
     name = "fake"
 
-    def __init__(self, namespaces: tuple[str, ...] = (NS,)) -> None:
+    def __init__(self, namespaces: tuple[str, ...] = (NS,), admission: bool = True) -> None:
         self.namespaces = set(namespaces)
+        self.admission = admission
         self.objects: dict[tuple[str, str], Json] = {}
         self.version = 0
-        self.patches = 0
+        self.patches: list[Json] = []
+        self.dry_runs = 0
 
     def _bump(self, obj: Json) -> Json:
         self.version += 1
@@ -98,6 +108,19 @@ class FakePort:
         self.objects[key] = obj
         return self._bump(obj)
 
+    def _admit(self, old: Json, new: Json) -> None:
+        od, nd = old.get("data") or {}, new.get("data") or {}
+        states = (old["metadata"]["labels"].get(STATE), new["metadata"]["labels"].get(STATE))
+        renewing = states == ("expired", "pending") and not any(nd.get(k) for k in DECISION_KEYS)
+        changed = any(od.get(k, "") != nd.get(k, "") for k in DECISION_KEYS)
+        if od.get("decision") and changed and not renewing:
+            raise InvalidArgument(
+                f"fake: configmaps {old['metadata']['name']!r} is invalid: : "
+                "ValidatingAdmissionPolicy 'mcp-kube-approvals' with binding "
+                "'mcp-kube-approvals' denied request: an approval request is decided only "
+                "once, while pending"
+            )
+
     async def patch(
         self, kind: Kind, name: str, namespace: str, patch: Json, *, dry_run: bool
     ) -> Json:
@@ -110,23 +133,40 @@ class FakePort:
         want = meta.get("resourceVersion")
         if want is not None and want != obj["metadata"]["resourceVersion"]:
             raise UpstreamError("fake: conflict: the object changed meanwhile: Operation ...")
-        self.patches += 1
-        obj["metadata"].setdefault("labels", {}).update(meta.get("labels", {}))
-        obj.setdefault("data", {}).update(patch.get("data", {}))
-        return self._bump(obj)
+        new = copy.deepcopy(obj)
+        new["metadata"].setdefault("labels", {}).update(meta.get("labels", {}))
+        new.setdefault("data", {}).update(patch.get("data", {}))
+        self.dry_runs += dry_run
+        if self.admission:
+            self._admit(obj, new)
+        if dry_run:
+            return new
+        self.patches.append(copy.deepcopy(patch))
+        self.objects[key] = new
+        return self._bump(new)
 
     def stored(self, rid: str) -> Json:
+        return ApprovalRecord.from_configmap(self.objects[(NS, configmap_name(rid))]).summary()
+
+    def data(self, rid: str) -> dict[str, str]:
+        data: dict[str, str] = self.objects[(NS, configmap_name(rid))]["data"]
+        return data
+
+    def forge(self, rid: str, **data: str) -> None:
+        """Edit a record by hand, as a writer the admission policy does not stop."""
         obj = self.objects[(NS, configmap_name(rid))]
-        data: Json = json.loads(obj["data"]["request"])
-        return data | {"state": obj["metadata"]["labels"][approvals.STATE_LABEL]}
+        obj["data"].update({k.replace("_", "-"): v for k, v in data.items()})
+        if data.get("decision"):
+            obj["metadata"]["labels"][STATE] = data["decision"]
+        self._bump(obj)
 
 
 def run(fn: Any, *args: Any) -> Any:
     return anyio.run(fn, *args)
 
 
-def store() -> tuple[FakePort, ApprovalStore]:
-    port = FakePort()
+def store(admission: bool = True) -> tuple[FakePort, ApprovalStore]:
+    port = FakePort(admission=admission)
     return port, ApprovalStore(port, NS)  # type: ignore[arg-type]
 
 
@@ -209,6 +249,19 @@ def test_first_call_files_a_pending_request_and_writes_nothing_else() -> None:
     assert rec["expires_at"] == "2026-01-01T12:10:00Z"
     obj = port.objects[(NS, configmap_name(rid))]
     assert obj["metadata"]["labels"][approvals.MANAGED_BY_LABEL] == "mcp-kube"
+    # what the admission policy reads is in plain data keys (CEL cannot parse the JSON)
+    data = port.data(rid)
+    assert {k: v for k, v in data.items() if k != "request"} == {
+        "requester": "alice",
+        "approver-groups": "team-b",
+        "four-eyes": "true",
+        "used-at": "",
+        "decision": "",
+        "decided-by": "",
+        "decided-groups": "",
+        "decided-at": "",
+    }
+    assert json.loads(data["request"])["manifest_sha256"] == manifest_sha256(MANIFEST)
     # the same call again finds the same request (another replica, a restart): still pending
     with pytest.raises(ApprovalPending, match=f"still waiting.*{rid}"):
         run(require, s, T0 + timedelta(minutes=1))
@@ -278,7 +331,8 @@ def test_approved_request_runs_exactly_once() -> None:
     rec = run(s.approve, rid, BOB, T0 + timedelta(minutes=1))
     assert rec.state == "approved"
     assert rec.approved_by == "bob"
-    assert port.stored(rid)["approved_at"] == "2026-01-01T12:01:00Z"
+    assert port.stored(rid)["decided_at"] == "2026-01-01T12:01:00Z"
+    assert port.stored(rid)["decided_groups"] == ["team-b"]
     assert run(require, s, T0 + timedelta(minutes=2)) == "out_of_band:bob"
     stored = port.stored(rid)
     assert stored["state"] == "used"
@@ -413,10 +467,7 @@ def test_missing_namespace_tells_the_operator() -> None:
 def test_a_record_of_someone_else_under_the_id_is_refused() -> None:
     port, s = store()
     rid = pending_id(s)
-    obj = port.objects[(NS, configmap_name(rid))]
-    data = json.loads(obj["data"]["request"])
-    data["requester"]["subject"] = "mallory"
-    obj["data"]["request"] = json.dumps(data)
+    port.forge(rid, requester="mallory")
     with pytest.raises(ApprovalRefused, match="belongs to another request"):
         run(require, s)
 
@@ -457,6 +508,125 @@ def test_nothing_in_the_tool_arguments_counts_as_approval() -> None:
     with pytest.raises(ApprovalPending):
         run(again)
     assert port.stored(rid)["state"] == "pending"
+
+
+# ---------------------------------------------------------------------------- who decided
+
+
+def test_the_approvers_patch_writes_only_the_decision() -> None:
+    """The admission policy lets approvers change the decision keys and the state, nothing
+    else: the store's patch for a decision carries exactly those."""
+    port, s = store()
+    rid = pending_id(s)
+    run(s.approve, rid, Principal("bob", ("team-b", "other")), T0)
+    [patch] = port.patches
+    assert set(patch["data"]) == set(DECISION_KEYS)
+    assert patch["data"] == {
+        "decision": "approved",
+        "decided-by": "bob",
+        "decided-groups": "team-b",  # only his groups among the approver groups
+        "decided-at": "2026-01-01T12:00:00Z",
+    }
+    assert patch["metadata"]["labels"] == {STATE: "approved"}
+    assert patch["metadata"]["resourceVersion"]
+
+
+def test_a_record_approved_by_its_requester_is_refused_when_used() -> None:
+    """Even where nothing stopped the edit (no admission policy), the server refuses it."""
+    for admission in (True, False):
+        port, s = store(admission)
+        rid = pending_id(s)
+        port.forge(
+            rid,
+            decision="approved",
+            decided_by="alice",
+            decided_groups="team-b",
+            decided_at="2026-01-01T12:00:00Z",
+        )
+        with pytest.raises(ApprovalRefused, match=r"four-eyes.*approved by its own requester"):
+            run(require, s)
+        assert port.stored(rid)["state"] == "approved"  # not used: nothing ran
+        assert port.dry_runs == 0  # refused before asking the API server
+
+
+def test_an_approval_by_no_approver_group_is_refused_when_used() -> None:
+    port, s = store()
+    rid = pending_id(s)
+    port.forge(rid, decision="approved", decided_by="carol", decided_groups="team-c",
+               decided_at="2026-01-01T12:00:00Z")  # fmt: skip
+    with pytest.raises(ApprovalRefused, match="none of its approver groups"):
+        run(require, s)
+    assert port.stored(rid)["state"] == "approved"
+
+
+def test_a_state_label_without_a_decision_is_no_approval() -> None:
+    port, s = store()
+    rid = pending_id(s)
+    port.objects[(NS, configmap_name(rid))]["metadata"]["labels"][STATE] = "approved"
+    with pytest.raises(ApprovalRefused, match="records no approval"):
+        run(require, s)
+    assert port.stored(rid)["used_at"] is None
+
+
+def test_without_the_admission_policy_no_approval_counts() -> None:
+    port, s = store(admission=False)
+    rid = pending_id(s)
+    run(s.approve, rid, BOB, T0)  # a proper decision, but nothing vouches for who made it
+    with pytest.raises(ApprovalRefused, match=f"{ADMISSION_POLICY} is not in force") as err:
+        run(require, s)
+    assert "deploy/base/approvals-admission.yaml" in str(err.value)
+    assert port.dry_runs == 1
+    stored = port.stored(rid)
+    assert (stored["state"], stored["decided_by"], stored["used_at"]) == ("approved", "bob", None)
+
+
+def test_with_the_admission_policy_the_check_is_a_dry_run() -> None:
+    port, s = store()
+    rid = pending_id(s)
+    run(s.approve, rid, BOB, T0)
+    assert run(require, s) == "out_of_band:bob"
+    assert port.dry_runs == 1
+    assert port.stored(rid)["decided_by"] == "bob"  # the dry run changed nothing
+
+
+def test_the_api_servers_refusal_reaches_the_approver() -> None:
+    port, s = store()
+    rid = pending_id(s)
+
+    async def refuse(*args: Any, **kwargs: Any) -> Json:
+        raise InvalidArgument(
+            "fake: ValidatingAdmissionPolicy 'mcp-kube-approvals' with binding "
+            "'mcp-kube-approvals' denied request: decided-by must be the user who makes the "
+            "change (bob), not auditor"
+        )
+
+    port.patch = refuse  # type: ignore[method-assign]
+    with pytest.raises(ApprovalRefused, match=r"API server refused.*decided-by must be"):
+        run(s.approve, rid, BOB, T0)
+
+
+def test_approver_groups_that_cannot_be_stored_are_refused() -> None:
+    port, s = store()
+    terms = ApprovalTerms(approvers=("team-b\nteam-a",), four_eyes=True, ttl_seconds=600)
+    with pytest.raises(ApprovalRefused, match="cannot be stored"):
+        run(lambda: require(s, terms=terms))
+    assert not port.objects
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [("four-eyes", "maybe"), ("decision", "approve"), ("requester", None)],
+)
+def test_a_record_with_bad_plain_keys_fails_closed(key: str, value: str | None) -> None:
+    port, s = store()
+    rid = pending_id(s)
+    data = port.data(rid)
+    if value is None:
+        del data[key]
+    else:
+        data[key] = value
+    with pytest.raises(ApprovalRefused, match="malformed"):
+        run(require, s)
 
 
 async def _identify(port: Any) -> Principal:
