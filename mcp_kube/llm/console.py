@@ -18,9 +18,10 @@ from rich.markup import escape
 
 from mcp_kube.errors import McpKubeError
 from mcp_kube.llm.agent import Agent, AgentResult, Events, ToolCall, ToolOutcome
-from mcp_kube.llm.backend import Backend, EndpointBackend, LlamaCppBackend
+from mcp_kube.llm.backend import Backend, EndpointBackend
 from mcp_kube.llm.manifest import ModelManifest, ModelMissing, by_role, check, get_manifest
 from mcp_kube.llm.session import McpSession, connect
+from mcp_kube.llm.worker import ModelProcess
 from mcp_kube.settings import LlmSettings, Settings
 
 __all__ = [
@@ -101,7 +102,7 @@ def open_backend(cfg: LlmSettings, opts: Options) -> Backend:
         )
     manifest, path = choose_model(opts.model or cfg.model)
     n_ctx = min(cfg.n_ctx, manifest.context_length)
-    return LlamaCppBackend(
+    return ModelProcess(
         path,
         n_ctx=n_ctx,
         n_threads=cfg.n_threads,

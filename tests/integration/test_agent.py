@@ -21,7 +21,7 @@ from kubernetes import config as k8s_config
 from mcp_kube.llm.manifest import ModelMissing, by_role, check
 from mcp_kube.testbed import cluster, podlogs
 
-from .mcp_helpers import MCP_KUBE, free_port
+from .mcp_helpers import MCP_KUBE, cannot_run, free_port
 
 REPO = Path(__file__).resolve().parents[2]
 APPROVAL_POLICY = REPO / "tests" / "data" / "writes-need-approval.yaml"
@@ -311,14 +311,15 @@ def test_an_openai_compatible_endpoint_gets_the_same_grammar(
     assert plan[0]["tool"] == "gpu_inventory"
 
 
-@pytest.mark.skipif(shutil.which("unshare") is None, reason="needs unshare(1)")
 def test_ask_answers_inside_a_network_namespace_with_only_loopback(
     ci_model, client_env, tmp_path
 ) -> None:
     """No network but loopback: a testbed, the server and the client all inside; it answers."""
+    if shutil.which("unshare") is None:
+        cannot_run("needs unshare(1)")
     probe = subprocess.run(["unshare", "-n", "true"], capture_output=True, check=False)
     if probe.returncode != 0:
-        pytest.skip(f"unshare -n is not permitted here: {probe.stderr.decode().strip()}")
+        cannot_run(f"unshare -n is not permitted here: {probe.stderr.decode().strip()}")
     run = tmp_path / "tb"
     script = f"""
 set -e

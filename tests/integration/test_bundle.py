@@ -5,6 +5,7 @@ where mcp-kube works and its model loads."""
 from __future__ import annotations
 
 import io
+import json
 import subprocess
 import sys
 import tarfile
@@ -12,7 +13,11 @@ from pathlib import Path
 
 import pytest
 
+from mcp_kube.bundle import BundleError, install
+from mcp_kube.llm.cpu import CpuInfo
 from mcp_kube.llm.manifest import get_manifest
+
+from .mcp_helpers import cannot_run
 
 MCP_KUBE = str(Path(sys.executable).parent / "mcp-kube")
 MODEL = "smollm2-135m-instruct-q4_1"  # the smallest verified model: the plumbing is tested
@@ -27,7 +32,7 @@ def offline(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str
 @pytest.fixture(scope="module")
 def bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     if subprocess.run(["unshare", "-n", "true"], capture_output=True, check=False).returncode:
-        pytest.skip("unshare -n is not permitted here")
+        cannot_run("unshare -n is not permitted here")
     subprocess.run(
         [MCP_KUBE, "models", "install", MODEL], capture_output=True, check=True, timeout=300
     )
@@ -57,6 +62,22 @@ def test_a_bundle_holds_wheels_model_policies_deploy_and_checksums(bundle: Path)
     verified = offline(MCP_KUBE, "bundle", "verify", str(bundle))
     assert verified.returncode == 0, verified.stderr
     assert verified.stdout.startswith("ok: ")
+
+
+def test_a_bundle_records_its_cpu_variants_and_refuses_a_cpu_none_serves(
+    bundle: Path, tmp_path: Path
+) -> None:
+    with tarfile.open(bundle) as tar:
+        f = tar.extractfile("mcp-kube-bundle/bundle.json")
+        assert f is not None
+        record = json.load(f)["llama_cpp"]
+    assert record["kind"] == "portable"
+    assert {"x64", "haswell", "skylakex", "zen4"} <= set(record["cpu_variants"])
+    assert "sapphirerapids" not in record["cpu_variants"]  # the AMX code stays out
+    other = CpuInfo("aarch64", "an ARM server", frozenset({"asimd"}))
+    with pytest.raises(BundleError, match="built for x86_64, this machine is aarch64"):
+        install(bundle, tmp_path / "venv", cpu=other)
+    assert not (tmp_path / "venv").exists()  # refused before anything was written
 
 
 def _rewrite(src: Path, dest: Path, change: str, extra: tarfile.TarInfo | None = None) -> None:

