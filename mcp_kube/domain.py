@@ -11,15 +11,24 @@ from pydantic import StringConstraints
 __all__ = [
     "ACTING_FOR",
     "GPU_RESOURCE_PREFIXES",
+    "KAI_QUEUE_LABEL",
     "KUBE_REQUESTS",
+    "KUEUE_QUEUE_LABEL",
+    "QUEUE_LABELS",
+    "VOLCANO_QUEUE_ANNOTATION",
     "ClusterName",
     "DnsLabel",
     "DnsSubdomain",
+    "Json",
     "LabelKey",
     "ManifestReview",
     "Principal",
     "is_gpu_resource",
 ]
+
+# A JSON object as the Kubernetes API returns it, and as manifests are built: parsed into the
+# typed views of ``kube.objects`` before tools reason about it.
+Json = dict[str, Any]
 
 # A namespace, a container name: RFC 1123 label.
 DnsLabel = Annotated[
@@ -53,6 +62,14 @@ GPU_RESOURCE_PREFIXES = ("nvidia.com/gpu", "nvidia.com/mig-", "amd.com/gpu", "gp
 
 def is_gpu_resource(name: str) -> bool:
     return name.startswith(GPU_RESOURCE_PREFIXES)
+
+
+# Where a workload names its queue. Kueue manages a Job only when the Job itself carries
+# KUEUE_QUEUE_LABEL; KAI-Scheduler reads a label too, Volcano an annotation.
+KUEUE_QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
+KAI_QUEUE_LABEL = "kai.scheduler/queue"
+VOLCANO_QUEUE_ANNOTATION = "scheduling.volcano.sh/queue-name"
+QUEUE_LABELS = (KUEUE_QUEUE_LABEL, KAI_QUEUE_LABEL)
 
 
 @dataclass(frozen=True)

@@ -12,14 +12,14 @@ import json
 import threading
 import time
 from collections.abc import Callable, Iterator
-from typing import Any, Generic, TypeVar
+from typing import Generic, TypeVar
 
+from mcp_kube.domain import Json
 from mcp_kube.errors import ClusterUnavailable, ToolError
 
 __all__ = ["WatchCache"]
 
 T = TypeVar("T")
-Json = dict[str, Any]
 # list(resource_version | None) -> (items, resourceVersion); watch(rv) -> event stream
 Lister = Callable[[], tuple[list[Json], str]]
 Watcher = Callable[[str], Iterator[Json]]

@@ -9,13 +9,13 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import Protocol, TypeVar
 
+from mcp_kube.domain import Json
 from mcp_kube.kube.objects import NodeInfo, PodInfo
 
 __all__ = ["ClusterPort", "Kind", "LogChunk"]
 
-Json = dict[str, Any]
 T = TypeVar("T")
 
 

@@ -23,7 +23,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, NoReturn
 
-from mcp_kube.domain import ManifestReview, Principal
+from mcp_kube.domain import KUEUE_QUEUE_LABEL, ManifestReview, Principal
 from mcp_kube.errors import PolicyDenied
 from mcp_kube.policy.cel import CelBackend, CelError, CommonCel, Compiled
 from mcp_kube.policy.decision import Decision
@@ -40,7 +40,6 @@ __all__ = ["Explained", "PolicyEngine", "PolicyError", "apply_defaults", "manife
 ApprovalMode = Literal["none", "elicitation", "out_of_band"]
 _STRICTNESS = {"none": 0, "elicitation": 1, "out_of_band": 2}
 DEFAULT_DENY = "default-deny"
-KUEUE_QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
 # The only node selector submit_job writes (its gpu_product argument).
 ALLOWED_NODE_SELECTORS = frozenset({"nvidia.com/gpu.product"})
 # Pod fields submit_job never writes; each would let pods onto control-plane or tainted nodes.

@@ -34,6 +34,7 @@ from mcp_kube.errors import (
     RateLimited,
 )
 from mcp_kube.hygiene import clean, clean_tree
+from mcp_kube.kube.objects import JobInfo
 from mcp_kube.kube.port import ClusterPort, Kind
 from mcp_kube.policy.decision import Decision, Policy
 from mcp_kube.policy.engine import manifest_gpus
@@ -153,14 +154,7 @@ class _Context:
             )
         finally:
             ACTING_FOR.reset(token)
-        running = sum(
-            manifest_gpus(job)
-            for job in jobs
-            if not any(
-                c.get("type") in ("Complete", "Failed") and c.get("status") == "True"
-                for c in (job.get("status") or {}).get("conditions") or []
-            )
-        )
+        running = sum(manifest_gpus(job) for job in jobs if not JobInfo.from_json(job).terminal)
         wanted = manifest_gpus(review.manifest)
         if running + wanted > limit:
             raise PolicyDenied(

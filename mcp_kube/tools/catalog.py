@@ -5,13 +5,17 @@ from __future__ import annotations
 from typing import Any
 
 from mcp_kube.tools.base import ToolSpec
+from mcp_kube.tools.clusters import LIST_CLUSTERS
 from mcp_kube.tools.events import LIST_EVENTS
 from mcp_kube.tools.identity import WHOAMI
-from mcp_kube.tools.inventory import GPU_INVENTORY, LIST_CLUSTERS
-from mcp_kube.tools.jobs import EXPLAIN_PENDING, GET_JOB, LIST_JOBS
+from mcp_kube.tools.inventory import GPU_INVENTORY
+from mcp_kube.tools.jobs import GET_JOB, LIST_JOBS
 from mcp_kube.tools.logs import POD_LOGS
+from mcp_kube.tools.pending import EXPLAIN_PENDING
 from mcp_kube.tools.placement import RECOMMEND_PLACEMENT
-from mcp_kube.tools.workloads import GPU_QUOTA, GPU_USAGE_REPORT, GPU_WORKLOADS
+from mcp_kube.tools.quota import GPU_QUOTA
+from mcp_kube.tools.usage import GPU_USAGE_REPORT
+from mcp_kube.tools.workloads import GPU_WORKLOADS
 from mcp_kube.tools.writes import CANCEL_JOB, RESUME_JOB, SUBMIT_JOB, SUSPEND_JOB
 
 __all__ = ["TOOLS", "by_name"]

@@ -2,96 +2,22 @@
 
 Filtering happens on the API server (field selectors on type and involvedObject), so a busy
 namespace costs one narrow request. Messages come from controllers and workloads: they are
-clipped, and only the fields a person reads are kept.
+clipped, and only the fields a person reads are kept (``reads.fetch_events``).
 """
 
 from __future__ import annotations
 
-import datetime as dt
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import Field
 
 from mcp_kube.domain import DnsLabel, DnsSubdomain
-from mcp_kube.kube.objects import parse_time
-from mcp_kube.kube.port import ClusterPort, Kind
 from mcp_kube.tools.base import ClusterInput, ToolContext, ToolOutput, ToolSpec, clamp_limit
+from mcp_kube.tools.reads import EventView, fetch_events
 
-__all__ = ["LIST_EVENTS", "EventView", "clip", "fetch_events"]
-
-MESSAGE_CHARS = 300
-EVENT_SCAN = 5000  # events read per request at most; events expire within hours anyway
+__all__ = ["LIST_EVENTS"]
 
 ObjectKind = Literal["Pod", "Job", "Node", "PersistentVolumeClaim"]
-
-
-def clip(text: Any, limit: int = MESSAGE_CHARS) -> str:
-    """A string from the cluster, bounded: cut ones end with an ellipsis."""
-    s = "" if text is None else str(text)
-    return s if len(s) <= limit else s[: limit - 1] + "…"
-
-
-class EventView(ToolOutput):
-    type: str
-    reason: str
-    message: str = Field(description=f"at most {MESSAGE_CHARS} characters")
-    object_kind: str
-    object_name: str
-    count: int
-    last_time: dt.datetime | None = None
-
-
-def event_view(obj: dict[str, Any]) -> EventView:
-    involved = obj.get("involvedObject") or {}
-    series = obj.get("series") or {}
-    last = (
-        series.get("lastObservedTime")
-        or obj.get("lastTimestamp")
-        or obj.get("eventTime")
-        or (obj.get("metadata") or {}).get("creationTimestamp")
-    )
-    try:
-        when = parse_time(last)
-    except ValueError:
-        when = None
-    return EventView(
-        type=clip(obj.get("type") or "Normal", 32),
-        reason=clip(obj.get("reason"), 128),
-        message=clip((obj.get("message") or "").strip()),
-        object_kind=clip(involved.get("kind"), 64),
-        object_name=clip(involved.get("name"), 253),
-        count=int(series.get("count") or obj.get("count") or 1),
-        last_time=when,
-    )
-
-
-def _newest_first(e: EventView) -> tuple[float, str]:
-    return (-(e.last_time.timestamp() if e.last_time else 0.0), e.object_name)
-
-
-async def fetch_events(
-    port: ClusterPort,
-    namespace: str,
-    *,
-    kind: str | None = None,
-    name: str | None = None,
-    warnings_only: bool = True,
-    reason: str | None = None,
-) -> list[EventView]:
-    """Matching events, newest first (selectors are applied by the API server)."""
-    selectors = []
-    if warnings_only:
-        selectors.append("type=Warning")
-    if kind:
-        selectors.append(f"involvedObject.kind={kind}")
-    if name:
-        selectors.append(f"involvedObject.name={name}")
-    if reason:
-        selectors.append(f"reason={reason}")
-    items = await port.list_objects(
-        Kind.EVENTS, namespace, field_selector=",".join(selectors) or None, limit=EVENT_SCAN
-    )
-    return sorted((event_view(o) for o in items), key=_newest_first)
 
 
 class ListEventsInput(ClusterInput):

@@ -37,13 +37,13 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import json
 import re
-from typing import Annotated, Any
+from typing import Annotated
 
 from pydantic import Field, StringConstraints, field_validator, model_validator
 
-from mcp_kube.domain import DnsLabel, DnsSubdomain, Principal
+from mcp_kube.canonical import canonical_json
+from mcp_kube.domain import KUEUE_QUEUE_LABEL, DnsLabel, DnsSubdomain, Json, Principal
 from mcp_kube.tools.base import ClusterInput
 
 __all__ = [
@@ -60,13 +60,10 @@ __all__ = [
     "principal_label",
 ]
 
-Json = dict[str, Any]
-
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 MANAGED_BY = "mcp-kube"
 SUBMITTED_BY_LABEL = "mcp-kube.io/submitted-by"
 IDEMPOTENCY_LABEL = "mcp-kube.io/idempotency-key"
-KUEUE_QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
 GPU_PRODUCT_LABEL = "nvidia.com/gpu.product"
 KAI_SCHEDULER = "kai-scheduler"
 KAI_FRACTION_ANNOTATION = "gpu-fraction"
@@ -203,7 +200,7 @@ def idempotency_key(args: SubmitJobInput) -> str:
     if args.idempotency_key:
         return args.idempotency_key
     canon = args.model_dump(mode="json", exclude={"cluster", "idempotency_key"})
-    text = json.dumps(canon, sort_keys=True, separators=(",", ":"))
+    text = canonical_json(canon, ensure_ascii=True)  # the form stored keys were hashed in
     return "h" + _short_hash(text, 40)
 
 

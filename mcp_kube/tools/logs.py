@@ -1,4 +1,4 @@
-"""pod_logs: bounded log reads of a pod or a job's newest pod, plus the helpers get_job shares.
+"""pod_logs: bounded log reads of a pod or a job's newest pod.
 
 Logs are workload output: they are returned as data, never interpreted. Every read is bounded
 twice (lines and bytes) by the server's limits whatever the caller asks, the byte cap is
@@ -8,7 +8,6 @@ substring so a caller cannot make the server run an expensive regular expression
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Sequence
 
 from pydantic import Field, model_validator
@@ -18,24 +17,12 @@ from mcp_kube.errors import NotFound
 from mcp_kube.kube.objects import PodInfo
 from mcp_kube.kube.port import ClusterPort, Kind
 from mcp_kube.tools.base import ClusterInput, ToolContext, ToolOutput, ToolSpec
+from mcp_kube.tools.common import LINE_CHARS, clip_lines
+from mcp_kube.tools.reads import job_pods
 
-__all__ = [
-    "POD_LOGS",
-    "Progress",
-    "clip_lines",
-    "grep_lines",
-    "job_pods",
-    "newest_pod",
-    "parse_progress",
-]
+__all__ = ["POD_LOGS", "grep_lines", "newest_pod"]
 
-LINE_CHARS = 2000
-POD_SCAN = 1000  # pods of one job read at most
 THIRTY_DAYS = 30 * 24 * 3600
-
-
-def clip_lines(text: str, limit: int = LINE_CHARS) -> list[str]:
-    return [ln if len(ln) <= limit else ln[: limit - 1] + "…" for ln in text.splitlines()]
 
 
 def grep_lines(lines: Iterable[str], needle: str | None) -> list[str]:
@@ -44,63 +31,6 @@ def grep_lines(lines: Iterable[str], needle: str | None) -> list[str]:
         return list(lines)
     folded = needle.casefold()
     return [ln for ln in lines if folded in ln.casefold()]
-
-
-class Progress(ToolOutput):
-    step: int | None = None
-    epoch: int | None = None
-    loss: float | None = None
-    throughput: float | None = None
-
-
-_FIELDS = ("step", "epoch", "loss", "throughput")
-
-
-def parse_progress(lines: Sequence[str], patterns: Sequence[str]) -> Progress | None:
-    """Last value seen of each named group (step/epoch/loss/throughput) over the lines.
-
-    Patterns come from settings; one that does not compile is skipped, not fatal.
-    """
-    compiled = []
-    for p in patterns:
-        try:
-            rx = re.compile(p)
-        except re.error:
-            continue
-        if set(rx.groupindex) & set(_FIELDS):
-            compiled.append(rx)
-    seen: dict[str, float] = {}
-    for line in lines:
-        for rx in compiled:
-            m = rx.search(line)
-            if not m:
-                continue
-            for key, value in m.groupdict().items():
-                if key not in _FIELDS or value is None:
-                    continue
-                try:
-                    seen[key] = float(value)
-                except ValueError:
-                    continue
-    if not seen:
-        return None
-    return Progress(
-        step=int(seen["step"]) if "step" in seen else None,
-        epoch=int(seen["epoch"]) if "epoch" in seen else None,
-        loss=seen.get("loss"),
-        throughput=seen.get("throughput"),
-    )
-
-
-async def job_pods(port: ClusterPort, namespace: str, job: str) -> list[PodInfo]:
-    """The job's pods (label ``job-name``), newest first."""
-    items = await port.list_objects(
-        Kind.PODS, namespace, label_selector=f"job-name={job}", limit=POD_SCAN
-    )
-    pods = [PodInfo.from_json(o) for o in items]
-    return sorted(
-        pods, key=lambda p: (p.created.timestamp() if p.created else 0.0, p.name), reverse=True
-    )
 
 
 def newest_pod(pods: Sequence[PodInfo]) -> PodInfo | None:

@@ -11,22 +11,20 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Any
 
 import anyio
 from pydantic import Field, model_validator
 
-from mcp_kube.domain import DnsLabel, DnsSubdomain
+from mcp_kube.domain import DnsLabel, DnsSubdomain, Json
 from mcp_kube.errors import Forbidden, NotFound
-from mcp_kube.kube.objects import NodeInfo
+from mcp_kube.kube.objects import NodeInfo, QuotaInfo
 from mcp_kube.kube.port import ClusterPort, Kind
 from mcp_kube.tools.base import StrictInput, ToolContext, ToolOutput, ToolSpec
-from mcp_kube.tools.inventory import NodeGpus, cluster_nodes
-from mcp_kube.tools.workloads import ClusterStatus, cut, fan_out, quantity
+from mcp_kube.tools.common import ClusterStatus, clip, fan_out, unavailable_lines
+from mcp_kube.tools.gpuview import NodeGpus, cluster_nodes
 
-__all__ = ["RECOMMEND_PLACEMENT", "ClusterFacts", "PvcFacts", "rank"]
+__all__ = ["RECOMMEND_PLACEMENT", "ClusterFacts", "PvcFacts", "headroom", "rank"]
 
-Json = dict[str, Any]
 PLACEABLE = ("nvidia.com/gpu", "amd.com/gpu")  # whole-GPU resources a job can ask N of
 ZONE_KEYS = ("topology.kubernetes.io/zone", "failure-domain.beta.kubernetes.io/zone")
 MAX_OPTIONS = 10
@@ -105,17 +103,15 @@ def _memory_mib(node: NodeInfo) -> int | None:
 
 
 def headroom(quotas: list[Json]) -> dict[str, int]:
-    """Smallest hard - used per placeable resource over the namespace's quotas."""
+    """Smallest hard - used per placeable resource over the namespace's quotas (their
+    requests.X and bare X lines)."""
     out: dict[str, int] = {}
-    for q in quotas:
-        hard = (q.get("spec") or {}).get("hard") or {}
-        used = (q.get("status") or {}).get("used") or {}
-        for res in PLACEABLE:
-            for key in (f"requests.{res}", res):
-                h = quantity(hard.get(key))
-                if h is not None:
-                    left = h - (quantity(used.get(key)) or 0)
-                    out[res] = min(out.get(res, left), left)
+    for quota in map(QuotaInfo.from_json, quotas):
+        for line in quota.gpu_lines:
+            res = line.resource
+            if res in PLACEABLE and line.key in (f"requests.{res}", res) and line.hard is not None:
+                left = line.hard - (line.used or 0)
+                out[res] = min(out.get(res, left), left)
     return out
 
 
@@ -199,89 +195,104 @@ def _locality(pvc: PvcFacts | None, zone: str) -> tuple[float, bool | None, str]
     return 25.0, None, "in the PVC's cluster (its volume has no zone)"
 
 
-def rank(facts: list[ClusterFacts], args: PlacementInput) -> tuple[list[PlacementOption], str]:
-    """Every matching pool scored, best first, and a note when none fits."""
+Pool = tuple[str, str, str]  # zone, product, resource
+
+
+def _pools(f: ClusterFacts, args: PlacementInput) -> dict[Pool, list[NodeGpus]]:
+    """The cluster's nodes that pass the product and memory filters, by pool."""
     needle = (args.product or "").lower()
     min_mib = args.min_gpu_memory_gib * 1024 if args.min_gpu_memory_gib else None
+    pools: dict[Pool, list[NodeGpus]] = defaultdict(list)
+    for node in f.nodes:
+        if needle not in node.product.lower():
+            continue
+        mem = f.memory_mib.get(node.name)
+        if min_mib is not None and (mem is None or mem < min_mib):
+            continue
+        for r in node.resources:
+            if r.resource in PLACEABLE and r.allocatable > 0:
+                pools[node.zone, node.product, r.resource].append(node)
+    return pools
+
+
+def _option(
+    f: ClusterFacts, pool: Pool, nodes: list[NodeGpus], args: PlacementInput
+) -> PlacementOption:
+    """One pool scored, with the facts that decided it in words."""
+    zone, product, res = pool
+    free = [(n.name, _free(n, res)) for n in nodes if n.schedulable]
+    block = max((n for _, n in free), default=0)
+    fitting = sorted(name for name, n in free if n >= args.gpus)
+    left = f.headroom.get(res) if args.namespace else None
+    said: list[str] = []
+    if fitting:
+        said.append(f"{len(fitting)} node(s) with >= {args.gpus} free {res}")
+    elif free:
+        said.append(f"largest free block {block} < {args.gpus}")
+    else:
+        said.append("no schedulable node (all NotReady, cordoned or tainted)")
+    quota_ok = left is None or left >= args.gpus
+    if left is not None:
+        said.append(
+            f"quota headroom {left} {'>=' if quota_ok else '<'} {args.gpus} in {args.namespace}"
+        )
+    if not f.namespace_exists:
+        said.append(f"namespace {args.namespace} does not exist here")
+    bonus, near, words = _locality(f.pvc, zone)
+    said += [words] if words else []
+    shared = any(n.sharing for n in nodes)
+    if shared:
+        said.append("GPUs are time-sliced replicas, not whole devices")
+    fits = bool(fitting) and quota_ok and f.namespace_exists
+    pool_free = sum(n for _, n in free)
+    score = (100.0 if fits else 0.0) + bonus + min(10.0, 2.0 * pool_free / args.gpus)
+    return PlacementOption(
+        cluster=f.cluster,
+        zone=zone,
+        product=clip(product, 128),
+        resource=res,
+        fits=fits,
+        nodes_that_fit=fitting[:MAX_NODES],
+        free_gpus_in_pool=pool_free,
+        largest_free_block=block,
+        quota_headroom=left,
+        near_data=near,
+        score=round(score - (20.0 if shared else 0.0), 1),
+        reason=f"{f.cluster}/{zone or '-'} {product}: " + "; ".join(said) + ".",
+    )
+
+
+def _nothing_fits(
+    options: list[PlacementOption], blocks: dict[bool, int], args: PlacementInput
+) -> str:
+    """Why no pool fits: no pool at all, no block big enough, or quota and namespaces."""
+    if not options:
+        return "no GPU pool in the reachable clusters matches the product and memory filters"
+    if max(blocks.values()) < args.gpus:
+        note = f"nothing fits: largest free block {blocks[False]} < {args.gpus}"
+        if blocks[True] > blocks[False]:
+            note += f" ({blocks[True]} time-sliced replicas on one node)"
+        return note
+    return (
+        f"nothing fits: nodes with {args.gpus} free GPUs exist, but not where "
+        f"namespace {args.namespace} exists with enough quota headroom"
+    )
+
+
+def rank(facts: list[ClusterFacts], args: PlacementInput) -> tuple[list[PlacementOption], str]:
+    """Every matching pool scored, best first, and a note when none fits."""
     options: list[PlacementOption] = []
     blocks: dict[bool, int] = {False: 0, True: 0}  # time-sliced? -> largest free block
     for f in facts:
-        pools: dict[tuple[str, str, str], list[NodeGpus]] = defaultdict(list)
-        for node in f.nodes:
-            if needle not in node.product.lower():
-                continue
-            mem = f.memory_mib.get(node.name)
-            if min_mib is not None and (mem is None or mem < min_mib):
-                continue
-            for r in node.resources:
-                if r.resource in PLACEABLE and r.allocatable > 0:
-                    pools[node.zone, node.product, r.resource].append(node)
-        for (zone, product, res), nodes in sorted(pools.items()):
-            free = [(n.name, _free(n, res)) for n in nodes if n.schedulable]
-            block = max((n for _, n in free), default=0)
-            fitting = sorted(name for name, n in free if n >= args.gpus)
-            left = f.headroom.get(res) if args.namespace else None
-            facts_said: list[str] = []
-            if fitting:
-                facts_said.append(f"{len(fitting)} node(s) with >= {args.gpus} free {res}")
-            elif free:
-                facts_said.append(f"largest free block {block} < {args.gpus}")
-            else:
-                facts_said.append("no schedulable node (all NotReady, cordoned or tainted)")
-            quota_ok = left is None or left >= args.gpus
-            if left is not None:
-                facts_said.append(
-                    f"quota headroom {left} {'>=' if quota_ok else '<'} {args.gpus}"
-                    f" in {args.namespace}"
-                )
-            if not f.namespace_exists:
-                facts_said.append(f"namespace {args.namespace} does not exist here")
-            bonus, near, words = _locality(f.pvc, zone)
-            if words:
-                facts_said.append(words)
+        for pool, nodes in sorted(_pools(f, args).items()):
+            option = _option(f, pool, nodes, args)
+            options.append(option)
             shared = any(n.sharing for n in nodes)
-            blocks[shared] = max(blocks[shared], block)
-            if shared:
-                facts_said.append("GPUs are time-sliced replicas, not whole devices")
-            fits = bool(fitting) and quota_ok and f.namespace_exists
-            pool_free = sum(n for _, n in free)
-            score = (
-                (100.0 if fits else 0.0)
-                + bonus
-                + min(10.0, 2.0 * pool_free / args.gpus)
-                - (20.0 if shared else 0.0)
-            )
-            options.append(
-                PlacementOption(
-                    cluster=f.cluster,
-                    zone=zone,
-                    product=cut(product, 128),
-                    resource=res,
-                    fits=fits,
-                    nodes_that_fit=fitting[:MAX_NODES],
-                    free_gpus_in_pool=pool_free,
-                    largest_free_block=block,
-                    quota_headroom=left,
-                    near_data=near,
-                    score=round(score, 1),
-                    reason=f"{f.cluster}/{zone or '-'} {product}: " + "; ".join(facts_said) + ".",
-                )
-            )
+            blocks[shared] = max(blocks[shared], option.largest_free_block)
     options.sort(key=lambda o: (not o.fits, -o.score, o.cluster, o.zone, o.product))
-    note = ""
-    if not any(o.fits for o in options):
-        if not options:
-            note = "no GPU pool in the reachable clusters matches the product and memory filters"
-        elif max(blocks.values()) < args.gpus:
-            note = f"nothing fits: largest free block {blocks[False]} < {args.gpus}"
-            if blocks[True] > blocks[False]:
-                note += f" ({blocks[True]} time-sliced replicas on one node)"
-        else:
-            note = (
-                f"nothing fits: nodes with {args.gpus} free GPUs exist, but not where "
-                f"namespace {args.namespace} exists with enough quota headroom"
-            )
-    return options, note
+    if any(o.fits for o in options):
+        return options, ""
+    return options, _nothing_fits(options, blocks, args)
 
 
 async def _recommend(ctx: ToolContext, args: PlacementInput) -> Placement:
@@ -300,7 +311,7 @@ async def _recommend(ctx: ToolContext, args: PlacementInput) -> Placement:
 
 
 def _summary(out: Placement) -> str:
-    lines = [f"{c.cluster}: unavailable ({c.error})" for c in out.clusters if not c.reachable]
+    lines = unavailable_lines(out.clusters)
     if out.note:
         lines.append(out.note)
     for o in out.options[:5]:

@@ -15,11 +15,11 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from mcp_kube.domain import DnsLabel, DnsSubdomain
+from mcp_kube.domain import DnsLabel, DnsSubdomain, Json
 from mcp_kube.errors import InvalidArgument, PolicyDenied
 from mcp_kube.kube.port import ClusterPort, Kind
 from mcp_kube.tools.base import ClusterInput, ManifestReview, ToolContext, ToolOutput, ToolSpec
-from mcp_kube.tools.jobs import job_gpus, job_status
+from mcp_kube.tools.common import job_gpus, job_status
 from mcp_kube.tools.jobspec import (
     IDEMPOTENCY_LABEL,
     MANAGED_BY,
@@ -32,8 +32,6 @@ from mcp_kube.tools.jobspec import (
 )
 
 __all__ = ["CANCEL_JOB", "RESUME_JOB", "SUBMIT_JOB", "SUSPEND_JOB"]
-
-Json = dict[str, Any]
 
 
 def _meta(obj: Json) -> Json:

@@ -16,8 +16,9 @@ from mcp_kube.domain import Principal
 from mcp_kube.policy.gate import Gate
 from mcp_kube.testbed import cluster
 from mcp_kube.tools.events import LIST_EVENTS
-from mcp_kube.tools.jobs import EXPLAIN_PENDING, GET_JOB, LIST_JOBS
+from mcp_kube.tools.jobs import GET_JOB, LIST_JOBS
 from mcp_kube.tools.logs import POD_LOGS
+from mcp_kube.tools.pending import EXPLAIN_PENDING
 
 NS = "team-a"
 H100 = "NVIDIA-H100-80GB-HBM3"
@@ -109,13 +110,19 @@ def test_completed_job_details_and_progress(
     gate: Gate, jobs: list[str], testbed: cluster.TestbedState
 ) -> None:
     def done() -> dict | None:
+        """The job as get_job shows it once the Job controller has finished it: Complete is
+        set (SuccessCriteriaMet comes first, while the controller is still winding it up; the
+        job is active until then) and its pod has Succeeded."""
         out = ok(call(gate, GET_JOB, {"namespace": NS, "name": DONE}))
-        return out if out["status"] == "succeeded" else None
+        complete = {"type": "Complete", "status": "True"} in [
+            {"type": c["type"], "status": c["status"]} for c in out["conditions"]
+        ]
+        pod_done = bool(out["pods"]) and out["pods"][0]["phase"] == "Succeeded"
+        return out if complete and pod_done and out["succeeded"] == 1 else None
 
     out = wait_for(done, f"{DONE} to complete")
-    assert {"type": "Complete", "status": "True"}.items() <= next(
-        c for c in out["conditions"] if c["type"] == "Complete"
-    ).items()
+    assert out["status"] == "succeeded"
+    assert out["finish_time"] is not None
     assert out["gpus"] == {"nvidia.com/gpu": 1}
     assert out["succeeded"] == 1
     assert out["pods"][0]["phase"] == "Succeeded"

@@ -22,7 +22,9 @@ from mcp_kube.policy.gate import Gate
 from mcp_kube.testbed import cluster, fleet
 from mcp_kube.tools.base import ToolSpec
 from mcp_kube.tools.placement import RECOMMEND_PLACEMENT
-from mcp_kube.tools.workloads import GPU_QUOTA, GPU_USAGE_REPORT, GPU_WORKLOADS
+from mcp_kube.tools.quota import GPU_QUOTA
+from mcp_kube.tools.usage import GPU_USAGE_REPORT
+from mcp_kube.tools.workloads import GPU_WORKLOADS
 
 EAST, WEST = fleet.load_fleet("default"), fleet.load_fleet("west")
 BAD_NODES = {"h100-cordoned-0", "h100-notready-0", "h100-tainted-0"}

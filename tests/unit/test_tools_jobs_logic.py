@@ -11,21 +11,18 @@ from pydantic import ValidationError
 
 from mcp_kube.domain import Principal
 from mcp_kube.errors import NotFound, UnknownCluster
-from mcp_kube.kube.objects import NodeInfo, PodInfo
+from mcp_kube.kube.objects import JobInfo, NodeInfo, PodInfo
 from mcp_kube.kube.port import Kind, LogChunk
 from mcp_kube.policy.decision import ReadOnlyPolicy
 from mcp_kube.policy.gate import Gate
 from mcp_kube.settings import Limits, Settings
-from mcp_kube.tools.events import LIST_EVENTS, clip
-from mcp_kube.tools.jobs import (
-    EXPLAIN_PENDING,
-    GET_JOB,
-    LIST_JOBS,
-    job_queue,
-    job_status,
-    parse_scheduler_message,
-)
-from mcp_kube.tools.logs import POD_LOGS, PodLogsInput, clip_lines, grep_lines, parse_progress
+from mcp_kube.tools.common import clip, clip_lines
+from mcp_kube.tools.events import LIST_EVENTS
+from mcp_kube.tools.jobs import GET_JOB, LIST_JOBS
+from mcp_kube.tools.logs import POD_LOGS, PodLogsInput, grep_lines
+from mcp_kube.tools.pending import EXPLAIN_PENDING
+from mcp_kube.tools.reads import parse_progress
+from mcp_kube.tools.schedmsg import parse_scheduler_message
 
 NS = "team-a"
 SCHED_MSG = (
@@ -268,16 +265,41 @@ def test_lines_and_strings_are_capped() -> None:
     assert clip(None) == ""
 
 
-def test_job_status_and_queue() -> None:
-    assert job_status(job("a", conditions=[{"type": "Complete", "status": "True"}])) == "succeeded"
-    assert job_status(job("a", conditions=[{"type": "Failed", "status": "True"}])) == "failed"
-    assert job_status(job("a", suspend=True)) == "suspended"
-    assert job_status(job("a", conditions=[{"type": "Complete", "status": "False"}])) == "active"
-    assert job_queue(job("a", labels={"kueue.x-k8s.io/queue-name": "q1"})) == "q1"
-    assert job_queue(job("a", template_meta={"labels": {"kai.scheduler/queue": "k"}})) == "k"
-    volcano = job("a", template_meta={"annotations": {"scheduling.volcano.sh/queue-name": "v"}})
-    assert job_queue(volcano) == "v"
-    assert job_queue(job("a")) is None
+def state(*conditions: tuple[str, str], **extra: Any) -> JobInfo:
+    return JobInfo.from_json(
+        job("a", conditions=[{"type": t, "status": s} for t, s in conditions], **extra)
+    )
+
+
+def test_job_state_is_terminal_only_at_complete_or_failed() -> None:
+    assert state(("Complete", "True")).state == "succeeded"
+    assert state(("Failed", "True")).state == "failed"
+    assert state(suspend=True).state == "suspended"
+    assert state(("Complete", "False")).state == "active"
+    # decided, but the Job controller still stops the remaining pods: not finished yet
+    decided = state(("SuccessCriteriaMet", "True"))
+    assert (decided.state, decided.terminal, decided.decided) == ("active", False, "succeeded")
+    failing = state(("FailureTarget", "True"), suspend=True)
+    assert (failing.state, failing.terminal, failing.decided) == ("suspended", False, "failed")
+    done = state(("SuccessCriteriaMet", "True"), ("Complete", "True"))
+    assert (done.state, done.terminal, done.decided) == ("succeeded", True, "succeeded")
+    assert state(("Failed", "True")).terminal
+    assert state().decided is None
+
+
+def test_job_queue_from_the_job_or_its_template() -> None:
+    def queue(**extra: Any) -> str | None:
+        return JobInfo.from_json(job("a", **extra)).queue
+
+    assert queue(labels={"kueue.x-k8s.io/queue-name": "q1"}) == "q1"
+    assert queue(template_meta={"labels": {"kai.scheduler/queue": "k"}}) == "k"
+    volcano = {"annotations": {"scheduling.volcano.sh/queue-name": "v"}}
+    assert queue(template_meta=volcano) == "v"
+    assert queue() is None
+    kueue = JobInfo.from_json(
+        job("a", template_meta={"labels": {"kueue.x-k8s.io/queue-name": "t"}})
+    )
+    assert (kueue.queue, kueue.kueue_queue) == ("t", None)  # Kueue reads the Job's own label
 
 
 def test_exactly_one_of_pod_or_job() -> None:
@@ -548,3 +570,23 @@ def test_explain_pending_not_pending() -> None:
     assert error_code(call(port, EXPLAIN_PENDING, {"namespace": NS, "job": "nope"})) == (
         "not_found"
     )
+
+
+def test_a_decided_job_is_active_until_the_controller_completes_it() -> None:
+    port = _cluster()
+    met = {"type": "SuccessCriteriaMet", "status": "True", "reason": "CompletionsReached"}
+    port.objects[Kind.JOBS].append(
+        job("ending", conditions=[met], status={"succeeded": 1, "active": 0})
+    )
+    port.objects[Kind.PODS].append(pod("ending-0", "ending", phase="Succeeded"))
+    out = ok(call(port, GET_JOB, {"namespace": NS, "name": "ending"}))
+    assert (out["status"], out["finish_time"]) == ("active", None)
+    assert [c["type"] for c in out["conditions"]] == ["SuccessCriteriaMet"]
+    listed = ok(call(port, LIST_JOBS, {"namespace": NS, "status": "succeeded"}))
+    assert [j["name"] for j in listed["jobs"]] == ["train"]
+    verdict = ok(call(port, EXPLAIN_PENDING, {"namespace": NS, "job": "ending"}))["verdict"]
+    assert verdict == "not pending: the job has succeeded (its remaining pods are being stopped)"
+    port.objects[Kind.JOBS][-1]["status"]["conditions"].append(
+        {"type": "Complete", "status": "True"}
+    )
+    assert ok(call(port, GET_JOB, {"namespace": NS, "name": "ending"}))["status"] == "succeeded"

@@ -14,25 +14,19 @@ import anyio
 import pytest
 from pydantic import ValidationError
 
-from mcp_kube.domain import Principal
+from mcp_kube.domain import Json, Principal
 from mcp_kube.errors import ClusterUnavailable, NotFound
-from mcp_kube.kube.objects import NodeInfo, PodInfo
+from mcp_kube.kube.objects import NodeInfo, PodInfo, QuotaInfo
 from mcp_kube.kube.port import ClusterPort, Kind, LogChunk
 from mcp_kube.settings import Limits
-from mcp_kube.tools import placement, workloads
+from mcp_kube.tools import placement, usage
 from mcp_kube.tools.placement import RECOMMEND_PLACEMENT, PlacementInput
-from mcp_kube.tools.workloads import (
-    GPU_QUOTA,
-    GPU_USAGE_REPORT,
-    GPU_WORKLOADS,
-    GpuQuotaInput,
-    GpuUsageInput,
-    GpuWorkloadsInput,
-)
+from mcp_kube.tools.quota import GPU_QUOTA, GpuQuotaInput
+from mcp_kube.tools.usage import GPU_USAGE_REPORT, GpuUsageInput
+from mcp_kube.tools.workloads import GPU_WORKLOADS, GpuWorkloadsInput
 
 NOW = dt.datetime(2026, 1, 10, 12, 0, tzinfo=dt.UTC)
 H100 = "NVIDIA-H100-80GB-HBM3"
-Json = dict[str, Any]
 
 
 def ago(hours: float) -> dt.datetime:
@@ -186,12 +180,12 @@ def test_gpu_hours_count_only_the_overlap_with_the_window() -> None:
     before = pod("d", phase="Failed", started=ago(50), finished=ago(30))  # outside
     lost = pod("e", phase="Failed", started=ago(5))  # no finish time: not counted
     pending = pod("f", node_name="", started=None)
-    assert workloads.pod_gpu_hours(running, start, NOW) == pytest.approx(24)
-    assert workloads.pod_gpu_hours(recent, start, NOW) == pytest.approx(1.5)
-    assert workloads.pod_gpu_hours(ended, start, NOW) == pytest.approx(4)
+    assert usage.pod_gpu_hours(running, start, NOW) == pytest.approx(24)
+    assert usage.pod_gpu_hours(recent, start, NOW) == pytest.approx(1.5)
+    assert usage.pod_gpu_hours(ended, start, NOW) == pytest.approx(4)
     for p in (before, lost, pending):
-        assert workloads.pod_gpu_hours(p, start, NOW) == 0
-    groups = workloads.usage_by_group(
+        assert usage.pod_gpu_hours(p, start, NOW) == 0
+    groups = usage.usage_by_group(
         {"c1": [running, recent, ended, before, lost, pending]}, "namespace", start, NOW
     )
     assert [(g.group, g.gpu_hours, g.pods) for g in groups] == [("team-a", 53.5, 3)]
@@ -207,11 +201,11 @@ def test_usage_groups_by_label_sorted_and_rounded() -> None:
         ],
         "west": [pod("d", labels={"team": "nlp"}, started=ago(1))],
     }
-    groups = workloads.usage_by_group(pods, "label:team", start, NOW)
+    groups = usage.usage_by_group(pods, "label:team", start, NOW)
     assert [(g.group, g.gpu_hours, g.pods, g.clusters) for g in groups] == [
         ("vision", 16.0, 1, ["east"]),
         ("nlp", 1.333, 2, ["east", "west"]),
-        (workloads.NO_LABEL, 1.0, 1, ["east"]),
+        (usage.NO_LABEL, 1.0, 1, ["east"]),
     ]
 
 
@@ -556,3 +550,24 @@ def test_headroom_takes_the_tightest_quota() -> None:
         quota("a", {"nvidia.com/gpu": "8", "requests.amd.com/gpu": "2"}, {"nvidia.com/gpu": "2"}),
     ]
     assert placement.headroom(quotas) == {"nvidia.com/gpu": 6, "amd.com/gpu": 2}
+
+
+def test_quota_info_reads_the_enforced_hard_and_every_gpu_key() -> None:
+    enforced = QuotaInfo.from_json(
+        {
+            "metadata": {"name": "q", "namespace": "team-a"},
+            "spec": {"hard": {"requests.nvidia.com/gpu": "8", "pods": "9"}},
+            "status": {
+                "hard": {"requests.nvidia.com/gpu": "4", "pods": "9"},
+                "used": {"requests.nvidia.com/gpu": "1", "limits.amd.com/gpu": "2"},
+            },
+        }
+    )
+    assert [(q.key, q.resource, q.hard, q.used) for q in enforced.gpu_lines] == [
+        ("limits.amd.com/gpu", "amd.com/gpu", None, 2),
+        ("requests.nvidia.com/gpu", "nvidia.com/gpu", 4, 1),
+    ]
+    unreconciled = QuotaInfo.from_json({"spec": {"hard": {"nvidia.com/gpu": "2", "cpu": "1"}}})
+    assert [(q.key, q.hard, q.used) for q in unreconciled.gpu_lines] == [
+        ("nvidia.com/gpu", 2, None)
+    ]
