@@ -29,6 +29,7 @@ __all__ = [
     "ToolDef",
     "args_grammar",
     "choice_grammar",
+    "escape_data",
     "render",
     "result_message",
     "system_prompt",
@@ -63,8 +64,14 @@ class ToolDef:
 
 
 def render(messages: Sequence[Message], *, open_assistant: bool = True) -> str:
-    """ChatML, the template of the bundled models (Qwen2.5, SmolLM2)."""
-    out = [f"<|im_start|>{m.role}\n{m.content}{END}\n" for m in messages]
+    """ChatML, the template of the bundled models (Qwen2.5, SmolLM2).
+
+    Only the template writes ChatML markers: in every message's content the ``<`` of ``<|``
+    becomes U+2039 (an angle quote), so no content (the user's question, an earlier answer, a
+    call the model wrote, a result) can spell ``<|im_end|>``, ``<|im_start|>`` or
+    ``<|endoftext|>`` and so close or open a turn. Other ``<`` in the user's own words stay
+    (a question may quote ``<none>``); tool results are escaped fully by ``result_message``."""
+    out = [f"<|im_start|>{m.role}\n{_unmark(m.content)}{END}\n" for m in messages]
     if open_assistant:
         out.append("<|im_start|>assistant\n")
     return "".join(out)
@@ -145,23 +152,40 @@ REPLY = "Now answer my question from these results, in plain sentences (no JSON)
 def result_message(
     tool: str, text: str, *, is_error: bool, budget: int, then: str = NEXT
 ) -> Message:
-    """A tool result as delimited, size-budgeted data in a user turn, then what to do next."""
-    text = _scrub(text)
+    """A tool result as delimited, size-budgeted data in a user turn, then what to do next.
+    The tool's text (and name) are data: they cannot write a delimiter (see ``escape_data``)."""
+    text = escape_data(text)
     if len(text) > budget:
         text = text[:budget] + f"\n[... cut at {budget} characters]"
     status = "error" if is_error else "ok"
+    name = escape_data(tool).replace('"', "'")
     return Message(
         "user",
-        f'<tool_result name="{tool}" status="{status}">\n{text}\n</tool_result>\n{then}',
+        f'<tool_result name="{name}" status="{status}">\n{text}\n</tool_result>\n{then}',
     )
 
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]|<\|im_(?:start|end)\|>|</?tool_result[^>]*>")
+# Every control token of the bundled models (<|im_start|>, <|im_end|>, <|endoftext|>, Qwen's
+# <tool_call>, </s>, ...) and both <tool_result> tags begin with "<". In data each
+# "<" and ">" becomes a look-alike that is no delimiter, as do the forms NFKC folds into them
+# (U+FE64, U+FF1C; U+FE65, U+FF1E); control characters go. One character at a time: unlike
+# deleting a match, which joins the text around it (``<|im_<|im_end|>end|>``), a mapping
+# cannot assemble a delimiter from pieces.
+_DATA = str.maketrans(
+    dict.fromkeys("<\ufe64\uff1c", "\u2039")  # SINGLE LEFT-POINTING ANGLE QUOTATION MARK
+    | dict.fromkeys(">\ufe65\uff1e", "\u203a")  # and its right-pointing twin
+    | dict.fromkeys([*map(chr, range(0x09)), *map(chr, range(0x0B, 0x20)), "\x7f"], None)
+)
 
 
-def _scrub(text: str) -> str:
-    """Data may not close its own delimiters or open a chat turn."""
-    return _CONTROL.sub("", text)
+def escape_data(text: str) -> str:
+    """Text from a cluster or a workload as it may appear in the prompt: angle quotes (U+2039,
+    U+203A) for ``<`` and ``>``, no control characters but tab and newline."""
+    return text.translate(_DATA)
+
+
+def _unmark(text: str) -> str:
+    return text.replace("<|", "\u2039|")
 
 
 _CHANGE = re.compile(
