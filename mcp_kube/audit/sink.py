@@ -28,21 +28,14 @@ Why it is built this way:
 from __future__ import annotations
 
 import contextlib
-import errno
-import fcntl
-import hashlib
-import json
 import logging
 import os
-import re
 import threading
 from collections.abc import Mapping, MutableMapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import structlog
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from mcp_kube.audit.chain import (
@@ -53,21 +46,29 @@ from mcp_kube.audit.chain import (
     checkpoint_fields,
     seal,
 )
+from mcp_kube.audit.files import (
+    DamagedTail,
+    Head,
+    Tail,
+    fsync_dir,
+    intact,
+    lock_writer,
+    name_damage,
+    next_rotated,
+    replace_file,
+    rotated_head,
+    scan_tail,
+    write_all,
+)
+from mcp_kube.audit.keys import load_or_create_key
 from mcp_kube.audit.redact import redact
 from mcp_kube.errors import McpKubeError
 
-__all__ = [
-    "DEFAULT_MAX_BYTES",
-    "AuditLog",
-    "AuditUnavailable",
-    "load_or_create_key",
-    "rotated_siblings",
-]
+__all__ = ["DEFAULT_MAX_BYTES", "AuditLog", "AuditUnavailable"]
 
 log = logging.getLogger("mcp_kube.audit")
 
 DEFAULT_MAX_BYTES = 64 * 1024 * 1024
-_TAIL_CHUNK = 64 * 1024
 _EVENT = "_audit_event"
 _INTERNAL = "_audit_internal"
 _LINE = "_audit_line"
@@ -78,56 +79,6 @@ class AuditUnavailable(McpKubeError):
     """The audit log cannot be written; whatever needed a record must not go ahead."""
 
     code = "audit_unavailable"
-
-
-def rotated_siblings(path: Path) -> list[tuple[int, Path]]:
-    """The rotated files ``<name>.<n>`` of ``path``, oldest (lowest n) first."""
-    pattern = re.compile(re.escape(path.name) + r"\.(\d+)")
-    found: list[tuple[int, Path]] = []
-    with contextlib.suppress(FileNotFoundError, NotADirectoryError):
-        for entry in path.parent.iterdir():
-            m = pattern.fullmatch(entry.name)
-            if m and entry.is_file():
-                found.append((int(m.group(1)), entry))
-    return sorted(found)
-
-
-def load_or_create_key(key_path: Path) -> Ed25519PrivateKey:
-    """Load the checkpoint signing key, creating it (0600) and ``<key>.pub`` if missing."""
-    try:
-        fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        data = key_path.read_bytes()
-        key = serialization.load_pem_private_key(data, password=None)
-        if not isinstance(key, Ed25519PrivateKey):
-            raise ValueError(f"{key_path} is not an Ed25519 private key") from None
-        if key_path.stat().st_mode & 0o077:
-            log.warning("audit signing key %s is readable by others (want 0600)", key_path)
-    else:
-        key = Ed25519PrivateKey.generate()
-        pem = key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-        with os.fdopen(fd, "wb") as f:
-            f.write(pem)
-            f.flush()
-            os.fsync(f.fileno())
-    pub_path = key_path.with_name(key_path.name + ".pub")
-    pub = key.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-    try:
-        current = pub_path.read_bytes()
-    except FileNotFoundError:
-        current = b""
-    if current != pub:
-        tmp = pub_path.with_name(pub_path.name + ".tmp")
-        tmp.write_bytes(pub)
-        tmp.chmod(0o644)
-        os.replace(tmp, pub_path)
-    return key
 
 
 class _Writer:
@@ -307,14 +258,7 @@ class AuditLog:
         assert fd is not None
         data = self._prefix + line if self._prefix else line
         try:
-            view = memoryview(data)
-            while view:
-                n = os.write(fd, view)
-                if n <= 0:
-                    raise OSError(errno.EIO, "short write")
-                view = view[n:]
-            if self.fsync:
-                os.fdatasync(fd)
+            write_all(fd, data, sync=self.fsync)
         except OSError as exc:
             self.last_error = f"cannot write {self.path}: {exc}"
             log.error("audit: %s", self.last_error)
@@ -345,33 +289,26 @@ class AuditLog:
     def _open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         if self._lock_fd is None:
-            lock_path = self.path.with_name(self.path.name + ".lock")
-            lock_fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
-            try:
-                fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                os.close(lock_fd)
-                raise AuditUnavailable(f"another process is writing {self.path}") from None
-            self._lock_fd = lock_fd
+            self._lock_fd = lock_writer(self.path.with_name(self.path.name + ".lock"))
+            if self._lock_fd is None:
+                raise AuditUnavailable(f"another process is writing {self.path}")
         if self._key is None:
             self.key_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             self._key = load_or_create_key(self.key_path)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
         self._fd = fd
         self._size = os.fstat(fd).st_size
-        tail = _scan_tail(fd, self._size, self.path)
-        head = tail.head
-        if head is None:  # no record here (yet): the head is in the newest rotated file
-            siblings = rotated_siblings(self.path)
-            if siblings:
-                with open(siblings[-1][1], "rb") as f:
-                    size = os.fstat(f.fileno()).st_size
-                    head = _scan_tail(f.fileno(), size, siblings[-1][1]).head
+        try:
+            tail = scan_tail(fd, self._size, self.path)
+            # no record here (yet): the head is in the newest rotated file
+            head = tail.head if tail.head is not None else rotated_head(self.path)
+        except DamagedTail as exc:
+            raise AuditUnavailable(str(exc)) from exc
         self._seq, self._head = (0, GENESIS) if head is None else (head.seq, head.hash)
         if tail.torn or tail.fragment:
             self._recover(tail)
 
-    def _recover(self, tail: _Tail) -> None:
+    def _recover(self, tail: Tail) -> None:
         """After a crash: adopt a last line that lacks only its newline, or name the damage.
 
         Damaged lines stay in the file as evidence; one ``audit.recovered`` record (written
@@ -381,27 +318,10 @@ class AuditLog:
         fd = self._fd
         assert fd is not None
         if tail.fragment and not tail.torn:
-            whole = _intact(tail.fragment)
-            if whole is not None and whole.seq == self._seq + 1 and whole.prev == self._head:
-                os.write(fd, b"\n")  # all of it reached the file but the newline
-                if self.fsync:
-                    os.fdatasync(fd)
-                self._size += 1
-                self._seq, self._head = whole.seq, whole.hash
+            whole = intact(tail.fragment)
+            if whole is not None and self._adopt(fd, whole):
                 return
-        damaged = list(tail.torn)
-        if tail.fragment:
-            damaged.append((self._size - len(tail.fragment), tail.fragment))
-        first_line = _count_newlines(fd, damaged[0][0]) + 1
-        named = [
-            {
-                "line": first_line + i,
-                "offset": offset,
-                "bytes": len(raw),
-                "sha256": hashlib.sha256(raw).hexdigest(),
-            }
-            for i, (offset, raw) in enumerate(damaged)
-        ]
+        named = name_damage(fd, self._size, tail)
         log.warning("audit log %s: %d damaged line(s) after a crash", self.path, len(named))
         self._prefix = b"\n" if tail.fragment else b""
         try:
@@ -417,20 +337,21 @@ class AuditLog:
         finally:
             self._prefix = b""
 
+    def _adopt(self, fd: int, whole: Head) -> bool:
+        """End a last line that reached the file whole but for its newline, if it is next."""
+        if whole.seq != self._seq + 1 or whole.prev != self._head:
+            return False
+        write_all(fd, b"\n", sync=self.fsync)  # all of it reached the file but the newline
+        self._size += 1
+        self._seq, self._head = whole.seq, whole.hash
+        return True
+
     def _checkpoint(self) -> dict[str, Any]:
         assert self._key is not None
         record = self._emit(checkpoint_fields(self._seq, self._head, self._key), internal=True)
         self._since_checkpoint = 0
-        tmp = self.checkpoint_path.with_name(self.checkpoint_path.name + ".tmp")
         try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            try:
-                os.write(fd, self._last_line)
-                if self.fsync:
-                    os.fsync(fd)
-            finally:
-                os.close(fd)
-            os.replace(tmp, self.checkpoint_path)
+            replace_file(self.checkpoint_path, self._last_line, sync=self.fsync)
         except OSError as exc:
             raise AuditUnavailable(f"cannot write {self.checkpoint_path}: {exc}") from exc
         return record
@@ -438,13 +359,12 @@ class AuditLog:
     def _rotate(self) -> None:
         if self._since_checkpoint:
             self._checkpoint()  # each file ends signed
-        siblings = rotated_siblings(self.path)
-        target = self.path.with_name(f"{self.path.name}.{siblings[-1][0] + 1 if siblings else 1}")
+        target = next_rotated(self.path)
         self._close_fd()
         try:
             os.rename(self.path, target)
             if self.fsync:
-                _fsync_dir(self.path.parent)
+                fsync_dir(self.path.parent)
         except OSError as exc:
             raise AuditUnavailable(f"cannot rotate {self.path}: {exc}") from exc
         self._ensure_open()
@@ -461,84 +381,3 @@ class AuditLog:
             with contextlib.suppress(OSError):
                 os.close(self._lock_fd)  # closing drops the flock
             self._lock_fd = None
-
-
-_MAX_DAMAGED = 16  # more damaged lines at the end than crashes leave: refuse to go on
-
-
-@dataclass(frozen=True)
-class _Head:
-    seq: int
-    hash: str
-    prev: str
-
-
-@dataclass(frozen=True)
-class _Tail:
-    head: _Head | None  # the last intact record of the file
-    torn: list[tuple[int, bytes]]  # (offset, bytes) of damaged complete lines after it
-    fragment: bytes  # bytes after the last newline
-
-
-def _intact(line: bytes) -> _Head | None:
-    """The chain fields of a line that is an intact record, else None."""
-    try:
-        record = json.loads(line)
-        seq, digest, prev = record["seq"], record["hash"], record["prev_hash"]
-        if not isinstance(seq, int) or isinstance(seq, bool):
-            return None
-        if not (isinstance(digest, str) and isinstance(prev, str)):
-            return None
-        if seal({k: v for k, v in record.items() if k != "hash"})[0] != digest:
-            return None
-    except (ValueError, KeyError, TypeError):
-        return None
-    return _Head(seq, digest, prev)
-
-
-def _scan_tail(fd: int, size: int, path: object) -> _Tail:
-    """Find the last intact record of a file, reading backwards as far as needed."""
-    window = min(size, _TAIL_CHUNK)
-    while True:
-        start = size - window
-        lines = os.pread(fd, window, start).split(b"\n")
-        fragment = lines.pop()
-        if start > 0:
-            lines = lines[1:]  # may begin mid-line
-        end = size - len(fragment)
-        torn: list[tuple[int, bytes]] = []
-        for line in reversed(lines):
-            end -= len(line) + 1
-            head = _intact(line)
-            if head is not None:
-                torn.reverse()
-                return _Tail(head, torn, fragment)
-            torn.append((end, line))
-            if len(torn) > _MAX_DAMAGED:
-                raise AuditUnavailable(
-                    f"the end of {path} is damaged beyond a crash; run `mcp-kube audit verify`"
-                )
-        if start == 0:
-            torn.reverse()
-            return _Tail(None, torn, fragment)
-        window = min(size, window * 4)
-
-
-def _count_newlines(fd: int, end: int) -> int:
-    count = 0
-    pos = 0
-    while pos < end:
-        chunk = os.pread(fd, min(1 << 20, end - pos), pos)
-        if not chunk:
-            break
-        count += chunk.count(b"\n")
-        pos += len(chunk)
-    return count
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

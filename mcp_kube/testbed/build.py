@@ -30,10 +30,12 @@ from mcp_kube.testbed.paths import (
 )
 
 __all__ = [
+    "Report",
     "build_all",
     "kueue_crd_dir",
     "kwok_stage_dir",
     "missing_components",
+    "to_stderr",
 ]
 
 Report = Callable[[str], None]
@@ -54,7 +56,8 @@ KUEUE_MODULE = "sigs.k8s.io/kueue"
 KUEUE_CRDS = ("resourceflavors", "clusterqueues", "localqueues", "workloads")
 
 
-def _stderr(msg: str) -> None:
+def to_stderr(msg: str) -> None:
+    """The default :data:`Report`: progress lines on stderr."""
     print(msg, file=sys.stderr, flush=True)
 
 
@@ -184,7 +187,7 @@ def _copy_kueue_crds(log: Path, report: Report) -> None:
     tmp.rename(dest)
 
 
-def build_all(force: bool = False, report: Report = _stderr) -> dict[str, Path]:
+def build_all(force: bool = False, report: Report = to_stderr) -> dict[str, Path]:
     """Build every component not cached yet; returns name -> binary path."""
     todo = list(COMPONENTS) if force else missing_components()
     log_dir = _log_dir()

@@ -98,7 +98,9 @@ def kube_apiserver(pki: Pki, etcd_port: int, port: int, policy: Path, audit_log:
     ]
 
 
-def kube_controller_manager(pki: Pki, kubeconfig: Path, port: int) -> list[str]:
+def _controller(kubeconfig: Path, port: int) -> list[str]:
+    """What the controller manager and the scheduler share: one identity, one instance,
+    health served on loopback."""
     return [
         f"--kubeconfig={kubeconfig}",
         f"--authentication-kubeconfig={kubeconfig}",
@@ -106,6 +108,12 @@ def kube_controller_manager(pki: Pki, kubeconfig: Path, port: int) -> list[str]:
         "--leader-elect=false",
         "--bind-address=127.0.0.1",
         f"--secure-port={port}",
+    ]
+
+
+def kube_controller_manager(pki: Pki, kubeconfig: Path, port: int) -> list[str]:
+    return [
+        *_controller(kubeconfig, port),
         f"--root-ca-file={pki.ca_cert}",
         f"--service-account-private-key-file={pki.sa_key}",
         "--use-service-account-credentials=true",  # each controller with its own RBAC
@@ -117,14 +125,7 @@ def kube_controller_manager(pki: Pki, kubeconfig: Path, port: int) -> list[str]:
 
 
 def kube_scheduler(kubeconfig: Path, port: int) -> list[str]:
-    return [
-        f"--kubeconfig={kubeconfig}",
-        f"--authentication-kubeconfig={kubeconfig}",
-        f"--authorization-kubeconfig={kubeconfig}",
-        "--leader-elect=false",
-        "--bind-address=127.0.0.1",
-        f"--secure-port={port}",
-    ]
+    return _controller(kubeconfig, port)
 
 
 def kwok(pki: Pki, kubeconfig: Path, config: Path, port: int) -> list[str]:

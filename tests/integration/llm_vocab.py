@@ -6,10 +6,9 @@ there the check must run."""
 
 from __future__ import annotations
 
-import os
-from typing import Any, NoReturn
+from typing import Any
 
-import pytest
+from mcp_helpers import cannot_run
 
 from mcp_kube.llm.manifest import ModelMissing, by_role, check
 
@@ -17,22 +16,16 @@ from mcp_kube.llm.manifest import ModelMissing, by_role, check
 SPECIALS = ("<|im_start|>", "<|im_end|>", "<|endoftext|>")
 
 
-def _missing(why: str) -> NoReturn:
-    if os.environ.get("CI", "").lower() not in ("", "0", "false"):
-        pytest.fail(f"{why} (CI is set: this check must run)")
-    pytest.skip(why)
-
-
 def ci_vocab() -> Any:
     """``llama_cpp.Llama`` over the CI model's vocabulary only."""
     try:
         import llama_cpp
     except ImportError as e:
-        _missing(f"llama-cpp-python is not installed: {e}")
+        cannot_run(f"llama-cpp-python is not installed: {e}")
     try:
         path = check(by_role("ci"))
     except ModelMissing as e:
-        _missing(f"the CI model is not installed: {e}")
+        cannot_run(f"the CI model is not installed: {e}")
     return llama_cpp.Llama(model_path=str(path), vocab_only=True, verbose=False)
 
 
