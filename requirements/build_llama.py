@@ -50,7 +50,29 @@ FLAGS = {
     ],
     "native": ["-DGGML_NATIVE=ON"],
 }
-BUILD_FORMAT = 1  # bump when finish_wheel changes what goes into the wheel
+BUILD_FORMAT = 2  # bump when finish_wheel changes what goes into the wheel
+# Appended to llama_cpp/llama_cpp.py of the portable wheel, right after libllama is loaded: every
+# user of llama_cpp (the package's own OpenAI-compatible server, scripts, mcp-kube) then finds
+# the CPU backend, without knowing that the build carries it as loadable variants.
+REGISTER_VARIANTS = b"""
+
+# Added by mcp-kube's portable build (requirements/build_llama.py): this build carries ggml's
+# CPU code as one module per x86-64 level (lib/libggml-cpu-*.so); register the best one this
+# CPU runs, in the libggml that libllama loaded (lib/libggml.so.<major>).
+def _register_cpu_variants() -> None:
+    lib = pathlib.Path(__file__).resolve().parent / "lib"
+    # the soname's file (libggml.so.0), the shortest of libggml.so.0, libggml.so.0.25.3
+    names = sorted((p.name for p in lib.glob("libggml.so.[0-9]*")), key=len)
+    if not names or not any(lib.glob("libggml-cpu-*.so")):
+        return
+    ggml = ctypes.CDLL(str(lib / names[0]))
+    if ggml.ggml_backend_reg_count() == 0:
+        ggml.ggml_backend_load_all_from_path.argtypes = [ctypes.c_char_p]
+        ggml.ggml_backend_load_all_from_path(str(lib).encode())
+
+
+_register_cpu_variants()
+"""
 # Left out of the portable wheel, with the reason recorded in it.
 LEFT_OUT = {"sapphirerapids": "AMX matrix multiply crashes on AMX CPUs (llama.cpp #20824)"}
 
@@ -107,6 +129,8 @@ def finish_wheel(wheel: Path, kind: str, cmake_args: list[str], out: Path) -> Pa
     record = next(i.filename for i, _ in members if i.filename.endswith(".dist-info/RECORD"))
     variants, dropped, kept = [], {}, []
     for info, data in members:
+        if kind == "portable" and info.filename == "llama_cpp/llama_cpp.py":
+            data = data + REGISTER_VARIANTS
         m = re.fullmatch(r"llama_cpp/lib/libggml-cpu-([\w.]+)\.so", info.filename)
         if m and m.group(1) in LEFT_OUT and kind == "portable":
             dropped[m.group(1)] = LEFT_OUT[m.group(1)]
@@ -125,6 +149,9 @@ def finish_wheel(wheel: Path, kind: str, cmake_args: list[str], out: Path) -> Pa
         "cmake_args": cmake_args,
         "cpu_variants": sorted(variants) if kind == "portable" else ["native"],
         "left_out": dropped,
+        "patches": ["llama_cpp/llama_cpp.py registers the CPU variants at import"]
+        if kind == "portable"
+        else [],
         "machine": platform.machine(),
     }
     if kind == "native":
