@@ -91,6 +91,10 @@ class ManifestReview:
     warnings: list[str]
     rules: list[str]  # ids of the rules that decided
     approval: Literal["none", "elicitation", "out_of_band"]
+    # maxConcurrentGpusPerPrincipal: the most GPUs the caller's active Jobs may hold together,
+    # this one included; the gate counts them in the cluster before anyone is asked to approve.
+    # None: no such limit applies to this write.
+    max_concurrent_gpus: int | None = None
 
 
 # The verified caller a tool call runs for; the access layer impersonates it when configured.

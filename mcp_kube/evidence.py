@@ -22,10 +22,11 @@ from typing import Any
 import anyio
 import rfc8785
 from mcp import Client, StdioServerParameters
+from mcp.types import TextContent
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from mcp_kube.errors import InvalidArgument
-from mcp_kube.policy.gate import REQUEST_ID_META
+from mcp_kube.gate import REQUEST_ID_META
 from mcp_kube.policy.loader import safe_yaml
 
 __all__ = ["VOLATILE", "digest", "run_script"]
@@ -99,7 +100,7 @@ async def _run(script: Script, server: str) -> list[dict[str, Any]]:
     async with Client(_target(server)) as client:
         for step in script.calls:
             result = await client.call_tool(step.tool, step.args)
-            text = "\n".join(getattr(c, "text", "") for c in result.content)
+            text = "\n".join(c.text for c in result.content if isinstance(c, TextContent))
             is_error = bool(result.is_error)
             failed = _check(step, is_error, text)
             rows.append(

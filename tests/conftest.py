@@ -51,9 +51,9 @@ def testbed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[cluster.Testbe
 @pytest.fixture(scope="session")
 def gate(testbed: cluster.TestbedState) -> Iterator[Any]:
     """The real gate over the testbed's two clusters, every tool, read-only policy (no MCP)."""
+    from mcp_kube.gate import Gate
     from mcp_kube.kube.client import ClusterRegistry
     from mcp_kube.policy.decision import ReadOnlyPolicy
-    from mcp_kube.policy.gate import Gate
     from mcp_kube.settings import ClusterSettings, Settings
     from mcp_kube.tools.catalog import TOOLS
 

@@ -14,7 +14,7 @@ from typing import Protocol, TypeVar
 from mcp_kube.domain import Json
 from mcp_kube.kube.objects import NodeInfo, PodInfo
 
-__all__ = ["ClusterPort", "Kind", "LogChunk"]
+__all__ = ["ClusterPort", "ClusterSource", "Kind", "LogChunk"]
 
 T = TypeVar("T")
 
@@ -65,7 +65,7 @@ class LogChunk:
 
 
 class ClusterPort(Protocol):
-    """Read access to one cluster (implemented by ``kube.client.KubeCluster``)."""
+    """Reads and writes on one cluster (implemented by ``kube.cluster.KubeCluster``)."""
 
     name: str
     # the kubeconfig contexts that point at this cluster's API server (one cluster however
@@ -125,3 +125,27 @@ class ClusterPort(Protocol):
         limit_bytes: int,
         previous: bool,
     ) -> LogChunk: ...
+
+    def cache_sizes(self) -> dict[str, int]:
+        """Objects in this port's watch caches, by kind, for metrics (default: no caches)."""
+        return {}
+
+
+class ClusterSource(Protocol):
+    """The clusters a server serves, by name (``kube.registry.ClusterRegistry``).
+
+    What the gate needs of them, kept small so that a test can hand it memory clusters.
+    """
+
+    @property
+    def names(self) -> list[str]: ...
+
+    def resolve(self, name: str | None) -> str:
+        """The cluster ``name`` means (None: the default), or ``UnknownCluster``/``NoClusters``."""
+        ...
+
+    def get(self, name: str | None) -> ClusterPort: ...
+
+    def close(self) -> None:
+        """Release connections and watch caches when the server stops (default: none held)."""
+        return

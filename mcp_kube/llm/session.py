@@ -87,7 +87,7 @@ class McpSession:
             result = await self.client.call_tool(name, arguments)
         except Exception as e:  # a protocol error (unknown tool, dropped connection)
             return ToolOutcome(f"error: {e}", True, None, time.perf_counter() - t0)
-        text = "\n".join(getattr(c, "text", "") for c in result.content)
+        text = "\n".join(c.text for c in result.content if isinstance(c, mcp_types.TextContent))
         return ToolOutcome(
             text, bool(result.is_error), result.structured_content, time.perf_counter() - t0
         )

@@ -23,39 +23,10 @@ and its data keys hold the record, in two parts:
 The id is deterministic: the first 16 hex characters of a SHA-256 over the requester, the tool,
 the cluster, the namespace and the manifest hash. Calling the tool again with the same
 arguments therefore finds its own request, on any replica. Nothing a caller passes as a tool
-argument counts as approval: only an approver's ``mcp-kube approve ID`` (their own kubeconfig
-credentials, identified by the API server with a SelfSubjectReview) moves a request to
-approved. Every state change is a merge patch carrying the ``resourceVersion`` that was read,
-so the API server refuses the second of two concurrent changes (409): two replicas cannot both
-consume one approval, and two approvers cannot both decide one request.
-
-Who approved is vouched for by the API server, not by whoever wrote the ConfigMap. Approvers
-need ``patch`` on these ConfigMaps, and RBAC cannot say what they may write, so the
-ValidatingAdmissionPolicy ``mcp-kube-approvals`` (``deploy/base/approvals-admission.yaml``)
-does, in CEL, against the request's authenticated ``userInfo``: only the server (whoever RBAC
-allows the verb ``manage`` on ``approvals.mcp-kube.io``) files, uses, expires and re-files
-records; nobody else changes the request part or the labels; a decision is made once, on a
-pending request, with ``decided-by`` equal to the user making the change, ``decided-groups``
-among that user's groups and the request's approver groups, and, under four-eyes, never an
-approval by the requester. That is why the decision lives in plain data keys: CEL in
-Kubernetes cannot parse the JSON. When the server uses an approval it checks again what it can
-check alone (approved, ``decided-by`` set and not the requester under four-eyes, a decided group
-among the approver groups), then asks the API server for a dry run of a change to the decided
-record's ``decided-by``: the policy refuses it when in force; if the API server accepts it,
-nothing vouches for the approval and it is refused. So without the policy no approval counts,
-and a record approved by its own requester is refused even then.
-
-Why an admission policy and not an approval endpoint on the server: the approver's identity
-then comes from the cluster's own authentication (certificates, OIDC, whatever the site uses
-for ``kubectl``), with no second login, token store or listening port to secure; the check runs
-in the API server for every writer, including a hand-typed ``kubectl patch``, and every
-replica shares it; and it is declarative CEL that an operator can review next to the RBAC, in
-the same language as mcp-kube's policies.
-
-The server reads and writes the records with its own identity, never impersonating the caller:
-requesters need no access to the approvals namespace; approvers need ``get``, ``list`` and
-``patch`` on its ConfigMaps. Expiry is judged by the clock of whoever checks (server replica or
-approver).
+argument counts as approval: only an approver's ``mcp-kube approve ID`` moves a request to
+approved. This module is the record and the checks on it, pure. The store that keeps the
+records as ConfigMaps, and why the API server vouches for who approved, is in the gate:
+``mcp_kube.gate.approval_store``.
 """
 
 from __future__ import annotations
@@ -63,36 +34,33 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager, suppress
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
-from typing import Any, Literal, Protocol
+from datetime import UTC, datetime
+from typing import Any, Literal
 
 from mcp_kube.canonical import canonical_json
-from mcp_kube.domain import ACTING_FOR, Json, Principal
-from mcp_kube.errors import (
-    ApprovalPending,
-    ApprovalRefused,
-    Forbidden,
-    InvalidArgument,
-    NotFound,
-    UpstreamError,
-)
-from mcp_kube.kube.port import ClusterPort, Kind
+from mcp_kube.domain import Json, Principal
+from mcp_kube.errors import ApprovalRefused, InvalidArgument
 
 __all__ = [
     "ADMISSION_POLICY",
+    "DECISION_KEYS",
     "DEFAULT_TTL",
+    "STATE_LABEL",
     "ApprovalRecord",
-    "ApprovalStore",
     "ApprovalTerms",
     "State",
+    "check_id",
     "configmap_name",
-    "identify",
+    "decided",
+    "in_groups",
     "manifest_sha256",
+    "now_utc",
+    "parse_time",
     "request_id",
-    "terms_of",
+    "rfc3339",
+    "vouch",
 ]
 
 State = Literal["pending", "approved", "rejected", "used", "expired"]
@@ -121,9 +89,22 @@ DECIDED_GROUPS_KEY = "decided-groups"  # one group a line
 DECIDED_AT_KEY = "decided-at"
 DECISION_KEYS = (DECISION_KEY, DECIDED_BY_KEY, DECIDED_GROUPS_KEY, DECIDED_AT_KEY)
 _ID = re.compile(r"^[0-9a-f]{16}$")
-_MAX_PREVIEW_BYTES = 256 * 1024  # a ConfigMap holds at most 1 MiB
 # Server-maintained parts of a live object: they change without the request changing.
 _VOLATILE_META = ("resourceVersion", "managedFields", "generation")
+# The fields of the ``request`` JSON this version knows; others are kept as they are (``extra``).
+_REQUEST_FIELDS = frozenset(
+    [
+        "id",
+        "requester_groups",
+        "tool",
+        "cluster",
+        "namespace",
+        "manifest_sha256",
+        "preview",
+        "created_at",
+        "expires_at",
+    ]
+)
 
 
 # ---------------------------------------------------------------------------- pure helpers
@@ -136,43 +117,6 @@ class ApprovalTerms:
     approvers: tuple[str, ...] = ()  # groups that may approve; empty = any authenticated user
     four_eyes: bool = True  # the requester may not approve
     ttl_seconds: int = DEFAULT_TTL
-
-
-class _TermsLike(Protocol):
-    @property
-    def approvers(self) -> Sequence[str]: ...
-
-    @property
-    def four_eyes(self) -> bool: ...
-
-    @property
-    def ttl_seconds(self) -> int: ...
-
-
-def terms_of(
-    policy: object,
-    principal: Principal,
-    tool: str,
-    cluster: str,
-    namespace: str,
-    manifest: Mapping[str, Any],
-) -> ApprovalTerms:
-    """The policy's approval terms for a write, or the defaults when it offers none.
-
-    A policy offers them with ``approval_terms(principal, tool, cluster, namespace, manifest)``
-    returning an object with ``approvers``, ``four_eyes`` and ``ttl_seconds`` (or None).
-    """
-    ask = getattr(policy, "approval_terms", None)
-    found: _TermsLike | None = (
-        ask(principal, tool, cluster, namespace, manifest) if callable(ask) else None
-    )
-    if found is None:
-        return ApprovalTerms()
-    return ApprovalTerms(
-        approvers=tuple(str(g) for g in found.approvers),
-        four_eyes=bool(found.four_eyes),
-        ttl_seconds=int(found.ttl_seconds),
-    )
 
 
 def manifest_sha256(manifest: Mapping[str, Any]) -> str:
@@ -208,15 +152,9 @@ def parse_time(text: str) -> datetime:
     return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
-def _now(now: datetime | None) -> datetime:
+def now_utc(now: datetime | None = None) -> datetime:
+    """``now`` (default: the clock) in UTC, to the second: how records keep time."""
     return (now or datetime.now(UTC)).astimezone(UTC).replace(microsecond=0)
-
-
-def _left(until: datetime, now: datetime) -> str:
-    seconds = max(0, int((until - now).total_seconds()))
-    if seconds >= 3600:
-        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
-    return f"{seconds // 60}m{seconds % 60:02d}s"
 
 
 def _lines(items: Sequence[str]) -> str:
@@ -263,7 +201,7 @@ class ApprovalRecord:
         return self.decided_by if self.decision == "rejected" else None
 
     def expired(self, now: datetime | None = None) -> bool:
-        return self.state == "expired" or _now(now) > self.expires_at
+        return self.state == "expired" or now_utc(now) > self.expires_at
 
     def data(self) -> dict[str, str]:
         """The ConfigMap's data: the request part (server's) and the decision (approver's)."""
@@ -344,17 +282,6 @@ class ApprovalRecord:
             def t(text: str | None) -> datetime | None:
                 return parse_time(text) if text else None
 
-            known = {
-                "id",
-                "requester_groups",
-                "tool",
-                "cluster",
-                "namespace",
-                "manifest_sha256",
-                "preview",
-                "created_at",
-                "expires_at",
-            }
             record = cls(
                 id=str(data["id"]),
                 requester=str(stored[REQUESTER_KEY]),
@@ -375,7 +302,7 @@ class ApprovalRecord:
                 decided_at=t(stored.get(DECIDED_AT_KEY)),
                 used_at=t(stored.get(USED_AT_KEY)),
                 resource_version=str(meta.get("resourceVersion") or ""),
-                extra={k: v for k, v in data.items() if k not in known},
+                extra={k: v for k, v in data.items() if k not in _REQUEST_FIELDS},
                 stored={str(k): str(v) for k, v in stored.items()},
             )
         except (KeyError, TypeError, ValueError, AttributeError) as e:
@@ -387,448 +314,50 @@ class ApprovalRecord:
         return record
 
 
-# ---------------------------------------------------------------------------- the store
+# ---------------------------------------------------------------------------- checks
 
 
-class _Changed(Exception):
-    """The record changed since it was read (the API server answered 409)."""
-
-
-def _is_conflict(e: UpstreamError) -> bool:
-    return "conflict" in str(e)
-
-
-@contextmanager
-def _as_server() -> Iterator[None]:
-    """Store calls use the server's own identity: a requester must not write approvals."""
-    token = ACTING_FOR.set(None)
-    try:
-        yield
-    finally:
-        ACTING_FOR.reset(token)
-
-
-class ApprovalStore:
-    """Approval requests as ConfigMaps in ``namespace``, through one cluster port."""
-
-    def __init__(self, port: ClusterPort, namespace: str) -> None:
-        self.port = port
-        self.namespace = namespace
-
-    # ------------------------------------------------------------------ raw access
-    def _forbidden(self, e: Forbidden) -> Forbidden:
-        return Forbidden(
-            f"{e} (approval requests are ConfigMaps in namespace {self.namespace} of cluster "
-            f"{self.port.name}: the server needs get/list/create/patch there, approvers "
-            "get/list/patch)"
-        )
-
-    async def get(self, rid: str) -> ApprovalRecord | None:
-        check_id(rid)
-        try:
-            with _as_server():
-                obj = await self.port.get(Kind.CONFIG_MAPS, configmap_name(rid), self.namespace)
-        except NotFound:
-            return None
-        except Forbidden as e:
-            raise self._forbidden(e) from None
-        return ApprovalRecord.from_configmap(obj)
-
-    async def list_pending(self, now: datetime | None = None) -> list[ApprovalRecord]:
-        """Pending requests that have not expired, oldest first."""
-        try:
-            with _as_server():
-                items = await self.port.list_objects(
-                    Kind.CONFIG_MAPS,
-                    self.namespace,
-                    label_selector=f"{MANAGED_BY_LABEL}={MANAGED_BY},{STATE_LABEL}=pending",
-                    limit=500,
-                )
-        except Forbidden as e:
-            raise self._forbidden(e) from None
-        records = [ApprovalRecord.from_configmap(o) for o in items]
-        return sorted(
-            (r for r in records if not r.expired(now)), key=lambda r: (r.created_at, r.id)
-        )
-
-    def _body(self, record: ApprovalRecord) -> Json:
-        return {
-            "apiVersion": "v1",
-            "kind": "ConfigMap",
-            "metadata": {
-                "name": configmap_name(record.id),
-                "namespace": self.namespace,
-                "labels": {MANAGED_BY_LABEL: MANAGED_BY, STATE_LABEL: record.state},
-            },
-            "data": record.data(),
-        }
-
-    def _refused_by_api_server(self, rid: str, e: InvalidArgument) -> ApprovalRefused:
-        return ApprovalRefused(f"the API server refused this change to approval request {rid}: {e}")
-
-    async def _create(self, record: ApprovalRecord) -> ApprovalRecord | None:
-        """Store a new record; None when one with this id appeared meanwhile."""
-        try:
-            with _as_server():
-                obj = await self.port.create(
-                    Kind.CONFIG_MAPS, self.namespace, self._body(record), dry_run=False
-                )
-        except NotFound as e:
-            raise ApprovalRefused(
-                f"out-of-band approval is not set up: {e}. An operator creates the namespace "
-                f"{self.namespace} in cluster {self.port.name} (kubectl create namespace "
-                f"{self.namespace}) and grants the server get/list/create/patch on configmaps "
-                "there: refused"
-            ) from None
-        except Forbidden as e:
-            raise self._forbidden(e) from None
-        except InvalidArgument as e:
-            raise self._refused_by_api_server(record.id, e) from None
-        except UpstreamError as e:
-            if _is_conflict(e):
-                return None
-            raise
-        return ApprovalRecord.from_configmap(obj)
-
-    def _patch_for(self, record: ApprovalRecord, new: ApprovalRecord) -> Json:
-        """A merge patch from ``record`` as read to ``new``: only the keys that change, and
-        the ``resourceVersion`` read, so a change made meanwhile makes it fail (409)."""
-        before = record.stored or record.data()
-        data = {k: v for k, v in new.data().items() if before.get(k) != v}
-        return {
-            "metadata": {
-                "resourceVersion": record.resource_version,
-                "labels": {STATE_LABEL: new.state},
-            },
-            "data": data,
-        }
-
-    async def _patch(self, rid: str, patch: Json, *, dry_run: bool) -> Json:
-        """Patch a record (raises _Changed when it changed or went meanwhile)."""
-        try:
-            with _as_server():
-                obj: Json = await self.port.patch(
-                    Kind.CONFIG_MAPS, configmap_name(rid), self.namespace, patch, dry_run=dry_run
-                )
-        except NotFound:
-            raise _Changed from None  # deleted meanwhile
-        except Forbidden as e:
-            raise self._forbidden(e) from None
-        except UpstreamError as e:
-            if _is_conflict(e):
-                raise _Changed from None
-            raise
-        return obj
-
-    async def _transition(self, record: ApprovalRecord, new: ApprovalRecord) -> ApprovalRecord:
-        """Write ``new`` over ``record`` only if nobody changed it since it was read."""
-        try:
-            obj = await self._patch(record.id, self._patch_for(record, new), dry_run=False)
-        except InvalidArgument as e:  # the admission policy (or the API server) said no
-            raise self._refused_by_api_server(record.id, e) from None
-        return ApprovalRecord.from_configmap(obj)
-
-    # ------------------------------------------------------------------ the requester's side
-    def _new(
-        self,
-        requester: Principal,
-        tool: str,
-        cluster: str,
-        namespace: str,
-        manifest_hash: str,
-        preview: Json,
-        terms: ApprovalTerms,
-        now: datetime,
-    ) -> ApprovalRecord:
-        if len(canonical_json(preview)) > _MAX_PREVIEW_BYTES:
-            preview = {"truncated": True, "note": "the preview was too large to store"}
-        bad = [g for g in terms.approvers if not g or g != g.strip() or "\n" in g]
-        if bad:  # stored one a line: the admission policy splits them at line breaks
-            raise ApprovalRefused(f"approver group names {bad!r} cannot be stored: refused")
-        return ApprovalRecord(
-            id=request_id(requester.subject, tool, cluster, namespace, manifest_hash),
-            requester=requester.subject,
-            requester_groups=tuple(requester.groups),
-            tool=tool,
-            cluster=cluster,
-            namespace=namespace,
-            manifest_sha256=manifest_hash,
-            preview=preview,
-            approvers=tuple(terms.approvers),
-            four_eyes=terms.four_eyes,
-            created_at=now,
-            expires_at=now + timedelta(seconds=terms.ttl_seconds),
-        )
-
-    def _pending_text(self, record: ApprovalRecord, now: datetime, note: str = "") -> str:
-        groups = ", ".join(record.approvers) or "any"
-        four = "; the requester cannot approve it" if record.four_eyes else ""
-        return (
-            f"{note}approval requested: {record.id}; an approver (groups: {groups}{four}) runs "
-            f"`mcp-kube approve {record.id}`; then call this tool again with the same arguments "
-            f"(it expires at {rfc3339(record.expires_at)}, in {_left(record.expires_at, now)})"
-        )
-
-    async def request(
-        self,
-        requester: Principal,
-        tool: str,
-        cluster: str,
-        namespace: str,
-        manifest: Mapping[str, Any],
-        preview: Json,
-        terms: ApprovalTerms,
-        now: datetime | None = None,
-    ) -> tuple[ApprovalRecord, bool]:
-        """The request for this write, filed when there is none: (record, newly filed)."""
-        at = _now(now)
-        fresh = self._new(
-            requester, tool, cluster, namespace, manifest_sha256(manifest), preview, terms, at
-        )
-        for _ in range(3):
-            found = await self.get(fresh.id)
-            if found is not None:
-                mine = (requester.subject, tool, cluster, namespace, fresh.manifest_sha256)
-                if (
-                    found.requester,
-                    found.tool,
-                    found.cluster,
-                    found.namespace,
-                    found.manifest_sha256,
-                ) != mine:
-                    raise ApprovalRefused(
-                        f"approval record {fresh.id} belongs to another request: refused"
-                    )
-                return found, False
-            created = await self._create(fresh)
-            if created is not None:
-                return created, True
-        raise ApprovalRefused(f"approval request {fresh.id} keeps changing: try again")
-
-    async def require(
-        self,
-        requester: Principal,
-        tool: str,
-        cluster: str,
-        namespace: str,
-        manifest: Mapping[str, Any],
-        preview: Json,
-        terms: ApprovalTerms,
-        now: datetime | None = None,
-    ) -> str:
-        """The gate's out-of-band step: returns ``out_of_band:<approver>`` or raises.
-
-        ApprovalPending while the request waits (filing it on the first call); ApprovalRefused
-        when it was rejected, has expired or was already used. An approved request is consumed
-        here, exactly once, before the write runs.
-        """
-        at = _now(now)
-        record, filed = await self.request(
-            requester, tool, cluster, namespace, manifest, preview, terms, at
-        )
-        if filed:
-            raise ApprovalPending(self._pending_text(record, at))
-        if record.state == "expired":  # reported once already: file a new request in its place
-            new = self._new(
-                requester, tool, cluster, namespace, record.manifest_sha256, preview, terms, at
-            )
-            try:
-                renewed = await self._transition(record, new)
-            except _Changed:
-                raise ApprovalPending(
-                    f"approval request {record.id} changed meanwhile: call again"
-                ) from None
-            raise ApprovalPending(
-                self._pending_text(
-                    renewed, at, f"the earlier request expired at {rfc3339(record.expires_at)}; "
-                )
-            )
-        if record.expired(at):
-            with suppress(_Changed):  # someone else changed it; the next call reads it again
-                await self._transition(record, replace(record, state="expired"))
-            raise ApprovalRefused(
-                f"approval request {record.id} expired at {rfc3339(record.expires_at)} "
-                f"(it was {record.state}): not run; calling this tool again with the same "
-                "arguments files a new request"
-            )
-        if record.state == "pending":
-            raise ApprovalPending(self._pending_text(record, at, "still waiting: "))
-        if record.state == "rejected":
-            raise ApprovalRefused(
-                f"approval request {record.id} was rejected by {record.rejected_by}: not run"
-            )
-        if record.state == "used":
-            raise ApprovalRefused(
-                f"approval request {record.id} was already used: an approval runs exactly once"
-            )
-        return await self.consume(record, at)
-
-    async def consume(self, record: ApprovalRecord, now: datetime | None = None) -> str:
-        """Spend an approved request (at most once across every replica).
-
-        Before it counts, the decision is checked again (``_vouch``) and the API server must
-        show that it vouches for it (``_vouched_by_api_server``).
-        """
-        at = _now(now)
-        if record.state == "used":
-            raise ApprovalRefused(
-                f"approval request {record.id} was already used: an approval runs exactly once"
-            )
-        if record.state != "approved":
-            raise ApprovalRefused(f"approval request {record.id} is {record.state}, not approved")
-        if record.expired(at):
-            raise ApprovalRefused(
-                f"approval request {record.id} expired at {rfc3339(record.expires_at)}: not run"
-            )
-        self._vouch(record)
-        try:
-            await self._vouched_by_api_server(record)
-            await self._transition(record, replace(record, state="used", used_at=at))
-        except _Changed:
-            raise ApprovalRefused(
-                f"approval request {record.id} was already used: an approval runs exactly once"
-            ) from None
-        return f"out_of_band:{record.decided_by}"
-
-    def _vouch(self, record: ApprovalRecord) -> None:
-        """What the server checks alone: who decided, against the request as it filed it."""
-        rid = record.id
-        if record.decision != "approved" or not record.decided_by or record.decided_at is None:
-            raise ApprovalRefused(
-                f"approval request {rid} is labelled approved but records no approval "
-                f"(decision {record.decision or 'none'!r}, decided-by "
-                f"{record.decided_by or 'none'!r}): refused"
-            )
-        if record.four_eyes and record.decided_by == record.requester:
-            raise ApprovalRefused(
-                f"four-eyes: approval request {rid} was approved by its own requester "
-                f"{record.requester}: refused"
-            )
-        if record.approvers and not set(record.decided_groups) & set(record.approvers):
-            raise ApprovalRefused(
-                f"approval request {rid} was approved by {record.decided_by} as a member of "
-                f"{', '.join(record.decided_groups) or 'no group'}, none of its approver groups "
-                f"({', '.join(record.approvers)}): refused"
-            )
-
-    async def _vouched_by_api_server(self, record: ApprovalRecord) -> None:
-        """The admission policy is in force on this very record, or no approval counts.
-
-        A dry run of a change to the decided record's ``decided-by``: the policy refuses it
-        (a decision is made once, by the user named in it); an API server that accepts it does
-        not vouch for who approved. Raises _Changed when the record changed since it was read.
-        """
-        probe: Json = {
-            "metadata": {"resourceVersion": record.resource_version},
-            "data": {DECIDED_BY_KEY: f"{record.decided_by} (mcp-kube check)"},
-        }
-        try:
-            await self._patch(record.id, probe, dry_run=True)
-        except InvalidArgument as e:
-            if f"ValidatingAdmissionPolicy '{ADMISSION_POLICY}'" in str(e):
-                return
-            raise self._refused_by_api_server(record.id, e) from None
+def vouch(record: ApprovalRecord) -> None:
+    """What the server checks alone: who decided, against the request as it filed it."""
+    rid = record.id
+    if record.decision != "approved" or not record.decided_by or record.decided_at is None:
         raise ApprovalRefused(
-            f"approval request {record.id} is not vouched for by the API server: the "
-            f"ValidatingAdmissionPolicy {ADMISSION_POLICY} is not in force on namespace "
-            f"{self.namespace} of cluster {self.port.name}, so anyone who may patch the record "
-            f"could have written its approval. An operator applies {ADMISSION_FILE}: refused"
+            f"approval request {rid} is labelled approved but records no approval "
+            f"(decision {record.decision or 'none'!r}, decided-by "
+            f"{record.decided_by or 'none'!r}): refused"
+        )
+    if record.four_eyes and record.decided_by == record.requester:
+        raise ApprovalRefused(
+            f"four-eyes: approval request {rid} was approved by its own requester "
+            f"{record.requester}: refused"
+        )
+    if record.approvers and not set(record.decided_groups) & set(record.approvers):
+        raise ApprovalRefused(
+            f"approval request {rid} was approved by {record.decided_by} as a member of "
+            f"{', '.join(record.decided_groups) or 'no group'}, none of its approver groups "
+            f"({', '.join(record.approvers)}): refused"
         )
 
-    # ------------------------------------------------------------------ the approver's side
-    async def _decidable(self, rid: str, now: datetime) -> ApprovalRecord:
-        record = await self.get(rid)
-        if record is None:
-            raise NotFound(
-                f"no approval request {rid} in namespace {self.namespace} of cluster "
-                f"{self.port.name}"
-            )
-        if record.expired(now):
-            raise ApprovalRefused(
-                f"approval request {rid} expired at {rfc3339(record.expires_at)}: it can no "
-                "longer be decided; the requester calls the tool again to file a new request"
-            )
-        if record.state != "pending":
-            who = record.decided_by
-            raise ApprovalRefused(
-                f"approval request {rid} is already {record.state}"
-                + (f" (by {who})" if who else "")
-                + ": nothing to decide"
-            )
-        return record
 
-    def _in_groups(self, record: ApprovalRecord, approver: Principal) -> bool:
-        return not record.approvers or bool(set(approver.groups) & set(record.approvers))
-
-    async def approve(
-        self, rid: str, approver: Principal, now: datetime | None = None
-    ) -> ApprovalRecord:
-        at = _now(now)
-        record = await self._decidable(check_id(rid), at)
-        if record.four_eyes and approver.subject == record.requester:
-            raise ApprovalRefused(
-                f"four-eyes: {approver.subject} requested {rid} and cannot approve it; "
-                "another approver must"
-            )
-        if not self._in_groups(record, approver):
-            raise ApprovalRefused(
-                f"{approver.subject} is in none of the approver groups of {rid} "
-                f"({', '.join(record.approvers)}): cannot approve"
-            )
-        return await self._decide(rid, record, self._decision(record, "approved", approver, at))
-
-    async def reject(
-        self, rid: str, approver: Principal, now: datetime | None = None
-    ) -> ApprovalRecord:
-        """Reject a request: an approver may, and so may the requester (withdrawing it)."""
-        at = _now(now)
-        record = await self._decidable(check_id(rid), at)
-        if approver.subject != record.requester and not self._in_groups(record, approver):
-            raise ApprovalRefused(
-                f"{approver.subject} is in none of the approver groups of {rid} "
-                f"({', '.join(record.approvers)}): cannot reject"
-            )
-        return await self._decide(rid, record, self._decision(record, "rejected", approver, at))
-
-    @staticmethod
-    def _decision(
-        record: ApprovalRecord,
-        decision: Literal["approved", "rejected"],
-        approver: Principal,
-        at: datetime,
-    ) -> ApprovalRecord:
-        """The decided record: the decider as the API server named them, and the groups by
-        which they may decide (their groups among the approver groups)."""
-        groups = tuple(g for g in approver.groups if g in record.approvers)
-        return replace(
-            record,
-            state=decision,
-            decision=decision,
-            decided_by=approver.subject,
-            decided_groups=groups,
-            decided_at=at,
-        )
-
-    async def _decide(
-        self, rid: str, record: ApprovalRecord, new: ApprovalRecord
-    ) -> ApprovalRecord:
-        """Record an approver's decision, unless someone else changed the request meanwhile."""
-        try:
-            return await self._transition(record, new)
-        except _Changed:
-            raise ApprovalRefused(
-                f"approval request {rid} changed meanwhile (decided by someone else?): "
-                "look again with `mcp-kube approvals show`"
-            ) from None
+def in_groups(record: ApprovalRecord, approver: Principal) -> bool:
+    """Whether ``approver`` may decide ``record`` (no approver groups: anyone)."""
+    return not record.approvers or bool(set(approver.groups) & set(record.approvers))
 
 
-async def identify(port: ClusterPort) -> Principal:
-    """Who the port's credentials are, as the API server sees them (SelfSubjectReview)."""
-    body: Json = {"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"}
-    result = await port.create(Kind.SELF_SUBJECT_REVIEWS, "", body, dry_run=False)
-    info = (result.get("status") or {}).get("userInfo") or {}
-    username = info.get("username")
-    if not isinstance(username, str) or not username:
-        raise ApprovalRefused("the API server did not say who these credentials are: refused")
-    groups = tuple(str(g) for g in info.get("groups") or ())
-    return Principal(username, groups, "kubeconfig:selfsubjectreview")
+def decided(
+    record: ApprovalRecord,
+    decision: Literal["approved", "rejected"],
+    approver: Principal,
+    at: datetime,
+) -> ApprovalRecord:
+    """The decided record: the decider as the API server named them, and the groups by
+    which they may decide (their groups among the approver groups)."""
+    groups = tuple(g for g in approver.groups if g in record.approvers)
+    return replace(
+        record,
+        state=decision,
+        decision=decision,
+        decided_by=approver.subject,
+        decided_groups=groups,
+        decided_at=at,
+    )

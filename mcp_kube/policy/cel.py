@@ -9,11 +9,15 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
+from mcp_kube.errors import McpKubeError
+
 __all__ = ["CelBackend", "CelError", "CelPy", "CommonCel", "Compiled", "backend"]
 
 
-class CelError(Exception):
+class CelError(McpKubeError):
     """An expression failed to compile or to evaluate."""
+
+    code = "policy.cel"
 
 
 class Compiled(Protocol):

@@ -1,4 +1,9 @@
-"""Policy decisions, and the built-in policy used until policy files are loaded: read-only."""
+"""Policy decisions, and the built-in policy used until policy files are loaded: read-only.
+
+``Policy`` is everything the gate asks of a policy. Its optional capabilities have defaults
+(no rate limit, the default approval terms), so an implementation that subclasses it states
+only what it decides; the gate never probes a policy for what it offers.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,7 @@ from typing import Any, Literal, Protocol
 
 from mcp_kube.domain import ManifestReview, Principal
 from mcp_kube.errors import PolicyDenied
+from mcp_kube.policy.approvals import ApprovalTerms
 
 __all__ = ["Decision", "Policy", "ReadOnlyPolicy"]
 
@@ -42,8 +48,23 @@ class Policy(Protocol):
         """Apply defaults to a write's manifest and decide on the result (PolicyDenied if not)."""
         ...
 
+    def calls_per_minute(self, tool: str) -> int | None:
+        """The most calls of ``tool`` one principal may make a minute (None: no limit)."""
+        return None
 
-class ReadOnlyPolicy:
+    def approval_terms(
+        self,
+        principal: Principal,
+        tool: str,
+        cluster: str,
+        namespace: str,
+        manifest: Mapping[str, Any],
+    ) -> ApprovalTerms | None:
+        """Who may approve a write this policy sends out of band (None: the defaults)."""
+        return None
+
+
+class ReadOnlyPolicy(Policy):
     """Every read tool for everyone; every write refused. Fails closed on anything else."""
 
     def decide(

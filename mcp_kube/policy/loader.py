@@ -7,13 +7,17 @@ model with unknown fields rejected. Errors name the file, the rule and the posit
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import yaml
 from pydantic import ValidationError
 
+from mcp_kube.domain import ManifestReview, Principal
+from mcp_kube.policy.approvals import ApprovalTerms
 from mcp_kube.policy.cel import CelBackend
+from mcp_kube.policy.decision import Decision, Policy
 from mcp_kube.policy.engine import PolicyEngine, PolicyError
 from mcp_kube.policy.model import PolicyFile
 
@@ -114,7 +118,7 @@ def load_engine(paths: list[Path], backend: CelBackend | None = None) -> PolicyE
     return PolicyEngine(files, backend)
 
 
-class ReloadablePolicy:
+class ReloadablePolicy(Policy):
     """The policy a server runs with: the files it was started with, reloadable in place.
 
     ``reload`` swaps in the new files only if they all load and compile; otherwise the running
@@ -133,17 +137,31 @@ class ReloadablePolicy:
             return str(e)
         return None
 
-    def decide(self, *args: Any, **kwargs: Any) -> Any:
-        return self.engine.decide(*args, **kwargs)
+    def decide(
+        self, principal: Principal, tool: str, read_only: bool, args: dict[str, Any]
+    ) -> Decision:
+        return self.engine.decide(principal, tool, read_only, args)
 
-    def review(self, *args: Any, **kwargs: Any) -> Any:
-        return self.engine.review(*args, **kwargs)
+    def review(
+        self,
+        principal: Principal,
+        tool: str,
+        cluster: str,
+        namespace: str,
+        manifest: dict[str, Any],
+        args: Mapping[str, Any] | None = None,
+    ) -> ManifestReview:
+        return self.engine.review(principal, tool, cluster, namespace, manifest, args)
 
     def calls_per_minute(self, tool: str) -> int | None:
         return self.engine.calls_per_minute(tool)
 
-    def max_concurrent_gpus_per_principal(self) -> int | None:
-        return self.engine.max_concurrent_gpus_per_principal()
-
-    def approval_terms(self, *args: Any, **kwargs: Any) -> Any:
-        return self.engine.approval_terms(*args, **kwargs)
+    def approval_terms(
+        self,
+        principal: Principal,
+        tool: str,
+        cluster: str,
+        namespace: str,
+        manifest: Mapping[str, Any],
+    ) -> ApprovalTerms | None:
+        return self.engine.approval_terms(principal, tool, cluster, namespace, manifest)

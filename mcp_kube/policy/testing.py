@@ -4,14 +4,18 @@ Each test file names the policy files it loads (relative to itself) and its case
 are turned into the Job manifest the server would build, with the policy's defaults applied,
 so cases test exactly what ``submit_job`` would be judged on. Every case runs on both CEL
 implementations where cel-python is installed (the dev extra); a disagreement fails the case.
+
+The runner knows no tool itself (the policy is a leaf): the caller hands it the server's tools
+as ``ToolFacts`` (``mcp_kube.tools.catalog.CatalogFacts``).
 """
 
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -21,15 +25,23 @@ from mcp_kube.policy.cel import CelPy, CommonCel
 from mcp_kube.policy.engine import PolicyEngine, PolicyError
 from mcp_kube.policy.loader import load_engine, safe_yaml
 
-__all__ = ["CaseResult", "run_test_file", "run_tests"]
+__all__ = ["CaseResult", "ToolFacts", "run_test_file", "run_tests"]
 
 
-def _read_only(tool: str) -> bool:
-    """From the tool catalog; a tool the server does not offer counts as a write (fail closed)."""
-    from mcp_kube.tools.catalog import by_name
+class ToolFacts(Protocol):
+    """What the runner needs to know of the server's tools."""
 
-    spec = by_name().get(tool)
-    return bool(spec and spec.read_only)
+    def read_only(self, tool: str) -> bool:
+        """Whether ``tool`` only reads; one the server does not offer is a write (fail closed)."""
+        ...
+
+    def manifest(
+        self, tool: str, args: Mapping[str, Any], principal: Principal
+    ) -> dict[str, Any] | None:
+        """The manifest ``tool`` would send for review with ``args`` (None: it builds none;
+        the runner then judges a minimal managed Job). Invalid arguments raise pydantic's
+        ``ValidationError``, as the tool's input model does."""
+        ...
 
 
 class Case(BaseModel):
@@ -71,11 +83,10 @@ class _Outcome:
     warnings: int
 
 
-def _manifest_for(case: Case, principal: Principal) -> dict[str, Any]:
-    if case.tool == "submit_job":
-        from mcp_kube.tools.jobspec import SubmitJobInput, build_job
-
-        return build_job(SubmitJobInput.model_validate(case.args), principal)
+def _manifest_for(case: Case, principal: Principal, tools: ToolFacts) -> dict[str, Any]:
+    built = tools.manifest(case.tool, case.args, principal)
+    if built is not None:
+        return built
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
@@ -88,9 +99,9 @@ def _manifest_for(case: Case, principal: Principal) -> dict[str, Any]:
     }
 
 
-def _outcome(engine: PolicyEngine, case: Case) -> _Outcome:
+def _outcome(engine: PolicyEngine, case: Case, tools: ToolFacts) -> _Outcome:
     principal = Principal(case.principal, tuple(case.groups), "policy-test")
-    if _read_only(case.tool):
+    if tools.read_only(case.tool):
         ex = engine.explain(principal, case.tool, True, case.args, cluster=case.cluster)
         d = ex.decision
         return _Outcome(d.action, d.rule, d.message, ex.approval, len(ex.warnings))
@@ -99,7 +110,7 @@ def _outcome(engine: PolicyEngine, case: Case) -> _Outcome:
         d = pre.decision
         return _Outcome("deny", d.rule, d.message, "none", 0)
     try:
-        manifest = _manifest_for(case, principal)
+        manifest = _manifest_for(case, principal, tools)
         review = engine.review(
             principal, case.tool, case.cluster, case.args.get("namespace", ""), manifest, case.args
         )
@@ -131,7 +142,7 @@ def _check(case: Case, got: _Outcome) -> str:
     return "; ".join(problems)
 
 
-def run_test_file(path: Path) -> list[CaseResult]:
+def run_test_file(path: Path, tools: ToolFacts) -> list[CaseResult]:
     try:
         spec = TestFile.model_validate(safe_yaml(path.read_text(), str(path)))
     except ValidationError as e:
@@ -143,7 +154,7 @@ def run_test_file(path: Path) -> list[CaseResult]:
         engines.append(load_engine(paths, CelPy()))
     results = []
     for case in spec.cases:
-        outcomes = [_outcome(engine, case) for engine in engines]
+        outcomes = [_outcome(engine, case, tools) for engine in engines]
         problem = _check(case, outcomes[0])
         if not problem and any(o != outcomes[0] for o in outcomes[1:]):
             problem = f"CEL implementations disagree: {outcomes[0]} vs {outcomes[1]}"
@@ -151,7 +162,7 @@ def run_test_file(path: Path) -> list[CaseResult]:
     return results
 
 
-def run_tests(folder: Path) -> list[CaseResult]:
+def run_tests(folder: Path, tools: ToolFacts) -> list[CaseResult]:
     """Run a test file, a folder of them, or a policy folder's ``tests/`` sub-folder."""
     if folder.is_dir() and (folder / "tests").is_dir():
         folder = folder / "tests"
@@ -160,5 +171,5 @@ def run_tests(folder: Path) -> list[CaseResult]:
         raise PolicyError(f"no policy test files in {folder}")
     out: list[CaseResult] = []
     for f in files:
-        out += run_test_file(f)
+        out += run_test_file(f, tools)
     return out

@@ -4,7 +4,8 @@
 in-memory cluster source instead. Each registered tool is a ``GatedTool``: its JSON schemas come
 from the tool's pydantic models (strict: no additional properties), and running it means
 ``gate.call`` — the SDK's own argument handling is bypassed so no path skips validation or
-policy.
+policy. The gate answers with a plain ``Outcome``; this module alone turns it into the SDK's
+``CallToolResult``.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from mcp_types import (
     ElicitRequestFormParams,
     ElicitResult,
     InputRequiredResult,
+    TextContent,
     ToolAnnotations,
 )
 from pydantic import AnyHttpUrl, BaseModel, Field
@@ -36,9 +38,9 @@ from pydantic import AnyHttpUrl, BaseModel, Field
 from mcp_kube import __version__
 from mcp_kube.domain import Principal
 from mcp_kube.errors import ApprovalRefused, Forbidden
-from mcp_kube.kube.port import Kind
+from mcp_kube.gate import AuditSink, Gate, InputNeeded, Outcome
+from mcp_kube.kube.port import ClusterSource, Kind
 from mcp_kube.policy.decision import Policy, ReadOnlyPolicy
-from mcp_kube.policy.gate import AuditSink, ClusterSource, Gate, InputNeeded
 from mcp_kube.server.auth import build_verifier, principal_of_token, public_url
 from mcp_kube.settings import Settings
 from mcp_kube.tools import catalog
@@ -47,7 +49,7 @@ from mcp_kube.tools.base import ToolSpec
 if TYPE_CHECKING:
     from mcp_kube.server.metrics import Metrics
 
-__all__ = ["AppState", "build_server", "stdio_principal"]
+__all__ = ["AppState", "build_server", "stdio_principal", "tool_result"]
 
 log = logging.getLogger("mcp_kube.server")
 
@@ -87,7 +89,7 @@ class GatedTool(Tool):
         gate: Gate = self.gate_ref()
         principal: Principal = self.principal_of(context)
         try:
-            return await gate.call(
+            outcome = await gate.call(
                 self.spec,
                 arguments,
                 principal,
@@ -98,6 +100,17 @@ class GatedTool(Tool):
         except InputNeeded as needed:
             result: InputRequiredResult = needed.payload
             return result
+        return tool_result(outcome)
+
+
+def tool_result(outcome: Outcome) -> CallToolResult:
+    """The SDK's result for a gate's outcome: one text block, structured content, metadata."""
+    return CallToolResult(
+        content=[TextContent(type="text", text=outcome.text)],
+        structured_content=outcome.structured_content,
+        is_error=outcome.is_error,
+        _meta=dict(outcome.meta) or None,
+    )
 
 
 APPROVAL_KEY = "mcp-kube.approval"
@@ -221,22 +234,10 @@ def build_server(
     with ``metrics`` (HTTP), ``/metrics``, ``/healthz`` and ``/readyz`` are served too."""
     holder: dict[str, Gate] = {}
 
-    def make_clusters() -> ClusterSource:
-        from mcp_kube.kube.client import ClusterRegistry  # the real cluster access layer
-
-        registry = ClusterRegistry(settings.clusters)
-        # Which kubeconfig was read and what it gave, on stderr: no cluster is said at start,
-        # and every cluster tool then answers `no_clusters` (never an empty or zero answer).
-        if registry.names:
-            log.info("mcp-kube %s", registry.describe())
-        else:
-            log.warning("mcp-kube %s", registry.describe())
-        return registry
-
     @asynccontextmanager
     async def lifespan(_server: MCPServer[AppState]) -> AsyncIterator[AppState]:
-        source = (clusters or make_clusters)()
-        sink = (audit or make_audit)()
+        source = clusters() if clusters else _kubeconfig_clusters(settings)
+        sink = audit() if audit else _audit_log(settings)
         gate = Gate(source, settings, policy or ReadOnlyPolicy(), catalog.TOOLS, sink)
         holder["gate"] = gate
         if metrics is not None:
@@ -244,48 +245,16 @@ def build_server(
         try:
             yield AppState(gate=gate)
         finally:
-            for resource in (source, sink):
-                close = getattr(resource, "close", None)
-                if callable(close):
-                    close()
-
-    def make_audit() -> AuditSink:
-        from mcp_kube.audit import AuditLog
-
-        a = settings.audit
-        return AuditLog(
-            a.path,
-            key_path=a.key_path,
-            checkpoint_every=a.checkpoint_every,
-            max_bytes=a.max_bytes,
-            fsync=a.fsync,
-        )
+            source.close()
+            if sink is not None:
+                sink.close()
 
     def gate_ref() -> Gate:
         return holder["gate"]
 
     local = stdio_principal(settings)
 
-    async def review(token: str, audiences: list[str]) -> tuple[str, list[str]] | None:
-        """A TokenReview as the server itself (no caller is impersonated here)."""
-        gate = holder.get("gate")
-        if gate is None:
-            return None
-        port = gate.clusters.get(settings.http.auth.token_review_cluster)
-        body = {
-            "apiVersion": "authentication.k8s.io/v1",
-            "kind": "TokenReview",
-            "spec": {"token": token, "audiences": audiences},
-        }
-        status = (await port.create(Kind.TOKEN_REVIEWS, "", body, dry_run=False)).get("status")
-        if not isinstance(status, dict) or status.get("authenticated") is not True:
-            return None
-        if audiences and not set(audiences) & set(status.get("audiences") or []):
-            return None
-        user = status.get("user") or {}
-        name = str(user.get("username") or "")
-        return (name, [str(g) for g in user.get("groups") or []][:64]) if name else None
-
+    review = _token_reviewer(settings, holder)
     verifier = build_verifier(settings.http, review) if transport == "http" else None
     who = principal_of or (_token_principal if verifier else (lambda _ctx: local))
     tools: list[Tool] = [make_tool(spec, gate_ref, who, transport) for spec in catalog.TOOLS]
@@ -315,6 +284,63 @@ def build_server(
         for path, endpoint in ops_routes(metrics):
             server.custom_route(path, methods=["GET"], include_in_schema=False)(endpoint)
     return server
+
+
+def _kubeconfig_clusters(settings: Settings) -> ClusterSource:
+    """The clusters of the kubeconfig, through the real cluster access layer."""
+    from mcp_kube.kube.client import ClusterRegistry  # the real cluster access layer
+
+    registry = ClusterRegistry(settings.clusters)
+    # Which kubeconfig was read and what it gave, on stderr: no cluster is said at start,
+    # and every cluster tool then answers `no_clusters` (never an empty or zero answer).
+    if registry.names:
+        log.info("mcp-kube %s", registry.describe())
+    else:
+        log.warning("mcp-kube %s", registry.describe())
+    return registry
+
+
+def _audit_log(settings: Settings) -> AuditSink:
+    """The hash-chained audit log the settings name."""
+    from mcp_kube.audit import AuditLog
+
+    a = settings.audit
+    return AuditLog(
+        a.path,
+        key_path=a.key_path,
+        checkpoint_every=a.checkpoint_every,
+        max_bytes=a.max_bytes,
+        fsync=a.fsync,
+    )
+
+
+_TokenReview = Callable[[str, list[str]], Awaitable[tuple[str, list[str]] | None]]
+
+
+def _token_reviewer(settings: Settings, holder: dict[str, Gate]) -> _TokenReview:
+    """Bearer tokens checked by the cluster (TokenReview), once the gate is built."""
+
+    async def review(token: str, audiences: list[str]) -> tuple[str, list[str]] | None:
+        """A TokenReview as the server itself (no caller is impersonated here)."""
+        gate = holder.get("gate")
+        if gate is None:
+            return None
+        port = gate.clusters.get(settings.http.auth.token_review_cluster)
+        body = {
+            "apiVersion": "authentication.k8s.io/v1",
+            "kind": "TokenReview",
+            "spec": {"token": token, "audiences": audiences},
+        }
+        status = (await port.create(Kind.TOKEN_REVIEWS, "", body, dry_run=False)).get("status")
+        if not isinstance(status, dict) or status.get("authenticated") is not True:
+            return None
+        if audiences and not set(audiences) & set(status.get("audiences") or []):
+            return None
+        user = status.get("user") or {}
+        name = str(user.get("username") or "")
+        return (name, [str(g) for g in user.get("groups") or []][:64]) if name else None
+
+    return review
 
 
 class _Server(MCPServer[AppState]):

@@ -19,7 +19,7 @@ from prometheus_client.registry import Collector
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from mcp_kube.policy.gate import CallRecord, Gate
+from mcp_kube.gate import CallRecord, Gate
 
 __all__ = ["Metrics", "ops_routes"]
 
@@ -39,8 +39,7 @@ class _Gauges(Collector):
             "mcp_kube_cache_objects", "objects in the list+watch caches", labels=["cluster", "kind"]
         )
         for name in gate.clusters.names:
-            sizes = getattr(gate.clusters.get(name), "cache_sizes", None)
-            for kind, n in (sizes() if callable(sizes) else {}).items():
+            for kind, n in gate.clusters.get(name).cache_sizes().items():
                 cache.add_metric([name, kind], n)
         yield cache
         yield GaugeMetricFamily(
@@ -48,7 +47,7 @@ class _Gauges(Collector):
             "write calls waiting for a human's approval now",
             value=gate.approvals_waiting,
         )
-        head = getattr(gate.audit, "head", None)
+        head = gate.audit.head if gate.audit is not None else None
         if head is not None:
             yield GaugeMetricFamily(
                 "mcp_kube_audit_chain_length", "records in the audit hash chain", value=head[0]
@@ -92,8 +91,7 @@ class Metrics:
         gate = self._gate
         if gate is None:
             return False, {"gate": "starting"}
-        audit = gate.audit
-        available = bool(getattr(audit, "available", True)) if audit is not None else True
+        available = gate.audit.available if gate.audit is not None else True
         checks = {"gate": "ok", "audit": "ok" if available else "unavailable"}
         return available, checks
 

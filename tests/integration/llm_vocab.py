@@ -1,11 +1,14 @@
 """The CI model's vocabulary (no weights): what a prompt becomes as token ids, the way the
-backend tokenizes it (special tokens on), and which ids are control tokens.
+backend tokenizes it (special tokens on), which ids are control tokens, and what llama.cpp's
+own grammar engine makes of a GBNF grammar over those tokens.
 
 Without llama-cpp-python or the CI model the callers skip, except under ``CI`` where they fail:
 there the check must run."""
 
 from __future__ import annotations
 
+import ctypes
+import math
 from typing import Any
 
 from mcp_helpers import cannot_run
@@ -49,3 +52,37 @@ def control_ids(llm: Any) -> dict[int, str]:
         [one] = tokens(llm, s)  # the marker is one token, and a control one
         assert ids.get(one) == s, (s, one)
     return ids
+
+
+def grammar_sampler(llm: Any, gbnf: str) -> Any:
+    """llama.cpp's grammar sampler for ``gbnf`` (root rule ``root``), or None when llama.cpp's
+    parser refuses the grammar (it says why on stderr). Free it with ``llama_sampler_free``."""
+    import llama_cpp
+
+    sampler = llama_cpp.llama_sampler_init_grammar(llm._model.vocab, gbnf.encode(), b"root")
+    return sampler or None
+
+
+def first_refused(llm: Any, gbnf: str, text: str) -> str | None:
+    """Feed ``text``, token by token as the model would write it, then the end of generation,
+    through the grammar: the first piece the grammar forbids, or None when it accepts all of
+    it and may end there."""
+    import llama_cpp
+
+    sampler = grammar_sampler(llm, gbnf)
+    assert sampler is not None, f"llama.cpp refused the grammar:\n{gbnf}"
+    one = (llama_cpp.llama_token_data * 1)()
+    candidates = llama_cpp.llama_token_data_array(data=one, size=1, selected=-1, sorted=False)
+    eos = llm.token_eos()
+    try:
+        for token in [*llm.tokenize(text.encode(), add_bos=False, special=False), eos]:
+            one[0].id, one[0].logit, one[0].p = token, 0.0, 0.0
+            candidates.size = 1
+            llama_cpp.llama_sampler_apply(sampler, ctypes.byref(candidates))
+            if math.isinf(one[0].logit):  # the grammar masked this token
+                return "<end>" if token == eos else llm.detokenize([token]).decode(errors="replace")
+            if token != eos:
+                llama_cpp.llama_sampler_accept(sampler, token)
+        return None
+    finally:
+        llama_cpp.llama_sampler_free(sampler)

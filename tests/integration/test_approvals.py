@@ -12,24 +12,25 @@ refuses an approval nothing vouches for.
 
 from __future__ import annotations
 
-import copy
 import json
 import re
 import subprocess
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-import anyio
 import pytest
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
+from support.gates import AllowAll, Approval, call, error_of, make_gate
+from support.waiting import wait_for
 
 from mcp_kube.cli import main
-from mcp_kube.domain import ManifestReview, Principal
+from mcp_kube.domain import Principal
+from mcp_kube.gate import Gate
 from mcp_kube.kube.client import ClusterRegistry
 from mcp_kube.policy.approvals import (
     ADMISSION_POLICY,
@@ -37,8 +38,6 @@ from mcp_kube.policy.approvals import (
     ApprovalTerms,
     configmap_name,
 )
-from mcp_kube.policy.decision import Decision
-from mcp_kube.policy.gate import Gate
 from mcp_kube.settings import ApprovalSettings, ClusterSettings, Settings
 from mcp_kube.testbed import cluster
 from mcp_kube.testbed.paths import COMPONENTS, binary_path
@@ -61,28 +60,17 @@ def name(what: str) -> str:
     return f"ap-{what}-{SUFFIX}"
 
 
-class OutOfBandPolicy:
+class OutOfBandPolicy(AllowAll):
     """Allows everything; submit_job needs an out-of-band approval by ``approvers``, four-eyes."""
 
+    rule = "test.oob"
+
     def __init__(self, approvers: tuple[str, ...]) -> None:
+        super().__init__()
         self.approvers = approvers
 
-    def decide(
-        self, principal: Principal, tool: str, read_only: bool, args: dict[str, Any]
-    ) -> Decision:
-        return Decision("allow", "test.allow")
-
-    def review(
-        self,
-        principal: Principal,
-        tool: str,
-        cluster: str,
-        namespace: str,
-        manifest: dict[str, Any],
-        args: Mapping[str, Any] | None = None,
-    ) -> ManifestReview:
-        mode: Literal["none", "out_of_band"] = "out_of_band" if tool == "submit_job" else "none"
-        return ManifestReview(copy.deepcopy(manifest), [], [], ["test.oob"], mode)
+    def approval_for(self, tool: str) -> Approval:
+        return "out_of_band" if tool == "submit_job" else "none"
 
     def approval_terms(self, *_: Any) -> ApprovalTerms:
         return ApprovalTerms(approvers=self.approvers, four_eyes=True, ttl_seconds=600)
@@ -106,6 +94,16 @@ def kubectl_patch(testbed: cluster.TestbedState, who: str, rid: str, patch: Any)
         testbed, who, "-n", APPROVALS_NS, "patch", "configmap", configmap_name(rid),
         "--type", "merge", "-p", json.dumps(patch),
     )  # fmt: skip
+
+
+def patch_refused(
+    testbed: cluster.TestbedState, who: str, rid: str, patch: Any, *words: str
+) -> None:
+    """``who``'s merge patch of the record is refused, saying each of ``words``."""
+    rc, out = kubectl_patch(testbed, who, rid, patch)
+    assert rc != 0, (who, patch)
+    for w in words:
+        assert w in out, out
 
 
 def decision(who: str, groups: str, state: str = "approved") -> dict[str, Any]:
@@ -138,14 +136,6 @@ def in_force(admin: client.ApiClient) -> bool:
             return True
         raise
     return False
-
-
-def wait_until(check: Any, what: str, seconds: float = 30) -> None:
-    deadline = time.monotonic() + seconds
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.3)
 
 
 @pytest.fixture(scope="module")
@@ -183,7 +173,7 @@ def admin(testbed: cluster.TestbedState) -> Iterator[client.ApiClient]:
     create(rbac.create_namespaced_role_binding, APPROVALS_NS, binding)
     rc, out = kubectl(testbed, "admin", "apply", "-f", str(ADMISSION))
     assert rc == 0, out
-    wait_until(lambda: in_force(api), "the admission policy to be in force")
+    wait_for(lambda: in_force(api), "the admission policy to be in force", timeout=30, every=0.3)
     try:
         yield api
     finally:
@@ -201,14 +191,15 @@ def admin(testbed: cluster.TestbedState) -> Iterator[client.ApiClient]:
         api.close()
 
 
-def make_gate(testbed: cluster.TestbedState, approvers: tuple[str, ...]) -> Iterator[Gate]:
+def approvals_gate(testbed: cluster.TestbedState, approvers: tuple[str, ...]) -> Iterator[Gate]:
     settings = Settings(
         clusters=ClusterSettings(kubeconfig=Path(testbed.kubeconfig), contexts=[CLUSTER]),
         approvals=ApprovalSettings(namespace=APPROVALS_NS, cluster=CLUSTER),
     )
     registry = ClusterRegistry(settings.clusters)
     try:
-        yield Gate(registry, settings, OutOfBandPolicy(approvers), (SUBMIT_JOB,))
+        policy = OutOfBandPolicy(approvers)
+        yield make_gate(source=registry, settings=settings, policy=policy, tools=(SUBMIT_JOB,))
     finally:
         registry.close()
 
@@ -216,13 +207,13 @@ def make_gate(testbed: cluster.TestbedState, approvers: tuple[str, ...]) -> Iter
 @pytest.fixture(scope="module")
 def gate(testbed: cluster.TestbedState, admin: client.ApiClient) -> Iterator[Gate]:
     """Approvers: team-b (not the requester's team)."""
-    yield from make_gate(testbed, ("team-b",))
+    yield from approvals_gate(testbed, ("team-b",))
 
 
 @pytest.fixture(scope="module")
 def teams_gate(testbed: cluster.TestbedState, admin: client.ApiClient) -> Iterator[Gate]:
     """Approvers: team-a and team-b, so the requester alice is in an approver group herself."""
-    yield from make_gate(testbed, ("team-a", "team-b"))
+    yield from approvals_gate(testbed, ("team-a", "team-b"))
 
 
 def submit(gate: Gate, job: str) -> Any:
@@ -234,18 +225,20 @@ def submit(gate: Gate, job: str) -> Any:
         "gpus": 0,
         "queue": "team-a-queue",  # unserved: Kueue keeps it suspended, it holds nothing
     }
-    return anyio.run(gate.call, SUBMIT_JOB, args, ALICE, None)
+    return call(gate, SUBMIT_JOB, args, ALICE)
 
 
-def error(result: Any) -> tuple[str, str]:
-    assert result.is_error, result.structured_content
-    text: str = result.content[0].text
-    code, _, message = text.partition("]: ")
-    return code.removeprefix("error ["), message
+def refused(gate: Gate, admin: client.ApiClient, job: str, *words: str) -> None:
+    """Submitting ``job`` again is refused, saying each of ``words``, and no job was made."""
+    code, message = error_of(submit(gate, job))
+    assert code == "approval_refused", message
+    for w in words:
+        assert w in message
+    assert jobs_named(admin, job) == []
 
 
 def pending_id(result: Any) -> str:
-    code, message = error(result)
+    code, message = error_of(result)
     assert code == "approval_pending", message
     found = re.search(r"approval requested: ([0-9a-f]{16});", message)
     assert found, message
@@ -315,8 +308,7 @@ def test_out_of_band_approval_runs_exactly_once(
     assert pending_id(submit(gate, job)) == rid
     # nothing a caller can pass counts as approval: an approval argument is refused outright
     args = {"namespace": NS, "name": job, "image": IMAGE, "approved": True}
-    refused = anyio.run(gate.call, SUBMIT_JOB, args, ALICE, None)
-    assert error(refused)[0] == "invalid_argument"
+    assert error_of(call(gate, SUBMIT_JOB, args, ALICE))[0] == "invalid_argument"
 
     rc, out = cli(testbed, capsys, "bob", "approvals", "list")
     assert rc == 0
@@ -350,7 +342,7 @@ def test_out_of_band_approval_runs_exactly_once(
 
     # 4. the next call runs the write, once
     result = submit(gate, job)
-    assert not result.is_error, result.content[0].text
+    assert not result.is_error, result.text
     assert result.structured_content["created"] is True
     assert result.structured_content["approval"] == "out_of_band:bob"
     assert jobs_named(admin, job) == [job]
@@ -361,18 +353,15 @@ def test_out_of_band_approval_runs_exactly_once(
 
     # 5. the same call again: the tool's idempotency check answers before any approval
     again = submit(gate, job)
-    assert not again.is_error, again.content[0].text
+    assert not again.is_error, again.text
     assert again.structured_content["created"] is False
     assert record(admin, rid).state == "used"
 
     # 6. with the job gone, the spent approval does not create it a second time
     batch = client.BatchV1Api(admin)
     batch.delete_namespaced_job(job, NS, propagation_policy="Background")
-    wait_until(lambda: not jobs_named(admin, job), "the job to go")
-    code, message = error(submit(gate, job))
-    assert code == "approval_refused"
-    assert "already used" in message
-    assert jobs_named(admin, job) == []
+    wait_for(lambda: not jobs_named(admin, job), "the job to go", timeout=30, every=0.3)
+    refused(gate, admin, job, "already used")
 
 
 def test_the_requester_cannot_approve_by_editing_the_record(
@@ -389,19 +378,13 @@ def test_the_requester_cannot_approve_by_editing_the_record(
     assert record(admin, rid).approvers == ("team-a", "team-b")
 
     # the reproduction: `kubectl patch` naming another approver
-    rc, out = kubectl_patch(testbed, "alice", rid, decision("auditor", "team-a"))
-    assert rc != 0
-    assert DENIED in out
-    assert "decided-by must be the user who makes the change (alice), not auditor" in out
+    why = "decided-by must be the user who makes the change (alice), not"
+    patch_refused(testbed, "alice", rid, decision("auditor", "team-a"), DENIED, f"{why} auditor")
     # ... or bob, a real approver, in his group
-    rc, out = kubectl_patch(testbed, "alice", rid, decision("bob", "team-b"))
-    assert rc != 0
-    assert "decided-by must be the user who makes the change (alice), not bob" in out
+    patch_refused(testbed, "alice", rid, decision("bob", "team-b"), f"{why} bob")
     # in her own name: she is in an approver group (team-a), but she asked
-    rc, out = kubectl_patch(testbed, "alice", rid, decision("alice", "team-a"))
-    assert rc != 0
-    assert DENIED in out
-    assert "four-eyes: alice requested this write and cannot approve it" in out
+    four_eyes = "four-eyes: alice requested this write and cannot approve it"
+    patch_refused(testbed, "alice", rid, decision("alice", "team-a"), DENIED, four_eyes)
     # the record as it was before this change: an approved_by inside the JSON, or beside it
     data = json.loads(record(admin, rid).stored["request"]) | {"approved_by": "auditor"}
     for patch in (
@@ -411,15 +394,12 @@ def test_the_requester_cannot_approve_by_editing_the_record(
         {"data": {"four-eyes": "false"}},
         {"data": {"approver-groups": "team-a"}},
     ):
-        rc, out = kubectl_patch(testbed, "alice", rid, patch)
-        assert rc != 0, patch
-        assert "only the mcp-kube server may change an approval request" in out, out
+        only = "only the mcp-kube server may change an approval request"
+        patch_refused(testbed, "alice", rid, patch, only)
     # the label alone, without a decision
-    rc, out = kubectl_patch(
-        testbed, "alice", rid, {"metadata": {"labels": {"mcp-kube.io/approval-state": "approved"}}}
-    )
-    assert rc != 0
-    assert "the state of an approval request changes only with a decision" in out
+    label = {"metadata": {"labels": {"mcp-kube.io/approval-state": "approved"}}}
+    only = "the state of an approval request changes only with a decision"
+    patch_refused(testbed, "alice", rid, label, only)
     # nor can she file a record of her own, already approved
     body = {
         "apiVersion": "v1",
@@ -443,7 +423,7 @@ def test_the_requester_cannot_approve_by_editing_the_record(
     rec = record(admin, rid)
     assert (rec.state, rec.decision, rec.decided_by) == ("pending", "", "")
     # nothing ran: the request still waits
-    code, message = error(submit(teams_gate, job))
+    code, message = error_of(submit(teams_gate, job))
     assert code == "approval_pending"
     assert "still waiting" in message
     assert jobs_named(admin, job) == []
@@ -451,7 +431,7 @@ def test_the_requester_cannot_approve_by_editing_the_record(
     rc, out = cli(testbed, capsys, "alice", "approve", rid, "--reject")
     assert rc == 0, out
     assert record(admin, rid).rejected_by == "alice"
-    code, message = error(submit(teams_gate, job))
+    code, message = error_of(submit(teams_gate, job))
     assert (code, "rejected by alice" in message) == ("approval_refused", True)
 
 
@@ -470,20 +450,15 @@ def test_a_decision_forged_by_anyone_else_is_refused(
         ("auditor", decision("bob", "team-b"), "(auditor), not bob"),
         ("bob", decision("", "team-b"), "(bob), not empty"),
     ):
-        rc, out = kubectl_patch(testbed, who, rid, patch)
-        assert rc != 0, (who, patch)
-        assert DENIED in out
-        assert f"decided-by must be the user who makes the change {why}" in out
+        decided_by = f"decided-by must be the user who makes the change {why}"
+        patch_refused(testbed, who, rid, patch, DENIED, decided_by)
     # in his own name, but claiming a group he is not in; the auditor in none at all
-    rc, out = kubectl_patch(testbed, "bob", rid, decision("bob", "auditors"))
-    assert rc != 0
-    assert "bob may not decide this request: approvers are members of team-b" in out
-    rc, out = kubectl_patch(testbed, "auditor", rid, decision("auditor", "auditors"))
-    assert rc != 0
-    assert "auditor may not decide this request" in out
-    rc, out = kubectl_patch(testbed, "auditor", rid, decision("auditor", ""))
-    assert rc != 0
-    assert "auditor may not decide this request" in out
+    for who, groups, why in (
+        ("bob", "auditors", "bob may not decide this request: approvers are members of team-b"),
+        ("auditor", "auditors", "auditor may not decide this request"),
+        ("auditor", "", "auditor may not decide this request"),
+    ):
+        patch_refused(testbed, who, rid, decision(who, groups), why)
     rec = record(admin, rid)
     assert (rec.state, rec.decision) == ("pending", "")
 
@@ -497,14 +472,12 @@ def test_a_decision_forged_by_anyone_else_is_refused(
         ("alice", {"data": {"decision": ""}, "metadata": {"labels": {
             "mcp-kube.io/approval-state": "pending"}}}),
     ):  # fmt: skip
-        rc, out = kubectl_patch(testbed, who, rid, patch)
-        assert rc != 0, (who, patch)
-        assert DENIED in out
+        patch_refused(testbed, who, rid, patch, DENIED)
     rec = record(admin, rid)
     assert (rec.state, rec.decided_by) == ("approved", "bob")
     # the server runs it once
     result = submit(gate, job)
-    assert not result.is_error, result.content[0].text
+    assert not result.is_error, result.text
     assert result.structured_content["approval"] == "out_of_band:bob"
     assert jobs_named(admin, job) == [job]
     assert record(admin, rid).state == "used"
@@ -534,11 +507,11 @@ def test_expired_request_cannot_be_approved(
     assert rid not in out
 
     # the requester is told once; the call after that files a fresh request under the same id
-    code, message = error(submit(gate, job))
+    code, message = error_of(submit(gate, job))
     assert code == "approval_refused"
     assert "expired at 2020-01-01T00:00:00Z" in message
     assert record(admin, rid).state == "expired"
-    code, message = error(submit(gate, job))
+    code, message = error_of(submit(gate, job))
     assert code == "approval_pending"
     assert "earlier request expired" in message
     rec = record(admin, rid)
@@ -549,10 +522,7 @@ def test_expired_request_cannot_be_approved(
     # bob rejects it this time: the write is refused
     rc, out = cli(testbed, capsys, "bob", "approve", rid, "--reject")
     assert rc == 0, out
-    code, message = error(submit(gate, job))
-    assert code == "approval_refused"
-    assert "rejected by bob" in message
-    assert jobs_named(admin, job) == []
+    refused(gate, admin, job, "rejected by bob")
 
 
 def test_without_the_admission_policy_the_server_counts_no_approval(
@@ -570,27 +540,32 @@ def test_without_the_admission_policy_the_server_counts_no_approval(
                       ADMISSION_POLICY)  # fmt: skip
     assert rc == 0, out
     try:
-        wait_until(lambda: not in_force(admin), "the admission policy to be lifted")
+        wait_for(
+            lambda: not in_force(admin), "the admission policy to be lifted", timeout=30, every=0.3
+        )
         # her own approval, as the issue's reproduction would write it today
         rc, out = kubectl_patch(testbed, "alice", rid, decision("alice", "team-a"))
         assert rc == 0, out
-        code, message = error(submit(teams_gate, job))
-        assert code == "approval_refused"
-        assert "four-eyes" in message
-        assert "approved by its own requester alice" in message
-        assert jobs_named(admin, job) == []
+        refused(teams_gate, admin, job, "four-eyes", "approved by its own requester alice")
         # one that looks right in every field, written by her in bob's name
         as_bob = {"data": {"decided-by": "bob", "decided-groups": "team-b"}}
         rc, out = kubectl_patch(testbed, "alice", rid, as_bob)
         assert rc == 0, out
-        code, message = error(submit(teams_gate, job))
-        assert code == "approval_refused"
-        assert f"ValidatingAdmissionPolicy {ADMISSION_POLICY} is not in force" in message
-        assert "deploy/base/approvals-admission.yaml" in message
-        assert jobs_named(admin, job) == []
+        refused(
+            teams_gate,
+            admin,
+            job,
+            f"ValidatingAdmissionPolicy {ADMISSION_POLICY} is not in force",
+            "deploy/base/approvals-admission.yaml",
+        )
         rec = record(admin, rid)
         assert (rec.state, rec.decided_by, rec.used_at) == ("approved", "bob", None)
     finally:
         rc, out = kubectl(testbed, "admin", "apply", "-f", str(ADMISSION))
         assert rc == 0, out
-        wait_until(lambda: in_force(admin), "the admission policy to be in force again")
+        wait_for(
+            lambda: in_force(admin),
+            "the admission policy to be in force again",
+            timeout=30,
+            every=0.3,
+        )

@@ -13,12 +13,13 @@ import anyio
 import pytest
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
+from support.gates import call
 
 from mcp_kube.audit import AuditLog, verify
 from mcp_kube.cli import main
 from mcp_kube.domain import Principal
+from mcp_kube.gate import Gate
 from mcp_kube.kube.client import ClusterRegistry
-from mcp_kube.policy.gate import Gate
 from mcp_kube.policy.loader import ReloadablePolicy
 from mcp_kube.settings import AuditSettings, ClusterSettings, Settings
 from mcp_kube.testbed import cluster
@@ -76,7 +77,7 @@ def test_a_hundred_mixed_calls_give_exactly_the_expected_records(audited) -> Non
         for _ in range(5):
             await gate.call(tools["submit_job"], big, ALICE, no)
         refused = await gate.call(tools["submit_job"], big, ALICE, no)  # the 11th this minute
-        assert refused.content[0].text.startswith("error [rate_limited]")
+        assert refused.text.startswith("error [rate_limited]")
 
     anyio.run(go)
     rows = records(path)
@@ -117,9 +118,9 @@ def test_a_submit_record_joins_the_api_servers_audit_event(testbed, audited) -> 
         "image": "registry.internal/ml/trainer@sha256:" + "cd" * 32,
         "gpus": 1,
     }
-    result = anyio.run(gate.call, by_name()["submit_job"], args, ALICE)
+    result = call(gate, "submit_job", args, ALICE)
     try:
-        assert not result.is_error, result.content
+        assert not result.is_error, result.text
         record = [r for r in records(path) if r["kind"] == "tool_call"][-1]
         creates = [k for k in record["kube_requests"] if k["verb"] == "POST" and not k["dry_run"]]
         assert len(creates) == 1
@@ -156,11 +157,11 @@ def test_writes_are_refused_when_the_audit_log_cannot_be_written(testbed, tmp_pa
         registry = ClusterRegistry(settings.clusters)
         gate = Gate(registry, settings, ReloadablePolicy(TEAMS), TOOLS, broken)
         args = {"name": "no-audit", "namespace": "team-a", "image": "registry.internal/x:1"}
-        write = anyio.run(gate.call, by_name()["submit_job"], args, ALICE)
-        read = anyio.run(gate.call, by_name()["gpu_inventory"], {"include_nodes": False}, ALICE)
+        write = call(gate, "submit_job", args, ALICE)
+        read = call(gate, "gpu_inventory", {"include_nodes": False}, ALICE)
         registry.close()
         assert write.is_error
-        assert write.content[0].text.startswith("error [audit_unavailable]")
+        assert write.text.startswith("error [audit_unavailable]")
         assert read.is_error is fail_closed_reads
     api = k8s_config.new_client_from_config(config_file=testbed.kubeconfig, context="gpu-east")
     jobs = k8s.BatchV1Api(api).list_namespaced_job("team-a").items

@@ -23,8 +23,9 @@ import yaml
 from mcp_kube.cli import main
 from mcp_kube.domain import Principal
 from mcp_kube.errors import ApprovalPending
+from mcp_kube.gate.approval_store import ApprovalStore
 from mcp_kube.kube.client import ClusterRegistry
-from mcp_kube.policy.approvals import ADMISSION_POLICY, ApprovalStore, ApprovalTerms
+from mcp_kube.policy.approvals import ADMISSION_POLICY, ApprovalTerms
 from mcp_kube.settings import ClusterSettings
 from mcp_kube.testbed import cluster
 from mcp_kube.testbed.paths import COMPONENTS, binary_path

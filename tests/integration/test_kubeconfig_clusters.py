@@ -15,6 +15,7 @@ import anyio
 import yaml
 from mcp import Client, StdioServerParameters
 from mcp.client.stdio import stdio_client as stdio_transport
+from support.gates import CLUSTER_CALLS
 
 from mcp_kube.testbed import fleet, identities
 
@@ -22,24 +23,6 @@ from .mcp_helpers import MCP_KUBE, serve_args, stdio_client
 
 REPO = Path(__file__).resolve().parents[2]
 PROFILES = {"gpu-east": "default", "gpu-west": "west"}
-# Every tool that reaches a cluster, with arguments that pass validation.
-CLUSTER_CALLS: dict[str, dict[str, Any]] = {
-    "list_clusters": {},
-    "gpu_inventory": {},
-    "gpu_workloads": {},
-    "gpu_quota": {},
-    "gpu_usage_report": {"since_hours": 24},
-    "recommend_placement": {"gpus": 2},
-    "list_jobs": {"namespace": "team-a"},
-    "get_job": {"namespace": "team-a", "name": "x"},
-    "pod_logs": {"namespace": "team-a", "pod": "x"},
-    "list_events": {"namespace": "team-a"},
-    "explain_pending": {"namespace": "team-a", "pod": "x"},
-    "submit_job": {"name": "x", "namespace": "team-a", "image": "registry.internal/a:1"},
-    "cancel_job": {"namespace": "team-a", "name": "x"},
-    "suspend_job": {"namespace": "team-a", "name": "x"},
-    "resume_job": {"namespace": "team-a", "name": "x"},
-}
 
 
 def test_the_testbed_kubeconfig_without_context_gives_the_fleet_files(

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from kubernetes import client, config, watch
 from kubernetes.client.exceptions import ApiException
+from support.objects import H100, KWOK_COMPLETE, job
+from support.waiting import wait_for
 
 from mcp_kube.testbed import cluster, fleet
 from mcp_kube.testbed.paths import pinned_version
@@ -79,34 +81,13 @@ def test_inventory_from_the_live_cluster_matches_the_fleet_file(
 def test_gpu_job_is_scheduled_runs_completes_and_serves_logs(
     testbed: cluster.TestbedState, east: client.ApiClient
 ) -> None:
-    product = "NVIDIA-H100-80GB-HBM3"
-    job = {
-        "apiVersion": "batch/v1",
-        "kind": "Job",
-        "metadata": {"name": "smoke-train", "namespace": "team-a"},
-        "spec": {
-            "backoffLimit": 0,
-            "template": {
-                "metadata": {"annotations": {"pod-complete.stage.kwok.x-k8s.io/delay": "3s"}},
-                "spec": {
-                    "restartPolicy": "Never",
-                    "nodeSelector": {"nvidia.com/gpu.product": product},
-                    "containers": [
-                        {
-                            "name": "trainer",
-                            "image": "registry.internal/ml/trainer:1.4.2",
-                            "resources": {
-                                "requests": {"nvidia.com/gpu": "1"},
-                                "limits": {"nvidia.com/gpu": "1"},
-                            },
-                        }
-                    ],
-                },
-            },
-        },
-    }
+    smoke = job(
+        "smoke-train",
+        node_selector={"nvidia.com/gpu.product": H100},
+        template_meta={"annotations": {KWOK_COMPLETE: "3s"}},
+    )
     batch, core = client.BatchV1Api(east), client.CoreV1Api(east)
-    batch.create_namespaced_job("team-a", job)
+    batch.create_namespaced_job("team-a", smoke)
     try:
         phases: list[str] = []
         node = ""
@@ -130,15 +111,12 @@ def test_gpu_job_is_scheduled_runs_completes_and_serves_logs(
             0
         ]
 
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
+        def complete() -> Any:
             status = batch.read_namespaced_job_status("smoke-train", "team-a").status
-            if any(c.type == "Complete" and c.status == "True" for c in status.conditions or []):
-                break
-            time.sleep(1)
-        else:
-            pytest.fail("the Job never reached Complete")
-        assert status.succeeded == 1
+            done = any(c.type == "Complete" and c.status == "True" for c in status.conditions or [])
+            return status if done else None
+
+        assert wait_for(complete, "the Job to reach Complete").succeeded == 1
 
         logs = core.read_namespaced_pod_log(pod_name.metadata.name, "team-a", container="trainer")
         expected = [

@@ -8,6 +8,7 @@ import socket
 from pathlib import Path
 
 import pytest
+from support.testbed import stale_state
 
 from mcp_kube.cli import main
 from mcp_kube.errors import ComponentFailed
@@ -94,29 +95,8 @@ def test_crashed_component_shows_in_status_and_down_still_cleans_up(tmp_path, ca
 
 def test_stale_state_is_replaced_by_a_fresh_up(tmp_path) -> None:
     run = tmp_path / "run"
-    run.mkdir()
-    stale = cluster.TestbedState(run_dir=str(run), kubeconfig="", started_at="")
-    stale.clusters.append(
-        cluster.ClusterState(
-            name="old",
-            profile="west",
-            context="old",
-            server="",
-            folder=str(run / "old"),
-            audit_log="",
-            pod_logs={},
-            components=[
-                cluster.ComponentState(
-                    name="etcd",
-                    pid=2**22 + 11,
-                    binary=str(tb_paths.binary_path(tb_paths.COMPONENTS[0])),
-                    ports={},
-                    log="",
-                )
-            ],
-        )
-    )
-    (run / "state.json").write_text(stale.model_dump_json())
+    etcd = str(tb_paths.binary_path(tb_paths.COMPONENTS[0]))
+    stale_state(run, "old", "west", {"etcd": (2**22 + 11, etcd)})
     seen: list[str] = []
     try:
         state = cluster.up(profile="west", run_dir=run, report=seen.append)

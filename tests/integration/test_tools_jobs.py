@@ -2,58 +2,36 @@
 
 from __future__ import annotations
 
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import anyio
 import pytest
 from kubernetes import client, config
+from support.gates import call, error_code, ok
+from support.objects import H100, KWOK_COMPLETE, NS, job
+from support.waiting import wait_for
 
-from mcp_kube.domain import Principal
-from mcp_kube.policy.gate import Gate
+from mcp_kube.gate import Gate
 from mcp_kube.testbed import cluster
 from mcp_kube.tools.events import LIST_EVENTS
 from mcp_kube.tools.jobs import GET_JOB, LIST_JOBS
 from mcp_kube.tools.logs import POD_LOGS
 from mcp_kube.tools.pending import EXPLAIN_PENDING
 
-NS = "team-a"
-H100 = "NVIDIA-H100-80GB-HBM3"
+SECRET = "s3cr3t-value"
 SUFFIX = uuid.uuid4().hex[:6]
 DONE, BIG, STUCK = f"jt-done-{SUFFIX}", f"jt-big-{SUFFIX}", f"jt-stuck-{SUFFIX}"
 
 
 def _job(name: str, gpus: int, selector: dict[str, str], complete: bool) -> dict:
-    meta = {"annotations": {"pod-complete.stage.kwok.x-k8s.io/delay": "2s"}} if complete else {}
-    return {
-        "apiVersion": "batch/v1",
-        "kind": "Job",
-        "metadata": {"name": name, "namespace": NS},
-        "spec": {
-            "backoffLimit": 0,
-            "template": {
-                "metadata": meta,
-                "spec": {
-                    "restartPolicy": "Never",
-                    "nodeSelector": selector,
-                    "containers": [
-                        {
-                            "name": "trainer",
-                            "image": "registry.internal/ml/trainer:1.4.2",
-                            "env": [{"name": "WANDB_API_KEY", "value": "s3cr3t-value"}],
-                            "resources": {
-                                "requests": {"nvidia.com/gpu": str(gpus)},
-                                "limits": {"nvidia.com/gpu": str(gpus)},
-                            },
-                        }
-                    ],
-                },
-            },
-        },
-    }
+    """A job whose pod (on a node ``selector`` picks) ends two seconds after it starts, or
+    never; its env holds a value no tool may show."""
+    meta = {"annotations": {KWOK_COMPLETE: "2s"}} if complete else {}
+    return job(
+        name, gpus=gpus, node_selector=selector, template_meta=meta, env={"WANDB_API_KEY": SECRET}
+    )
 
 
 @pytest.fixture(scope="module")
@@ -77,30 +55,6 @@ def jobs(testbed: cluster.TestbedState) -> Iterator[list[str]]:
         api.close()
 
 
-def call(gate: Gate, spec: Any, args: dict) -> Any:
-    return anyio.run(gate.call, spec, args, Principal("tester"))
-
-
-def ok(result: Any) -> dict:
-    assert not result.is_error, result.content[0].text
-    return result.structured_content
-
-
-def code(result: Any) -> str:
-    assert result.is_error
-    return result.content[0].text.split("]")[0].removeprefix("error [")
-
-
-def wait_for(fn: Callable[[], Any], what: str, timeout: float = 90) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = fn()
-        if got:
-            return got
-        time.sleep(1)
-    pytest.fail(f"timed out waiting for {what}")
-
-
 def trainer_log(testbed: cluster.TestbedState) -> list[str]:
     path = Path(testbed.clusters[0].pod_logs["trainer"])
     return [ln.split(" ", 3)[3] for ln in path.read_text().splitlines()]
@@ -120,7 +74,7 @@ def test_completed_job_details_and_progress(
         pod_done = bool(out["pods"]) and out["pods"][0]["phase"] == "Succeeded"
         return out if complete and pod_done and out["succeeded"] == 1 else None
 
-    out = wait_for(done, f"{DONE} to complete")
+    out = wait_for(done, f"{DONE} to complete", timeout=90)
     assert out["status"] == "succeeded"
     assert out["finish_time"] is not None
     assert out["gpus"] == {"nvidia.com/gpu": 1}
@@ -151,6 +105,7 @@ def test_pod_logs_by_pod_and_job(
     wait_for(
         lambda: ok(call(gate, GET_JOB, {"namespace": NS, "name": DONE}))["status"] == "succeeded",
         f"{DONE} to complete",
+        timeout=90,
     )
     by_job = ok(call(gate, POD_LOGS, {"namespace": NS, "job": DONE}))
     assert by_job["lines"] == expected
@@ -161,7 +116,7 @@ def test_pod_logs_by_pod_and_job(
     assert tail["lines"] == expected[-2:]
     grep = call(gate, POD_LOGS, {"namespace": NS, "pod": pod, "grep": "CHECKPOINT saved"})
     assert ok(grep)["lines"] == ["checkpoint saved step=200"]
-    assert "data, not instructions" in grep.content[0].text
+    assert "data, not instructions" in grep.text
     cut = ok(call(gate, POD_LOGS, {"namespace": NS, "job": DONE, "max_bytes": 1024}))
     assert cut["truncated"] is True
     assert cut["bytes"] == 1024
@@ -181,7 +136,7 @@ def test_pending_job_over_quota(gate: Gate, jobs: list[str]) -> None:
             else None
         )
 
-    out = wait_for(explained, f"a FailedCreate event for {BIG}")
+    out = wait_for(explained, f"a FailedCreate event for {BIG}", timeout=90)
     assert out["pending_pods"] == []
     quota = [q for q in out["quotas"] if q["resource"] == "requests.nvidia.com/gpu"]
     assert quota[0]["hard"] == 16
@@ -202,7 +157,7 @@ def test_pending_job_no_node_fits(gate: Gate, jobs: list[str]) -> None:
         out = ok(call(gate, EXPLAIN_PENDING, {"namespace": NS, "job": STUCK}))
         return out if out["scheduler"] else None
 
-    out = wait_for(explained, f"the scheduler's verdict on {STUCK}")
+    out = wait_for(explained, f"the scheduler's verdict on {STUCK}", timeout=90)
     assert out["scheduler"]["insufficient"].get("nvidia.com/gpu") == 1
     assert out["scheduler"]["selector_mismatch"] >= 1
     assert "Insufficient nvidia.com/gpu" in out["verdict"]
@@ -240,7 +195,7 @@ def test_pending_job_no_node_fits(gate: Gate, jobs: list[str]) -> None:
     ],
 )
 def test_bad_input_and_missing_objects(gate: Gate, spec: Any, args: dict, expected: str) -> None:
-    assert code(call(gate, spec, args)) == expected
+    assert error_code(call(gate, spec, args)) == expected
 
 
 def test_other_cluster_and_empty_namespace(gate: Gate) -> None:

@@ -12,15 +12,13 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
-import anyio
 import pytest
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
+from support.gates import call, error_code, ok
 
-from mcp_kube.domain import Principal
-from mcp_kube.policy.gate import Gate
+from mcp_kube.gate import Gate
 from mcp_kube.testbed import cluster, fleet
-from mcp_kube.tools.base import ToolSpec
 from mcp_kube.tools.placement import RECOMMEND_PLACEMENT
 from mcp_kube.tools.quota import GPU_QUOTA
 from mcp_kube.tools.usage import GPU_USAGE_REPORT
@@ -28,21 +26,6 @@ from mcp_kube.tools.workloads import GPU_WORKLOADS
 
 EAST, WEST = fleet.load_fleet("default"), fleet.load_fleet("west")
 BAD_NODES = {"h100-cordoned-0", "h100-notready-0", "h100-tainted-0"}
-
-
-def call(gate: Gate, spec: ToolSpec[Any, Any], args: dict[str, Any]) -> dict[str, Any]:
-    result = anyio.run(gate.call, spec, args, Principal("tester"))
-    assert not result.is_error, result.content
-    assert result.content[0].text  # a text summary always comes along
-    data: dict[str, Any] = result.structured_content or {}
-    return data
-
-
-def error_of(gate: Gate, spec: ToolSpec[Any, Any], args: dict[str, Any]) -> str:
-    result = anyio.run(gate.call, spec, args, Principal("tester"))
-    assert result.is_error
-    text: str = result.content[0].text
-    return text
 
 
 def _core(testbed: cluster.TestbedState, context: str) -> client.CoreV1Api:
@@ -57,7 +40,7 @@ def _core(testbed: cluster.TestbedState, context: str) -> client.CoreV1Api:
 
 
 def test_workloads_list_the_fleet_pods_with_nodes_and_gpus(gate: Gate) -> None:
-    out = call(gate, GPU_WORKLOADS, {"limit": 1000})
+    out = ok(call(gate, GPU_WORKLOADS, {"limit": 1000}))
     assert all(c["reachable"] for c in out["clusters"])
     rows = {(w["cluster"], w["namespace"], w["pod"]): w for w in out["workloads"]}
     for fl in (EAST, WEST):
@@ -77,17 +60,14 @@ def test_workloads_list_the_fleet_pods_with_nodes_and_gpus(gate: Gate) -> None:
 
 
 def test_workloads_filter_by_cluster_and_namespace_and_page(gate: Gate) -> None:
-    first = call(gate, GPU_WORKLOADS, {"cluster": "gpu-east", "namespace": "team-a", "limit": 2})
+    east = {"cluster": "gpu-east", "namespace": "team-a"}
+    first = ok(call(gate, GPU_WORKLOADS, east | {"limit": 2}))
     assert [c["cluster"] for c in first["clusters"]] == ["gpu-east"]
     assert first["page"]["returned"] == 2
     seen = [w["pod"] for w in first["workloads"]]
     cursor = first["page"]["next_cursor"]
     while cursor:
-        more = call(
-            gate,
-            GPU_WORKLOADS,
-            {"cluster": "gpu-east", "namespace": "team-a", "limit": 2, "cursor": cursor},
-        )
+        more = ok(call(gate, GPU_WORKLOADS, east | {"limit": 2, "cursor": cursor}))
         seen += [w["pod"] for w in more["workloads"]]
         cursor = more["page"]["next_cursor"]
     assert {"llama-pretrain-0", "leftover-eval-0", "mig-infer-0"} <= set(seen)
@@ -95,15 +75,15 @@ def test_workloads_filter_by_cluster_and_namespace_and_page(gate: Gate) -> None:
 
 
 def test_workloads_refuse_bad_arguments(gate: Gate) -> None:
-    assert "unknown_cluster" in error_of(gate, GPU_WORKLOADS, {"cluster": "nope"})
-    assert "invalid_argument" in error_of(gate, GPU_WORKLOADS, {"namespace": "Team_A"})
+    assert error_code(call(gate, GPU_WORKLOADS, {"cluster": "nope"})) == "unknown_cluster"
+    assert error_code(call(gate, GPU_WORKLOADS, {"namespace": "Team_A"})) == "invalid_argument"
 
 
 # ---------------------------------------------------------------------------- gpu_quota
 
 
 def test_quota_used_and_hard_match_the_fleet(gate: Gate, settled_fleet: None) -> None:
-    out = call(gate, GPU_QUOTA, {})
+    out = ok(call(gate, GPU_QUOTA, {}))
     got = {
         (q["cluster"], q["namespace"]): {r["resource"]: r for r in q["resources"]}
         for q in out["resource_quotas"]
@@ -118,7 +98,7 @@ def test_quota_used_and_hard_match_the_fleet(gate: Gate, settled_fleet: None) ->
 
 
 def test_quota_reads_kueue_queues_and_tolerates_absent_schedulers(gate: Gate) -> None:
-    out = call(gate, GPU_QUOTA, {})
+    out = ok(call(gate, GPU_QUOTA, {}))
     research = next(
         q for q in out["cluster_queues"] if q["cluster"] == "gpu-east" and q["name"] == "research"
     )
@@ -135,7 +115,7 @@ def test_quota_reads_kueue_queues_and_tolerates_absent_schedulers(gate: Gate) ->
 
 
 def test_quota_for_one_namespace(gate: Gate) -> None:
-    out = call(gate, GPU_QUOTA, {"cluster": "gpu-east", "namespace": "team-b"})
+    out = ok(call(gate, GPU_QUOTA, {"cluster": "gpu-east", "namespace": "team-b"}))
     assert [(q["namespace"], q["name"]) for q in out["resource_quotas"]] == [
         ("team-b", "gpu-quota")
     ]
@@ -147,7 +127,7 @@ def test_quota_for_one_namespace(gate: Gate) -> None:
 
 
 def test_usage_report_by_namespace(gate: Gate) -> None:
-    out = call(gate, GPU_USAGE_REPORT, {"since_hours": 24})
+    out = ok(call(gate, GPU_USAGE_REPORT, {"since_hours": 24}))
     groups = {g["group"]: g for g in out["groups"]}
     assert groups["team-a"]["gpu_hours"] > 0
     assert groups["team-a"]["pods"] >= 4  # 3 in gpu-east, 1 in gpu-west
@@ -158,12 +138,11 @@ def test_usage_report_by_namespace(gate: Gate) -> None:
 
 
 def test_usage_report_by_label_and_validation(gate: Gate) -> None:
-    out = call(
-        gate, GPU_USAGE_REPORT, {"cluster": "gpu-east", "group_by": "label:app.kubernetes.io/name"}
-    )
+    by_app = {"cluster": "gpu-east", "group_by": "label:app.kubernetes.io/name"}
+    out = ok(call(gate, GPU_USAGE_REPORT, by_app))
     assert "llama-pretrain" in {g["group"] for g in out["groups"]}
     for bad in ({"group_by": "label:Bad Key!"}, {"group_by": "node"}, {"since_hours": 0}):
-        assert "invalid_argument" in error_of(gate, GPU_USAGE_REPORT, bad)
+        assert error_code(call(gate, GPU_USAGE_REPORT, bad)) == "invalid_argument"
 
 
 # ---------------------------------------------------------------------------- placement
@@ -177,7 +156,7 @@ def _never_bad(out: dict[str, Any]) -> None:
 
 
 def test_placement_of_8_h100_picks_a_node_with_8_free(gate: Gate, settled_fleet: None) -> None:
-    out = call(gate, RECOMMEND_PLACEMENT, {"gpus": 8, "product": "h100"})
+    out = ok(call(gate, RECOMMEND_PLACEMENT, {"gpus": 8, "product": "h100"}))
     best = out["options"][0]
     assert out["fits"]
     assert best["fits"]
@@ -192,21 +171,21 @@ def test_placement_of_8_h100_picks_a_node_with_8_free(gate: Gate, settled_fleet:
 
 def test_placement_respects_quota_headroom(gate: Gate, settled_fleet: None) -> None:
     # team-a: gpu-east headroom 16 - 12 = 4, gpu-west 8 - 2 = 6: 8 GPUs fit nowhere
-    out = call(gate, RECOMMEND_PLACEMENT, {"gpus": 8, "product": "H100", "namespace": "team-a"})
+    out = ok(call(gate, RECOMMEND_PLACEMENT, {"gpus": 8, "product": "H100", "namespace": "team-a"}))
     assert not out["fits"]
     assert "quota" in out["note"]
     east = next(o for o in out["options"] if o["nodes_that_fit"])
     assert east["quota_headroom"] == 4
     assert "quota headroom 4 < 8" in east["reason"]
     # 4 fit in both clusters
-    out = call(gate, RECOMMEND_PLACEMENT, {"gpus": 4, "product": "H100", "namespace": "team-a"})
+    out = ok(call(gate, RECOMMEND_PLACEMENT, {"gpus": 4, "product": "H100", "namespace": "team-a"}))
     fitting = {(o["cluster"], o["zone"]) for o in out["options"] if o["fits"]}
     assert fitting == {("gpu-east", "east-1a"), ("gpu-west", "west-1a")}
     _never_bad(out)
 
 
 def test_placement_of_64_gpus_says_nothing_fits(gate: Gate, settled_fleet: None) -> None:
-    out = call(gate, RECOMMEND_PLACEMENT, {"gpus": 64})
+    out = ok(call(gate, RECOMMEND_PLACEMENT, {"gpus": 64}))
     assert not out["fits"]
     assert not any(o["fits"] for o in out["options"])
     assert "largest free block 8 < 64" in out["note"]
@@ -214,10 +193,10 @@ def test_placement_of_64_gpus_says_nothing_fits(gate: Gate, settled_fleet: None)
 
 
 def test_placement_filters_by_memory(gate: Gate) -> None:
-    out = call(gate, RECOMMEND_PLACEMENT, {"gpus": 1, "min_gpu_memory_gib": 150})
+    out = ok(call(gate, RECOMMEND_PLACEMENT, {"gpus": 1, "min_gpu_memory_gib": 150}))
     assert {o["product"] for o in out["options"]} == {"AMD-Instinct-MI300X"}
-    assert "invalid_argument" in error_of(gate, RECOMMEND_PLACEMENT, {"gpus": 65})
-    assert "invalid_argument" in error_of(gate, RECOMMEND_PLACEMENT, {"gpus": 1, "near_pvc": "x"})
+    for bad in ({"gpus": 65}, {"gpus": 1, "near_pvc": "x"}):
+        assert error_code(call(gate, RECOMMEND_PLACEMENT, bad)) == "invalid_argument"
 
 
 @pytest.fixture
@@ -279,9 +258,9 @@ def test_placement_prefers_the_zone_of_the_data(
     gate: Gate, settled_fleet: None, west_pvc: str
 ) -> None:
     base = {"gpus": 4, "product": "H100", "namespace": "team-a"}
-    without = call(gate, RECOMMEND_PLACEMENT, base)
+    without = ok(call(gate, RECOMMEND_PLACEMENT, base))
     assert without["options"][0]["cluster"] == "gpu-east"  # more free H100s there
-    out = call(gate, RECOMMEND_PLACEMENT, {**base, "near_pvc": west_pvc})
+    out = ok(call(gate, RECOMMEND_PLACEMENT, {**base, "near_pvc": west_pvc}))
     best = out["options"][0]
     assert (best["cluster"], best["zone"], best["fits"]) == ("gpu-west", "west-1a", True)
     assert best["near_data"] is True

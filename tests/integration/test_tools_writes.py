@@ -2,26 +2,24 @@
 
 from __future__ import annotations
 
-import copy
-import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-import anyio
 import pytest
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
+from support.gates import AllowAll, Approval, call, error_code, make_gate, ok
+from support.objects import job as job_manifest
+from support.waiting import wait_for
 
 from mcp_kube.domain import Principal
 from mcp_kube.kube.client import ClusterRegistry
 from mcp_kube.kube.port import ClusterPort
-from mcp_kube.policy.decision import Decision, ReadOnlyPolicy
-from mcp_kube.policy.gate import Gate
-from mcp_kube.settings import ClusterSettings, Settings
+from mcp_kube.policy.decision import ReadOnlyPolicy
+from mcp_kube.settings import ClusterSettings
 from mcp_kube.testbed import cluster
-from mcp_kube.tools.base import ManifestReview
 from mcp_kube.tools.writes import CANCEL_JOB, RESUME_JOB, SUBMIT_JOB, SUSPEND_JOB
 
 NS = "team-a"
@@ -36,34 +34,23 @@ def name(what: str) -> str:
     return f"wr-{what}-{SUFFIX}"
 
 
-class DefaultsPolicy:
+class DefaultsPolicy(AllowAll):
     """Allows everything; its one default: spec.backoffLimit=1 when the job sets none."""
 
-    def __init__(self, approval: Literal["none", "elicitation"] = "none") -> None:
-        self.approval: Literal["none", "elicitation"] = approval
+    rule = "test.defaults"
+
+    def __init__(self, approval: Approval = "none") -> None:
+        super().__init__(approval)
         self.reviewed: list[tuple[str, str, str]] = []
 
-    def decide(
-        self, principal: Principal, tool: str, read_only: bool, args: dict[str, Any]
-    ) -> Decision:
-        return Decision("allow", "test.allow")
-
-    def review(
-        self,
-        principal: Principal,
-        tool: str,
-        cluster: str,
-        namespace: str,
-        manifest: dict[str, Any],
-        args: Mapping[str, Any] | None = None,
-    ) -> ManifestReview:
+    def adjust(
+        self, tool: str, cluster: str, namespace: str, manifest: dict[str, Any]
+    ) -> list[str]:
         self.reviewed.append((tool, cluster, namespace))
-        out = copy.deepcopy(manifest)
-        changes = []
-        if tool == "submit_job" and "backoffLimit" not in out["spec"]:
-            out["spec"]["backoffLimit"] = 1
-            changes.append("set spec.backoffLimit=1")
-        return ManifestReview(out, changes, [], ["test.defaults"], self.approval)
+        if tool == "submit_job" and "backoffLimit" not in manifest["spec"]:
+            manifest["spec"]["backoffLimit"] = 1
+            return ["set spec.backoffLimit=1"]
+        return []
 
 
 class CountingSource:
@@ -95,10 +82,6 @@ def registry(testbed: cluster.TestbedState) -> Iterator[ClusterRegistry]:
         reg.close()
 
 
-def make_gate(source: Any, policy: Any) -> Gate:
-    return Gate(source, Settings(), policy, WRITES)
-
-
 @pytest.fixture(scope="module")
 def batch(testbed: cluster.TestbedState) -> Iterator[client.BatchV1Api]:
     """Direct API access for checks and clean-up; deletes every job this module made."""
@@ -117,25 +100,6 @@ def batch(testbed: cluster.TestbedState) -> Iterator[client.BatchV1Api]:
         api.close()
 
 
-Elicit = Callable[[str], Awaitable[bool]]
-
-
-def call(gate: Gate, spec: Any, args: dict[str, Any], elicit: Elicit | None = None) -> Any:
-    return anyio.run(gate.call, spec, args, ALICE, elicit)
-
-
-def ok(result: Any) -> dict[str, Any]:
-    assert not result.is_error, result.content[0].text
-    data: dict[str, Any] = result.structured_content
-    return data
-
-
-def code(result: Any) -> str:
-    assert result.is_error, result.structured_content
-    text: str = result.content[0].text
-    return text.split("]")[0].removeprefix("error [")
-
-
 def job_or_none(batch: client.BatchV1Api, job: str) -> Any:
     try:
         return batch.read_namespaced_job(job, NS)
@@ -143,16 +107,6 @@ def job_or_none(batch: client.BatchV1Api, job: str) -> Any:
         if e.status == 404:
             return None
         raise
-
-
-def wait_for(fn: Callable[[], Any], what: str, timeout: float = 60) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = fn()
-        if got:
-            return got
-        time.sleep(1)
-    pytest.fail(f"timed out waiting for {what}")
 
 
 def submit_args(job: str, **extra: Any) -> dict[str, Any]:
@@ -166,24 +120,14 @@ def parked(job: str, **extra: Any) -> dict[str, Any]:
 
 def foreign_job(job: str) -> dict[str, Any]:
     """A job created directly, not through mcp-kube (suspended: it holds nothing)."""
-    return {
-        "apiVersion": "batch/v1",
-        "kind": "Job",
-        "metadata": {"name": job},
-        "spec": {
-            "suspend": True,
-            "template": {
-                "spec": {"restartPolicy": "Never", "containers": [{"name": "c", "image": IMAGE}]}
-            },
-        },
-    }
+    return job_manifest(job, NS, gpus=0, suspend=True)
 
 
 def test_submit_runs_restricted_with_policy_default(
     registry: ClusterRegistry, batch: client.BatchV1Api
 ) -> None:
     policy = DefaultsPolicy()
-    gate = make_gate(registry, policy)
+    gate = make_gate(source=registry, tools=WRITES, policy=policy)
     job = name("train")
     args = submit_args(
         job,
@@ -191,7 +135,7 @@ def test_submit_runs_restricted_with_policy_default(
         gpus=2,
         env={"WANDB_API_KEY": "s3cr3t-value", "EPOCHS": "1"},
     )
-    result = call(gate, SUBMIT_JOB, args)
+    result = call(gate, SUBMIT_JOB, args, ALICE)
     out = ok(result)
     assert out["created"] is True
     assert (out["cluster"], out["namespace"], out["name"]) == (CLUSTER, NS, job)
@@ -201,10 +145,10 @@ def test_submit_runs_restricted_with_policy_default(
     assert out["audit_id"]
     assert ("submit_job", CLUSTER, NS) in policy.reviewed
     assert "s3cr3t-value" not in str(out)
-    assert "s3cr3t-value" not in result.content[0].text
+    assert "s3cr3t-value" not in result.text
     container = out["preview"]["spec"]["template"]["spec"]["containers"][0]
     assert sorted(container["env"]) == ["EPOCHS", "WANDB_API_KEY"]
-    assert "2 nvidia.com/gpu" in result.content[0].text
+    assert "2 nvidia.com/gpu" in result.text
 
     created = batch.read_namespaced_job(job, NS)
     assert created.spec.backoff_limit == 1
@@ -236,24 +180,24 @@ def test_submit_runs_restricted_with_policy_default(
 def test_same_idempotency_key_makes_one_job(
     registry: ClusterRegistry, batch: client.BatchV1Api
 ) -> None:
-    gate = make_gate(registry, DefaultsPolicy())
+    gate = make_gate(source=registry, tools=WRITES, policy=DefaultsPolicy())
     key = f"wr-key-{SUFFIX}"
-    first = ok(call(gate, SUBMIT_JOB, parked(name("idem-1"), idempotency_key=key)))
+    first = ok(call(gate, SUBMIT_JOB, parked(name("idem-1"), idempotency_key=key), ALICE))
     assert first["created"] is True
     assert first["idempotency_key"] == key
-    again = call(gate, SUBMIT_JOB, parked(name("idem-2"), idempotency_key=key))
+    again = call(gate, SUBMIT_JOB, parked(name("idem-2"), idempotency_key=key), ALICE)
     second = ok(again)
     assert second["created"] is False
     assert second["name"] == name("idem-1")
-    assert "already submitted" in again.content[0].text
+    assert "already submitted" in again.text
     jobs = batch.list_namespaced_job(NS, label_selector=f"mcp-kube.io/idempotency-key={key}")
     assert [j.metadata.name for j in jobs.items] == [name("idem-1")]
     assert job_or_none(batch, name("idem-2")) is None
 
     # without a key, identical arguments hash to the same key: still one job
     args = parked(name("idem-3"))
-    assert ok(call(gate, SUBMIT_JOB, args))["created"] is True
-    repeat = ok(call(gate, SUBMIT_JOB, args))
+    assert ok(call(gate, SUBMIT_JOB, args, ALICE))["created"] is True
+    repeat = ok(call(gate, SUBMIT_JOB, args, ALICE))
     assert repeat["created"] is False
     assert repeat["name"] == name("idem-3")
 
@@ -262,7 +206,7 @@ def test_dry_run_failure_creates_nothing(
     registry: ClusterRegistry, batch: client.BatchV1Api
 ) -> None:
     policy = DefaultsPolicy(approval="elicitation")
-    gate = make_gate(registry, policy)
+    gate = make_gate(source=registry, tools=WRITES, policy=policy)
     asked: list[str] = []
 
     async def yes(text: str, _binding: str) -> bool:
@@ -270,16 +214,16 @@ def test_dry_run_failure_creates_nothing(
         return True
 
     missing = f"wr-nowhere-{SUFFIX}"
-    result = call(gate, SUBMIT_JOB, parked(name("dry")) | {"namespace": missing}, yes)
-    assert code(result) == "not_found"
-    assert missing in result.content[0].text
+    result = call(gate, SUBMIT_JOB, parked(name("dry")) | {"namespace": missing}, ALICE, yes)
+    assert error_code(result) == "not_found"
+    assert missing in result.text
     assert asked == []  # the API server refused the dry run before anyone was asked
     # a name that is taken: the dry run reports the conflict, the existing job is untouched
     taken = name("taken")
     batch.create_namespaced_job(NS, foreign_job(taken))
-    result = call(gate, SUBMIT_JOB, parked(taken), yes)
-    assert code(result) == "upstream_error"
-    assert "already exists" in result.content[0].text
+    result = call(gate, SUBMIT_JOB, parked(taken), ALICE, yes)
+    assert error_code(result) == "conflict"
+    assert "already exists" in result.text
     assert asked == []
     assert "app.kubernetes.io/managed-by" not in (
         batch.read_namespaced_job(taken, NS).metadata.labels or {}
@@ -288,12 +232,12 @@ def test_dry_run_failure_creates_nothing(
 
 
 def test_elicitation_required(registry: ClusterRegistry, batch: client.BatchV1Api) -> None:
-    gate = make_gate(registry, DefaultsPolicy(approval="elicitation"))
+    gate = make_gate(source=registry, tools=WRITES, policy=DefaultsPolicy(approval="elicitation"))
     job = name("elicit")
     args = parked(job, env={"WANDB_API_KEY": "s3cr3t-value"})
 
-    result = call(gate, SUBMIT_JOB, args, None)
-    assert code(result) == "approval_refused"
+    result = call(gate, SUBMIT_JOB, args, ALICE)
+    assert error_code(result) == "approval_refused"
     assert job_or_none(batch, job) is None
 
     asked: list[str] = []
@@ -302,7 +246,7 @@ def test_elicitation_required(registry: ClusterRegistry, batch: client.BatchV1Ap
         asked.append(text)
         return False
 
-    assert code(call(gate, SUBMIT_JOB, args, no)) == "approval_refused"
+    assert error_code(call(gate, SUBMIT_JOB, args, ALICE, no)) == "approval_refused"
     assert len(asked) == 1
     assert job in asked[0]
     assert "backoffLimit" in asked[0]
@@ -313,7 +257,7 @@ def test_elicitation_required(registry: ClusterRegistry, batch: client.BatchV1Ap
     async def yes(text: str, _binding: str) -> bool:
         return True
 
-    out = ok(call(gate, SUBMIT_JOB, args, yes))
+    out = ok(call(gate, SUBMIT_JOB, args, ALICE, yes))
     assert out["created"] is True
     assert out["approval"] == "elicitation"
     assert job_or_none(batch, job) is not None
@@ -322,44 +266,45 @@ def test_elicitation_required(registry: ClusterRegistry, batch: client.BatchV1Ap
 def test_cancel_refuses_foreign_job(registry: ClusterRegistry, batch: client.BatchV1Api) -> None:
     foreign = name("foreign")
     batch.create_namespaced_job(NS, foreign_job(foreign))
-    gate = make_gate(registry, DefaultsPolicy())
+    gate = make_gate(source=registry, tools=WRITES, policy=DefaultsPolicy())
     for spec in (CANCEL_JOB, RESUME_JOB, SUSPEND_JOB):
-        result = call(gate, spec, {"cluster": CLUSTER, "namespace": NS, "name": foreign})
-        assert code(result) == "policy_denied"
-        assert "not submitted through mcp-kube" in result.content[0].text
+        result = call(gate, spec, {"cluster": CLUSTER, "namespace": NS, "name": foreign}, ALICE)
+        assert error_code(result) == "policy_denied"
+        assert "not submitted through mcp-kube" in result.text
     assert job_or_none(batch, foreign) is not None
-    assert code(call(gate, CANCEL_JOB, {"namespace": NS, "name": name("absent")})) == "not_found"
+    absent = {"namespace": NS, "name": name("absent")}
+    assert error_code(call(gate, CANCEL_JOB, absent, ALICE)) == "not_found"
 
 
 def test_suspend_resume_cancel_ours(registry: ClusterRegistry, batch: client.BatchV1Api) -> None:
     policy = DefaultsPolicy()
-    gate = make_gate(registry, policy)
+    gate = make_gate(source=registry, tools=WRITES, policy=policy)
     job = name("flip")
-    ok(call(gate, SUBMIT_JOB, parked(job)))
+    ok(call(gate, SUBMIT_JOB, parked(job), ALICE))
     target = {"cluster": CLUSTER, "namespace": NS, "name": job}
     assert batch.read_namespaced_job(job, NS).spec.suspend is True
 
-    same = call(gate, SUSPEND_JOB, target)
+    same = call(gate, SUSPEND_JOB, target, ALICE)
     assert ok(same)["changed"] is False
-    assert "already suspended" in same.content[0].text
+    assert "already suspended" in same.text
 
-    out = ok(call(gate, RESUME_JOB, target))
+    out = ok(call(gate, RESUME_JOB, target, ALICE))
     assert out["changed"] is True
     assert out["suspended"] is False
     assert out["audit_id"]
     assert batch.read_namespaced_job(job, NS).spec.suspend is False
     assert ("resume_job", CLUSTER, NS) in policy.reviewed
 
-    out = ok(call(gate, SUSPEND_JOB, target))
+    out = ok(call(gate, SUSPEND_JOB, target, ALICE))
     assert out["changed"] is True
     assert out["suspended"] is True
     assert batch.read_namespaced_job(job, NS).spec.suspend is True
 
-    result = call(gate, CANCEL_JOB, target)
+    result = call(gate, CANCEL_JOB, target, ALICE)
     out = ok(result)
     assert out["action"] == "cancel"
     assert out["changed"] is True
-    assert "cancelled" in result.content[0].text
+    assert "cancelled" in result.text
     assert ("cancel_job", CLUSTER, NS) in policy.reviewed
     wait_for(lambda: job_or_none(batch, job) is None, f"{job} to be deleted", 30)
 
@@ -368,12 +313,13 @@ def test_read_only_policy_refuses_before_any_api_call(
     registry: ClusterRegistry, batch: client.BatchV1Api
 ) -> None:
     source = CountingSource(registry)
-    gate = make_gate(source, ReadOnlyPolicy())
+    gate = make_gate(source=source, tools=WRITES, policy=ReadOnlyPolicy())
     job = name("ro")
-    result = call(gate, SUBMIT_JOB, parked(job))
-    assert code(result) == "policy_denied"
-    assert "builtin.read-only" in result.content[0].text
+    result = call(gate, SUBMIT_JOB, parked(job), ALICE)
+    assert error_code(result) == "policy_denied"
+    assert "builtin.read-only" in result.text
+    target = {"namespace": NS, "name": job}
     for spec in (CANCEL_JOB, SUSPEND_JOB, RESUME_JOB):
-        assert code(call(gate, spec, {"namespace": NS, "name": job})) == "policy_denied"
+        assert error_code(call(gate, spec, target, ALICE)) == "policy_denied"
     assert source.gets == 0
     assert job_or_none(batch, job) is None

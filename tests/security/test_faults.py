@@ -20,15 +20,16 @@ import yaml
 from faultproxy import FaultProxy, Rule
 from mcp import Client
 from mcp_helpers import http_server
+from support.gates import call
 
 from mcp_kube.audit import AuditLog, verify
 from mcp_kube.domain import Principal
+from mcp_kube.gate import Gate
 from mcp_kube.kube.client import ClusterRegistry
-from mcp_kube.policy.gate import Gate
 from mcp_kube.policy.loader import ReloadablePolicy
 from mcp_kube.settings import AuditSettings, ClusterSettings, Limits, Settings
 from mcp_kube.testbed import cluster
-from mcp_kube.tools.catalog import TOOLS, by_name
+from mcp_kube.tools.catalog import TOOLS
 
 REPO = Path(__file__).resolve().parents[2]
 ALLOW_WRITES = REPO / "tests" / "data" / "allow-writes.yaml"
@@ -89,10 +90,11 @@ def faulty(proxied, tmp_path: Path) -> Iterator[tuple[Gate, FaultProxy, Path]]:
         registry.close()
 
 
-def call(gate: Gate, tool: str, args: dict[str, Any]) -> tuple[str, bool, float]:
+def timed(gate: Gate, tool: str, args: dict[str, Any]) -> tuple[str, bool, float]:
+    """(text, is_error, seconds) of one call as alice."""
     t0 = time.monotonic()
-    result = anyio.run(gate.call, by_name()[tool], args, ALICE)
-    return result.content[0].text, bool(result.is_error), time.monotonic() - t0
+    result = call(gate, tool, args, ALICE)
+    return result.text, result.is_error, time.monotonic() - t0
 
 
 def records(folder: Path) -> list[dict[str, Any]]:
@@ -109,7 +111,7 @@ def test_an_error_status_is_one_request_a_clear_error_and_an_audited_outcome(
 ) -> None:
     gate, proxy, folder = faulty
     proxy.set(Rule("GET", JOBS, "status", status))
-    text, is_error, seconds = call(gate, "list_jobs", LIST)
+    text, is_error, seconds = timed(gate, "list_jobs", LIST)
     assert is_error
     assert text.startswith("error [upstream_error]: gpu-east: ")
     assert words in text
@@ -128,7 +130,7 @@ def test_a_conflict_on_submit_is_one_request_and_both_records_are_written(faulty
     gate, proxy, folder = faulty
     proxy.set(Rule("POST", JOBS, "status", 409))
     job = {"name": "fault-409", "namespace": "team-a", "image": "registry.internal/x:1"}
-    text, is_error, _ = call(gate, "submit_job", job | {"cluster": "gpu-east"})
+    text, is_error, _ = timed(gate, "submit_job", job | {"cluster": "gpu-east"})
     assert is_error
     assert "conflict: already exists: injected 409" in text
     assert proxy.count("POST", JOBS) == 1
@@ -140,7 +142,7 @@ def test_a_conflict_on_submit_is_one_request_and_both_records_are_written(faulty
 def test_a_hung_api_server_fails_the_call_within_the_request_timeout(faulty) -> None:
     gate, proxy, folder = faulty
     proxy.set(Rule("GET", JOBS, "hang"))
-    text, is_error, seconds = call(gate, "list_jobs", LIST)
+    text, is_error, seconds = timed(gate, "list_jobs", LIST)
     assert is_error
     assert text == f"error [cluster_unavailable]: {UNAVAILABLE} (no answer within {TIMEOUT}s)"
     assert TIMEOUT <= seconds < TIMEOUT + 3
@@ -166,7 +168,7 @@ def test_the_call_timeout_ends_a_call_even_when_the_request_timeout_is_longer(
     try:
         proxy.set(Rule("GET", JOBS, "hang"))
         gate = Gate(registry, settings, ReloadablePolicy([ALLOW_WRITES]), TOOLS, log)
-        text, is_error, seconds = call(gate, "list_jobs", LIST)
+        text, is_error, seconds = timed(gate, "list_jobs", LIST)
     finally:
         proxy.set()
         log.close()
@@ -182,31 +184,31 @@ def test_an_outage_fails_cleanly_spares_the_other_cluster_and_heals_without_rest
     faulty,
 ) -> None:
     gate, proxy, folder = faulty
-    text, is_error, _ = call(gate, "gpu_inventory", {"cluster": "gpu-east"})
+    text, is_error, _ = timed(gate, "gpu_inventory", {"cluster": "gpu-east"})
     assert not is_error, text  # the watch caches are filled through the proxy
     proxy.set(Rule("*", ".*", "refuse"))  # and now every connection is dropped
     time.sleep(3)
     for tool, args in (("list_jobs", LIST), ("gpu_inventory", {"cluster": "gpu-east"})):
-        text, is_error, seconds = call(gate, tool, args)
+        text, is_error, seconds = timed(gate, tool, args)
         assert is_error, (tool, text)
         assert text.startswith("error [cluster_unavailable]"), text
         assert UNAVAILABLE in text
         assert "Traceback" not in text
         assert seconds < TIMEOUT + 1
-    text, is_error, _ = call(gate, "list_jobs", LIST | {"cluster": "gpu-west"})
+    text, is_error, _ = timed(gate, "list_jobs", LIST | {"cluster": "gpu-west"})
     assert not is_error, text
     # the caches' relists back off (0.5 s, 1 s, 2 s, ...): a handful of tries, not a storm
     assert len(proxy.seen) <= 12, proxy.seen
     proxy.set()  # the API server is reachable again
     deadline = time.monotonic() + 30
     while True:
-        text, is_error, _ = call(gate, "gpu_inventory", {"cluster": "gpu-east"})
+        text, is_error, _ = timed(gate, "gpu_inventory", {"cluster": "gpu-east"})
         if not is_error or time.monotonic() > deadline:
             break
         time.sleep(0.5)
     assert not is_error, text
     assert "Free now:" in text
-    assert not call(gate, "list_jobs", LIST)[1]
+    assert not timed(gate, "list_jobs", LIST)[1]
     outcomes = [r["outcome"] for r in records(folder)]
     assert outcomes.count("error") >= 2
     assert outcomes[-1] == "ok"

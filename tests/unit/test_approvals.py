@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -15,22 +16,21 @@ from mcp_kube.errors import (
     ApprovalPending,
     ApprovalRefused,
     InvalidArgument,
-    NotFound,
-    UpstreamError,
 )
+from mcp_kube.gate.approval_store import ApprovalStore, identify
+from mcp_kube.kube.memory import MemoryCluster
 from mcp_kube.kube.port import Kind
 from mcp_kube.policy import approvals
 from mcp_kube.policy.approvals import (
     ADMISSION_POLICY,
     DECISION_KEYS,
     ApprovalRecord,
-    ApprovalStore,
     ApprovalTerms,
     configmap_name,
     manifest_sha256,
     request_id,
-    terms_of,
 )
+from mcp_kube.policy.decision import ReadOnlyPolicy
 
 Json = dict[str, Any]
 NS = "mcp-kube-system"
@@ -49,125 +49,69 @@ TERMS = ApprovalTerms(approvers=("team-b",), four_eyes=True, ttl_seconds=600)
 STATE = approvals.STATE_LABEL
 
 
-class FakePort:
-    """ConfigMaps in memory, with the API server's rules that approvals rely on.
+def admission(old: Json | None, new: Json) -> None:
+    """The one rule of the admission policy the server's use of an approval relies on: a
+    decided record's decision cannot change. A dry run of such a change is refused as the
+    policy refuses it."""
+    if old is None:
+        return
+    od, nd = old.get("data") or {}, new.get("data") or {}
+    states = (old["metadata"]["labels"].get(STATE), new["metadata"]["labels"].get(STATE))
+    renewing = states == ("expired", "pending") and not any(nd.get(k) for k in DECISION_KEYS)
+    changed = any(od.get(k, "") != nd.get(k, "") for k in DECISION_KEYS)
+    if od.get("decision") and changed and not renewing:
+        raise InvalidArgument(
+            f"fake: configmaps {old['metadata']['name']!r} is invalid: : "
+            "ValidatingAdmissionPolicy 'mcp-kube-approvals' with binding "
+            "'mcp-kube-approvals' denied request: an approval request is decided only "
+            "once, while pending"
+        )
 
-    ``admission``: the one rule of the admission policy the server's use of an approval
-    relies on (a decided record's decision cannot change), so a dry run of such a change is
-    refused as the policy refuses it; False plays a cluster without the policy.
-    """
 
-    name = "fake"
+def record(port: MemoryCluster, rid: str) -> Json:
+    """The ConfigMap of a request, as stored."""
+    return port.stored(Kind.CONFIG_MAPS, configmap_name(rid), NS)
 
-    def __init__(self, namespaces: tuple[str, ...] = (NS,), admission: bool = True) -> None:
-        self.namespaces = set(namespaces)
-        self.admission = admission
-        self.objects: dict[tuple[str, str], Json] = {}
-        self.version = 0
-        self.patches: list[Json] = []
-        self.dry_runs = 0
 
-    def _bump(self, obj: Json) -> Json:
-        self.version += 1
-        obj["metadata"]["resourceVersion"] = str(self.version)
-        return copy.deepcopy(obj)
+def summary(port: MemoryCluster, rid: str) -> Json:
+    return ApprovalRecord.from_configmap(record(port, rid)).summary()
 
-    async def get(self, kind: Kind, name: str, namespace: str | None = None) -> Json:
-        assert kind is Kind.CONFIG_MAPS
-        await anyio.lowlevel.checkpoint()
-        try:
-            return copy.deepcopy(self.objects[(str(namespace), name)])
-        except KeyError:
-            raise NotFound(f"fake: configmaps {name!r} not found") from None
 
-    async def list_objects(
-        self,
-        kind: Kind,
-        namespace: str | None = None,
-        *,
-        label_selector: str | None = None,
-        field_selector: str | None = None,
-        limit: int | None = None,
-    ) -> list[Json]:
-        wanted = dict(p.split("=", 1) for p in (label_selector or "").split(",") if p)
-        return [
-            copy.deepcopy(o)
-            for (ns, _), o in sorted(self.objects.items())
-            if ns == namespace
-            and all(o["metadata"].get("labels", {}).get(k) == v for k, v in wanted.items())
-        ]
+def records(port: MemoryCluster) -> list[Json]:
+    return port.all(Kind.CONFIG_MAPS)
 
-    async def create(self, kind: Kind, namespace: str, body: Json, *, dry_run: bool) -> Json:
-        await anyio.lowlevel.checkpoint()
-        if namespace not in self.namespaces:
-            raise NotFound(f"fake: namespaces {namespace!r} not found")
-        key = (namespace, body["metadata"]["name"])
-        if key in self.objects:
-            raise UpstreamError("fake: conflict: already exists: configmaps exists")
-        obj = copy.deepcopy(body)
-        self.objects[key] = obj
-        return self._bump(obj)
 
-    def _admit(self, old: Json, new: Json) -> None:
-        od, nd = old.get("data") or {}, new.get("data") or {}
-        states = (old["metadata"]["labels"].get(STATE), new["metadata"]["labels"].get(STATE))
-        renewing = states == ("expired", "pending") and not any(nd.get(k) for k in DECISION_KEYS)
-        changed = any(od.get(k, "") != nd.get(k, "") for k in DECISION_KEYS)
-        if od.get("decision") and changed and not renewing:
-            raise InvalidArgument(
-                f"fake: configmaps {old['metadata']['name']!r} is invalid: : "
-                "ValidatingAdmissionPolicy 'mcp-kube-approvals' with binding "
-                "'mcp-kube-approvals' denied request: an approval request is decided only "
-                "once, while pending"
-            )
+def dry_runs(port: MemoryCluster) -> int:
+    return len(port.written("patch", dry_run=True))
 
-    async def patch(
-        self, kind: Kind, name: str, namespace: str, patch: Json, *, dry_run: bool
-    ) -> Json:
-        await anyio.lowlevel.checkpoint()
-        key = (namespace, name)
-        if key not in self.objects:
-            raise NotFound(f"fake: configmaps {name!r} not found")
-        obj = self.objects[key]
-        meta = patch.get("metadata", {})
-        want = meta.get("resourceVersion")
-        if want is not None and want != obj["metadata"]["resourceVersion"]:
-            raise UpstreamError("fake: conflict: the object changed meanwhile: Operation ...")
-        new = copy.deepcopy(obj)
-        new["metadata"].setdefault("labels", {}).update(meta.get("labels", {}))
-        new.setdefault("data", {}).update(patch.get("data", {}))
-        self.dry_runs += dry_run
-        if self.admission:
-            self._admit(obj, new)
-        if dry_run:
-            return new
-        self.patches.append(copy.deepcopy(patch))
-        self.objects[key] = new
-        return self._bump(new)
 
-    def stored(self, rid: str) -> Json:
-        return ApprovalRecord.from_configmap(self.objects[(NS, configmap_name(rid))]).summary()
+def edit(port: MemoryCluster, rid: str, change: Callable[[Json], object]) -> None:
+    """Edit a record by hand, as a writer the admission policy does not stop."""
+    obj = record(port, rid)
+    change(obj)
+    port.add(Kind.CONFIG_MAPS, obj)
 
-    def data(self, rid: str) -> dict[str, str]:
-        data: dict[str, str] = self.objects[(NS, configmap_name(rid))]["data"]
-        return data
 
-    def forge(self, rid: str, **data: str) -> None:
-        """Edit a record by hand, as a writer the admission policy does not stop."""
-        obj = self.objects[(NS, configmap_name(rid))]
+def forge(port: MemoryCluster, rid: str, **data: str) -> None:
+    """Write data keys (``decided_by`` for ``decided-by``) and, with a decision, the state."""
+
+    def change(obj: Json) -> None:
         obj["data"].update({k.replace("_", "-"): v for k, v in data.items()})
         if data.get("decision"):
             obj["metadata"]["labels"][STATE] = data["decision"]
-        self._bump(obj)
+
+    edit(port, rid, change)
 
 
 def run(fn: Any, *args: Any) -> Any:
     return anyio.run(fn, *args)
 
 
-def store(admission: bool = True) -> tuple[FakePort, ApprovalStore]:
-    port = FakePort(admission=admission)
-    return port, ApprovalStore(port, NS)  # type: ignore[arg-type]
+def store(admitting: bool = True) -> tuple[MemoryCluster, ApprovalStore]:
+    """The store, over a cluster with the approvals namespace, with or without the admission
+    policy of deploy/base/approvals-admission.yaml in force."""
+    port = MemoryCluster("fake", namespaces=(NS,), admit=admission if admitting else None)
+    return port, ApprovalStore(port, NS)
 
 
 async def require(
@@ -213,14 +157,9 @@ def test_manifest_hash_ignores_status_and_server_metadata() -> None:
     assert manifest_sha256(reordered) == manifest_sha256(MANIFEST)
 
 
-def test_terms_default_and_from_policy() -> None:
-    assert terms_of(object(), ALICE, "t", "c", "n", {}) == ApprovalTerms((), True, 3600)
-
-    class Policy:
-        def approval_terms(self, *args: Any) -> Any:
-            return ApprovalTerms(["ops"], False, 120)  # type: ignore[arg-type]
-
-    assert terms_of(Policy(), ALICE, "t", "c", "n", {}) == ApprovalTerms(("ops",), False, 120)
+def test_a_policy_without_terms_gets_the_default_terms() -> None:
+    assert ReadOnlyPolicy().approval_terms(ALICE, "t", "c", "n", {}) is None
+    assert ApprovalTerms() == ApprovalTerms((), True, 3600)  # any approver, four-eyes, an hour
 
 
 def test_bad_ids_are_refused_before_any_request() -> None:
@@ -228,7 +167,7 @@ def test_bad_ids_are_refused_before_any_request() -> None:
     for bad in ("../../x", "ABCDEF0123456789", "abc"):
         with pytest.raises(InvalidArgument):
             run(s.approve, bad, BOB)
-    assert not port.objects
+    assert not records(port)
 
 
 # ---------------------------------------------------------------------------- the flow
@@ -237,7 +176,7 @@ def test_bad_ids_are_refused_before_any_request() -> None:
 def test_first_call_files_a_pending_request_and_writes_nothing_else() -> None:
     port, s = store()
     rid = pending_id(s)
-    rec = port.stored(rid)
+    rec = summary(port, rid)
     assert rec["state"] == "pending"
     assert rec["requester"] == {"subject": "alice", "groups": ["team-a"]}
     assert rec["tool"] == "submit_job"
@@ -247,10 +186,10 @@ def test_first_call_files_a_pending_request_and_writes_nothing_else() -> None:
     assert rec["approvers"] == ["team-b"]
     assert rec["created_at"] == "2026-01-01T12:00:00Z"
     assert rec["expires_at"] == "2026-01-01T12:10:00Z"
-    obj = port.objects[(NS, configmap_name(rid))]
+    obj = record(port, rid)
     assert obj["metadata"]["labels"][approvals.MANAGED_BY_LABEL] == "mcp-kube"
     # what the admission policy reads is in plain data keys (CEL cannot parse the JSON)
-    data = port.data(rid)
+    data = record(port, rid)["data"]
     assert {k: v for k, v in data.items() if k != "request"} == {
         "requester": "alice",
         "approver-groups": "team-b",
@@ -265,7 +204,7 @@ def test_first_call_files_a_pending_request_and_writes_nothing_else() -> None:
     # the same call again finds the same request (another replica, a restart): still pending
     with pytest.raises(ApprovalPending, match=f"still waiting.*{rid}"):
         run(require, s, T0 + timedelta(minutes=1))
-    assert len(port.objects) == 1
+    assert len(records(port)) == 1
 
 
 def test_requester_cannot_self_approve_under_four_eyes() -> None:
@@ -274,7 +213,7 @@ def test_requester_cannot_self_approve_under_four_eyes() -> None:
     alice_in_approvers = Principal("alice", ("team-a", "team-b"))
     with pytest.raises(ApprovalRefused, match="four-eyes"):
         run(s.approve, rid, alice_in_approvers, T0)
-    assert port.stored(rid)["state"] == "pending"
+    assert summary(port, rid)["state"] == "pending"
 
 
 def test_without_four_eyes_the_requester_may_approve() -> None:
@@ -282,7 +221,7 @@ def test_without_four_eyes_the_requester_may_approve() -> None:
     terms = ApprovalTerms(approvers=(), four_eyes=False, ttl_seconds=600)
     with pytest.raises(ApprovalPending):
         run(lambda: require(s, terms=terms))
-    rid = next(iter(port.objects))[1].removeprefix("mcpk-approval-")
+    rid = records(port)[0]["metadata"]["name"].removeprefix("mcpk-approval-")
     run(s.approve, rid, ALICE, T0)
     assert run(lambda: require(s, terms=terms)) == "out_of_band:alice"
 
@@ -292,7 +231,7 @@ def test_approver_outside_the_approver_groups_is_refused() -> None:
     rid = pending_id(s)
     with pytest.raises(ApprovalRefused, match="none of the approver groups"):
         run(s.approve, rid, CAROL, T0)
-    assert port.stored(rid)["state"] == "pending"
+    assert summary(port, rid)["state"] == "pending"
 
 
 def test_expired_request_cannot_be_approved_nor_run() -> None:
@@ -301,17 +240,17 @@ def test_expired_request_cannot_be_approved_nor_run() -> None:
     late = T0 + timedelta(seconds=601)
     with pytest.raises(ApprovalRefused, match="expired"):
         run(s.approve, rid, BOB, late)
-    assert port.stored(rid)["state"] == "pending"
+    assert summary(port, rid)["state"] == "pending"
     # the requester's next call reports the expiry once ...
     with pytest.raises(ApprovalRefused, match=f"{rid} expired at 2026-01-01T12:10:00Z"):
         run(require, s, late)
-    assert port.stored(rid)["state"] == "expired"
+    assert summary(port, rid)["state"] == "expired"
     with pytest.raises(ApprovalRefused, match="expired"):
         run(s.approve, rid, BOB, late)
     # ... and the one after files a new request under the same id
     with pytest.raises(ApprovalPending, match="earlier request expired"):
         run(require, s, late)
-    renewed = port.stored(rid)
+    renewed = summary(port, rid)
     assert renewed["state"] == "pending"
     assert renewed["expires_at"] == "2026-01-01T12:20:01Z"
 
@@ -322,7 +261,7 @@ def test_an_approval_that_expired_before_use_does_not_run() -> None:
     run(s.approve, rid, BOB, T0 + timedelta(minutes=1))
     with pytest.raises(ApprovalRefused, match="expired"):
         run(require, s, T0 + timedelta(minutes=11))
-    assert port.stored(rid)["used_at"] is None
+    assert summary(port, rid)["used_at"] is None
 
 
 def test_approved_request_runs_exactly_once() -> None:
@@ -331,10 +270,10 @@ def test_approved_request_runs_exactly_once() -> None:
     rec = run(s.approve, rid, BOB, T0 + timedelta(minutes=1))
     assert rec.state == "approved"
     assert rec.approved_by == "bob"
-    assert port.stored(rid)["decided_at"] == "2026-01-01T12:01:00Z"
-    assert port.stored(rid)["decided_groups"] == ["team-b"]
+    assert summary(port, rid)["decided_at"] == "2026-01-01T12:01:00Z"
+    assert summary(port, rid)["decided_groups"] == ["team-b"]
     assert run(require, s, T0 + timedelta(minutes=2)) == "out_of_band:bob"
-    stored = port.stored(rid)
+    stored = summary(port, rid)
     assert stored["state"] == "used"
     assert stored["used_at"] == "2026-01-01T12:02:00Z"
     with pytest.raises(ApprovalRefused, match=r"already used.*exactly once"):
@@ -376,7 +315,7 @@ def test_two_concurrent_consumers_one_wins() -> None:
 
     run(main)
     assert sorted(o.split(":")[0] for o in outcomes) == ["out_of_band", "refused"]
-    assert port.stored(rid)["state"] == "used"
+    assert summary(port, rid)["state"] == "used"
 
 
 def test_two_concurrent_requesters_through_require_one_runs() -> None:
@@ -411,7 +350,7 @@ def test_rejected_request_is_refused() -> None:
         run(require, s)
     with pytest.raises(ApprovalRefused, match="already rejected"):
         run(s.approve, rid, BOB, T0)
-    assert port.stored(rid)["state"] == "rejected"
+    assert summary(port, rid)["state"] == "rejected"
 
 
 def test_requester_may_withdraw_but_outsiders_may_not_reject() -> None:
@@ -459,7 +398,7 @@ def test_list_pending_skips_decided_and_expired() -> None:
 
 
 def test_missing_namespace_tells_the_operator() -> None:
-    s = ApprovalStore(FakePort(namespaces=()), NS)  # type: ignore[arg-type]
+    s = ApprovalStore(MemoryCluster("fake", namespaces=()), NS)
     with pytest.raises(ApprovalRefused, match="kubectl create namespace mcp-kube-system"):
         run(require, s)
 
@@ -467,7 +406,7 @@ def test_missing_namespace_tells_the_operator() -> None:
 def test_a_record_of_someone_else_under_the_id_is_refused() -> None:
     port, s = store()
     rid = pending_id(s)
-    port.forge(rid, requester="mallory")
+    forge(port, rid, requester="mallory")
     with pytest.raises(ApprovalRefused, match="belongs to another request"):
         run(require, s)
 
@@ -475,7 +414,7 @@ def test_a_record_of_someone_else_under_the_id_is_refused() -> None:
 def test_malformed_record_fails_closed() -> None:
     port, s = store()
     rid = pending_id(s)
-    port.objects[(NS, configmap_name(rid))]["data"]["request"] = "{not json"
+    edit(port, rid, lambda obj: obj["data"].update(request="{not json"))
     with pytest.raises(ApprovalRefused, match="malformed"):
         run(require, s)
 
@@ -507,7 +446,7 @@ def test_nothing_in_the_tool_arguments_counts_as_approval() -> None:
 
     with pytest.raises(ApprovalPending):
         run(again)
-    assert port.stored(rid)["state"] == "pending"
+    assert summary(port, rid)["state"] == "pending"
 
 
 # ---------------------------------------------------------------------------- who decided
@@ -519,7 +458,7 @@ def test_the_approvers_patch_writes_only_the_decision() -> None:
     port, s = store()
     rid = pending_id(s)
     run(s.approve, rid, Principal("bob", ("team-b", "other")), T0)
-    [patch] = port.patches
+    [patch] = port.written("patch")
     assert set(patch["data"]) == set(DECISION_KEYS)
     assert patch["data"] == {
         "decision": "approved",
@@ -533,10 +472,11 @@ def test_the_approvers_patch_writes_only_the_decision() -> None:
 
 def test_a_record_approved_by_its_requester_is_refused_when_used() -> None:
     """Even where nothing stopped the edit (no admission policy), the server refuses it."""
-    for admission in (True, False):
-        port, s = store(admission)
+    for admitting in (True, False):
+        port, s = store(admitting)
         rid = pending_id(s)
-        port.forge(
+        forge(
+            port,
             rid,
             decision="approved",
             decided_by="alice",
@@ -545,38 +485,38 @@ def test_a_record_approved_by_its_requester_is_refused_when_used() -> None:
         )
         with pytest.raises(ApprovalRefused, match=r"four-eyes.*approved by its own requester"):
             run(require, s)
-        assert port.stored(rid)["state"] == "approved"  # not used: nothing ran
-        assert port.dry_runs == 0  # refused before asking the API server
+        assert summary(port, rid)["state"] == "approved"  # not used: nothing ran
+        assert dry_runs(port) == 0  # refused before asking the API server
 
 
 def test_an_approval_by_no_approver_group_is_refused_when_used() -> None:
     port, s = store()
     rid = pending_id(s)
-    port.forge(rid, decision="approved", decided_by="carol", decided_groups="team-c",
+    forge(port, rid, decision="approved", decided_by="carol", decided_groups="team-c",
                decided_at="2026-01-01T12:00:00Z")  # fmt: skip
     with pytest.raises(ApprovalRefused, match="none of its approver groups"):
         run(require, s)
-    assert port.stored(rid)["state"] == "approved"
+    assert summary(port, rid)["state"] == "approved"
 
 
 def test_a_state_label_without_a_decision_is_no_approval() -> None:
     port, s = store()
     rid = pending_id(s)
-    port.objects[(NS, configmap_name(rid))]["metadata"]["labels"][STATE] = "approved"
+    edit(port, rid, lambda obj: obj["metadata"]["labels"].update({STATE: "approved"}))
     with pytest.raises(ApprovalRefused, match="records no approval"):
         run(require, s)
-    assert port.stored(rid)["used_at"] is None
+    assert summary(port, rid)["used_at"] is None
 
 
 def test_without_the_admission_policy_no_approval_counts() -> None:
-    port, s = store(admission=False)
+    port, s = store(admitting=False)
     rid = pending_id(s)
     run(s.approve, rid, BOB, T0)  # a proper decision, but nothing vouches for who made it
     with pytest.raises(ApprovalRefused, match=f"{ADMISSION_POLICY} is not in force") as err:
         run(require, s)
     assert "deploy/base/approvals-admission.yaml" in str(err.value)
-    assert port.dry_runs == 1
-    stored = port.stored(rid)
+    assert dry_runs(port) == 1
+    stored = summary(port, rid)
     assert (stored["state"], stored["decided_by"], stored["used_at"]) == ("approved", "bob", None)
 
 
@@ -585,8 +525,8 @@ def test_with_the_admission_policy_the_check_is_a_dry_run() -> None:
     rid = pending_id(s)
     run(s.approve, rid, BOB, T0)
     assert run(require, s) == "out_of_band:bob"
-    assert port.dry_runs == 1
-    assert port.stored(rid)["decided_by"] == "bob"  # the dry run changed nothing
+    assert dry_runs(port) == 1
+    assert summary(port, rid)["decided_by"] == "bob"  # the dry run changed nothing
 
 
 def test_the_api_servers_refusal_reaches_the_approver() -> None:
@@ -610,7 +550,7 @@ def test_approver_groups_that_cannot_be_stored_are_refused() -> None:
     terms = ApprovalTerms(approvers=("team-b\nteam-a",), four_eyes=True, ttl_seconds=600)
     with pytest.raises(ApprovalRefused, match="cannot be stored"):
         run(lambda: require(s, terms=terms))
-    assert not port.objects
+    assert not records(port)
 
 
 @pytest.mark.parametrize(
@@ -620,28 +560,25 @@ def test_approver_groups_that_cannot_be_stored_are_refused() -> None:
 def test_a_record_with_bad_plain_keys_fails_closed(key: str, value: str | None) -> None:
     port, s = store()
     rid = pending_id(s)
-    data = port.data(rid)
-    if value is None:
-        del data[key]
-    else:
-        data[key] = value
+
+    def spoil(obj: Json) -> None:
+        if value is None:
+            del obj["data"][key]
+        else:
+            obj["data"][key] = value
+
+    edit(port, rid, spoil)
     with pytest.raises(ApprovalRefused, match="malformed"):
         run(require, s)
 
 
 async def _identify(port: Any) -> Principal:
-    return await approvals.identify(port)
+    return await identify(port)
 
 
 def test_identify_reads_the_self_subject_review() -> None:
-    class WhoPort:
-        name = "fake"
-
-        async def create(self, kind: Kind, namespace: str, body: Json, *, dry_run: bool) -> Json:
-            assert kind is Kind.SELF_SUBJECT_REVIEWS
-            assert body["kind"] == "SelfSubjectReview"
-            return {"status": {"userInfo": {"username": "bob", "groups": ["team-b", "x"]}}}
-
-    assert run(_identify, WhoPort()) == Principal(
-        "bob", ("team-b", "x"), "kubeconfig:selfsubjectreview"
-    )
+    port = MemoryCluster("fake", user=("bob", ("team-b", "x")))
+    assert run(_identify, port) == Principal("bob", ("team-b", "x"), "kubeconfig:selfsubjectreview")
+    [asked] = port.requests
+    assert (asked.verb, asked.kind) == ("create", Kind.SELF_SUBJECT_REVIEWS)
+    assert (asked.body or {})["kind"] == "SelfSubjectReview"

@@ -18,11 +18,12 @@ import anyio
 import pytest
 import yaml
 from mcp import Client
+from support.gates import CLUSTER_CALLS, call
 
 from mcp_kube.domain import Principal
 from mcp_kube.errors import NoClusters, UnknownCluster
+from mcp_kube.gate import Gate
 from mcp_kube.kube.client import ClusterRegistry
-from mcp_kube.policy.gate import Gate
 from mcp_kube.policy.loader import ReloadablePolicy
 from mcp_kube.server.app import build_server
 from mcp_kube.settings import ClusterSettings, Settings
@@ -240,7 +241,7 @@ def fake_cluster_kubeconfig(server: str, current: str) -> dict[str, Any]:
 
 def inventory(reg: ClusterRegistry, args: dict[str, Any]) -> Any:
     gate = Gate(reg, Settings(), ReloadablePolicy([REPO / "policies" / "default.yaml"]), TOOLS)
-    return anyio.run(gate.call, by_name()["gpu_inventory"], args, Principal("tester"))
+    return call(gate, "gpu_inventory", args, Principal("tester"))
 
 
 def test_refused_credentials_give_way_to_a_context_that_works(tmp_path: Path, fake_api) -> None:
@@ -250,7 +251,7 @@ def test_refused_credentials_give_way_to_a_context_that_works(tmp_path: Path, fa
         assert reg.names == ["fake-expired", "elsewhere"]
         assert reg.contexts_of("fake-expired") == ["fake-expired", "fake-alice", "fake-admin"]
         result = inventory(reg, {"cluster": "fake-expired", "include_nodes": False})
-        assert not result.is_error, result.content[0].text
+        assert not result.is_error, result.text
         rows = result.structured_content["clusters"]
         assert [(r["cluster"], r["reachable"], r["gpu_nodes"]) for r in rows] == [
             ("fake-expired", True, 1)
@@ -276,7 +277,7 @@ def test_the_current_context_is_who_you_are(tmp_path: Path, fake_api) -> None:
         assert reg.default == "fake-expired"  # named after its first context, in file order
         result = inventory(reg, {"cluster": "fake-expired", "include_nodes": False})
         assert result.is_error
-        assert result.content[0].text.startswith("error [forbidden]: ")
+        assert result.text.startswith("error [forbidden]: ")
         assert {t for t, _ in seen} == {"alice"}
         assert reg.get(None).context == "fake-alice"
     finally:
@@ -305,11 +306,11 @@ def test_the_fleet_view_counts_a_cluster_once(tmp_path: Path, fake_api) -> None:
     reg = registry(write(tmp_path, cfg))
     try:
         result = inventory(reg, {"include_nodes": False})
-        assert not result.is_error, result.content[0].text
+        assert not result.is_error, result.text
         out = result.structured_content
         assert [c["cluster"] for c in out["clusters"]] == ["fake-expired"]
         assert [(r["resource"], r["allocatable"]) for r in out["fleet"]] == [("nvidia.com/gpu", 8)]
-        assert result.content[0].text.startswith("Free now: 8 of 8 GPUs")
+        assert result.text.startswith("Free now: 8 of 8 GPUs")
         listed = anyio.run(
             Gate(
                 reg, Settings(), ReloadablePolicy([REPO / "policies" / "default.yaml"]), TOOLS
@@ -322,32 +323,13 @@ def test_the_fleet_view_counts_a_cluster_once(tmp_path: Path, fake_api) -> None:
         assert row["contexts"] == ["fake-expired", "fake-alice", "fake-admin"]
         assert row["context"] == "fake-admin"  # the current context
         assert "contexts: fake-expired, fake-alice, fake-admin (credentials of fake-admin)" in (
-            listed.content[0].text
+            listed.text
         )
     finally:
         reg.close()
 
 
 # ----------------------------------------------------------------------------- no clusters
-
-# Every tool that reaches a cluster, with arguments that pass validation.
-CLUSTER_CALLS: dict[str, dict[str, Any]] = {
-    "list_clusters": {},
-    "gpu_inventory": {},
-    "gpu_workloads": {},
-    "gpu_quota": {},
-    "gpu_usage_report": {"since_hours": 24},
-    "recommend_placement": {"gpus": 2},
-    "list_jobs": {"namespace": "team-a"},
-    "get_job": {"namespace": "team-a", "name": "x"},
-    "pod_logs": {"namespace": "team-a", "pod": "x"},
-    "list_events": {"namespace": "team-a"},
-    "explain_pending": {"namespace": "team-a", "pod": "x"},
-    "submit_job": {"name": "x", "namespace": "team-a", "image": "registry.internal/a:1"},
-    "cancel_job": {"namespace": "team-a", "name": "x"},
-    "suspend_job": {"namespace": "team-a", "name": "x"},
-    "resume_job": {"namespace": "team-a", "name": "x"},
-}
 
 
 def test_every_tool_but_whoami_is_listed_here() -> None:
@@ -367,12 +349,12 @@ def test_a_missing_kubeconfig_is_no_clusters_for_every_cluster_tool(tmp_path: Pa
             reg.resolve(name)
     gate = Gate(reg, Settings(), ReloadablePolicy([REPO / "tests/data/allow-writes.yaml"]), TOOLS)
     for tool, args in [*CLUSTER_CALLS.items(), ("gpu_inventory", {"cluster": "gpu-east"})]:
-        result = anyio.run(gate.call, by_name()[tool], args, Principal("tester"))
-        text = result.content[0].text
+        result = call(gate, tool, args, Principal("tester"))
+        text = result.text
         assert result.is_error, (tool, text)
         assert text.startswith("error [no_clusters]: "), (tool, text)
         assert str(missing) in text, tool
-    assert not anyio.run(gate.call, by_name()["whoami"], {}, Principal("tester")).is_error
+    assert not call(gate, "whoami", {}, Principal("tester")).is_error
 
 
 def test_kubeconfig_from_the_environment_is_named(tmp_path: Path, monkeypatch) -> None:

@@ -9,6 +9,7 @@ from typing import Any
 
 import anyio
 import pytest
+from llm_vocab import ci_vocab, first_refused, grammar_sampler
 
 from mcp_kube.llm import prompt as P
 from mcp_kube.llm.agent import Agent, ToolOutcome
@@ -41,19 +42,87 @@ def schema_of(name: str) -> dict[str, Any]:
     return next(t.input_schema for t in tool_defs() if t.name == name)
 
 
-def test_every_grammar_is_accepted_by_llama_cpp() -> None:
-    grammar_mod = pytest.importorskip("llama_cpp.llama_grammar")
+# llama.cpp's grammar engine, over the CI model's vocabulary (``LlamaGrammar.from_string``
+# checks nothing: the grammar is parsed only when a sampler is made of it)
+REQUEST = "last 50 lines of job bert-ft in team-b on gpu-west, image registry.internal/ml/x:1"
+GROUND = P.Grounding.of(REQUEST, ["h100-1 h100-2 NVIDIA-H100-80GB-HBM3"], {"cluster": CLUSTERS})
+BROKEN = {
+    "an undefined rule": 'root ::= "a" missing\n',
+    "an unterminated literal": 'root ::= "a\n',
+    "left recursion": 'root ::= root "a"\n',
+    "no root rule": 'start ::= "a"\n',
+}
+
+
+@pytest.fixture(scope="module")
+def vocab() -> Any:
+    return ci_vocab()
+
+
+def compiles(vocab: Any, gbnf: str) -> bool:
+    import llama_cpp
+
+    sampler = grammar_sampler(vocab, gbnf)
+    if sampler is None:
+        return False
+    llama_cpp.llama_sampler_free(sampler)
+    return True
+
+
+def written(schema: dict[str, Any], args: dict[str, Any]) -> str:
+    """The rest of a call after its name, as the agent has the model write it: required
+    arguments first, then the optional ones in schema order."""
+    required = [k for k in schema.get("required", ()) if k in args]
+    rest = [k for k in schema.get("properties", {}) if k in args and k not in required]
+    return P.ARGS_PREFIX + json.dumps({k: args[k] for k in required + rest}) + "}"
+
+
+def test_every_grammar_compiles_in_llama_cpp_and_a_broken_one_does_not(vocab: Any) -> None:
     defs = tool_defs()
-    grammar_mod.LlamaGrammar.from_string(P.choice_grammar([t.name for t in defs]), verbose=False)
-    ground = P.Grounding.of(
-        "last 50 lines of job bert-ft in team-b on gpu-west, image registry.internal/ml/x:1",
-        ["h100-1 h100-2 NVIDIA-H100-80GB-HBM3"],
-        {"cluster": CLUSTERS},
-    )
+    names = [t.name for t in defs]
+    grammars = [P.choice_grammar(names), P.choice_grammar(names, allow_answer=False)]
+    grammars += [P.args_grammar(t.input_schema, g) for t in defs for g in (None, GROUND)]
+    for gbnf in grammars:
+        assert compiles(vocab, gbnf), gbnf
+    for why, gbnf in BROKEN.items():
+        assert not compiles(vocab, gbnf), why
+    agents = P.args_grammar(schema_of("list_jobs"))
+    assert not compiles(vocab, agents.replace("kv0", "kv_gone", 1)), "a dangling rule reference"
+
+
+def test_the_grammars_accept_each_tool_example_and_refuse_what_no_schema_allows(
+    vocab: Any,
+) -> None:
+    defs = tool_defs()
+    choice = P.choice_grammar([t.name for t in defs])
+    checked = 0
     for t in defs:
-        for g in (None, ground):
-            text = P.args_grammar(t.input_schema, g)
-            grammar_mod.LlamaGrammar.from_string(text, verbose=False)
+        assert first_refused(vocab, choice, f'{t.name}"') is None, t.name
+        grammar = P.args_grammar(t.input_schema)
+        for _, args in t.examples:
+            rest = written(t.input_schema, args)
+            assert first_refused(vocab, grammar, rest) is None, (t.name, rest)
+            call = json.loads(P.CALL_PREFIX + f'{t.name}"' + rest)
+            assert call == {"name": t.name, "arguments": args}
+            checked += 1
+        assert first_refused(vocab, grammar, P.ARGS_PREFIX + '{"no_such_argument": 1}}')
+        # no arguments at all: a call only where the schema requires none
+        empty = first_refused(vocab, grammar, P.ARGS_PREFIX + "{}}")
+        assert (empty is not None) == bool(t.input_schema.get("required")), t.name
+    assert checked >= len(defs)  # every tool shows at least one example
+    assert first_refused(vocab, choice, 'no_such_tool"')
+    no_answer = P.choice_grammar([t.name for t in defs], allow_answer=False)
+    assert first_refused(vocab, no_answer, f'{P.ANSWER}"')
+
+
+def test_a_grounded_grammar_offers_only_what_the_request_names(vocab: Any) -> None:
+    schema = schema_of("pod_logs")
+    grammar = P.args_grammar(schema, GROUND)
+    asked = {"namespace": "team-b", "job": "bert-ft", "tail_lines": 50, "cluster": "gpu-west"}
+    assert first_refused(vocab, grammar, written(schema, asked)) is None
+    assert first_refused(vocab, grammar, written(schema, asked | {"namespace": "team-c"}))
+    assert first_refused(vocab, grammar, written(schema, asked | {"tail_lines": 51}))
+    assert first_refused(vocab, grammar, written(schema, asked | {"cluster": "gpu-east"}))
 
 
 def test_choice_grammar_offers_answer_only_after_a_call() -> None:

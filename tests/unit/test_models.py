@@ -266,12 +266,19 @@ def test_locate_part_reads_metadata_without_importing() -> None:
         inst.locate_part(part.model_copy(update={"path": "pytest_nothing/here.bin"}))
 
 
+def in_store(env: tuple[Path, Path, Path], data: bytes) -> Path:
+    """``tiny.gguf`` in the model store, holding ``data`` (as damage or a forger leaves it)."""
+    store = env[2]
+    store.mkdir()
+    path = store / "tiny.gguf"
+    path.write_bytes(data)
+    return path
+
+
 def test_wrong_size_in_the_store_is_refused_without_hashing(
     env: tuple[Path, Path, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    _, _, store = env
-    store.mkdir()
-    (store / "tiny.gguf").write_bytes(WHOLE[:-1])
+    in_store(env, WHOLE[:-1])
     monkeypatch.setattr(mf, "sha256_file", lambda p, chunk=0: pytest.fail("hashed"))
     with pytest.raises(ModelCorrupt) as e:
         mf.resolve("tiny")
@@ -284,15 +291,13 @@ def test_wrong_size_in_the_store_is_refused_without_hashing(
 def test_wrong_sha256_in_the_store_is_refused_expected_vs_got(
     env: tuple[Path, Path, Path],
 ) -> None:
-    _, _, store = env
-    store.mkdir()
     bad = b"X" + WHOLE[1:]
-    (store / "tiny.gguf").write_bytes(bad)
+    path = in_store(env, bad)
     with pytest.raises(ModelCorrupt) as e:
         mf.resolve("tiny")
     assert f"has sha256 {sha(bad)}, expected {sha(WHOLE)}" in str(e.value)
     assert "the file is refused" in str(e.value)
-    assert not mf.marker_path(store / "tiny.gguf").exists()
+    assert not mf.marker_path(path).exists()
 
 
 def test_the_marker_spares_rehashing_until_size_or_mtime_change(
@@ -335,11 +340,8 @@ def test_the_marker_spares_rehashing_until_size_or_mtime_change(
 def test_a_forged_or_stale_marker_for_another_hash_is_ignored(
     env: tuple[Path, Path, Path],
 ) -> None:
-    _, _, store = env
-    store.mkdir()
     bad = b"Z" + WHOLE[1:]
-    path = store / "tiny.gguf"
-    path.write_bytes(bad)
+    path = in_store(env, bad)
     mf.write_marker(path, sha(bad))  # vouches for the wrong hash
     with pytest.raises(ModelCorrupt):
         mf.resolve("tiny")

@@ -14,6 +14,7 @@ from mcp_kube.policy.cel import CelPy, CommonCel
 from mcp_kube.policy.engine import PolicyError
 from mcp_kube.policy.loader import ReloadablePolicy, load_engine
 from mcp_kube.policy.testing import run_tests
+from mcp_kube.tools.catalog import CatalogFacts
 
 REPO = Path(__file__).resolve().parents[2]
 ALICE = Principal("alice", ("team-a",))
@@ -28,7 +29,7 @@ def write(tmp_path: Path, body: str, name: str = "p.yaml") -> Path:
 
 
 def test_the_shipped_corpus_passes_on_both_cel_implementations(capsys) -> None:
-    results = run_tests(REPO / "policies" / "tests")
+    results = run_tests(REPO / "policies" / "tests", CatalogFacts())
     assert len(results) >= 20
     assert [r for r in results if not r.ok] == []
     assert main(["policy", "test", str(REPO / "policies" / "tests")]) == 0
@@ -197,4 +198,4 @@ def test_out_of_band_terms_come_from_the_rule_that_asks_for_them(tmp_path) -> No
     assert review.approval == "out_of_band"
     terms = engine.approval_terms(ALICE, "submit_job", "c", "team-a", review.manifest)
     assert terms is not None
-    assert (terms.approvers, terms.four_eyes, terms.ttl_seconds) == (["gpu-leads"], True, 600)
+    assert (terms.approvers, terms.four_eyes, terms.ttl_seconds) == (("gpu-leads",), True, 600)

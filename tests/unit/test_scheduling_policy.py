@@ -11,18 +11,17 @@ import re
 from pathlib import Path
 from typing import Any
 
-import anyio
 import pytest
 from pydantic import ValidationError
+from support.gates import ALLOW_ALL_RULES as ALLOW_ALL
+from support.gates import call, make_gate, policy_file
 
 from mcp_kube.domain import Principal
 from mcp_kube.errors import PolicyDenied
-from mcp_kube.kube.port import Kind
+from mcp_kube.gate import Gate
+from mcp_kube.kube.memory import MemoryCluster
 from mcp_kube.policy.engine import PolicyError
-from mcp_kube.policy.gate import Gate
-from mcp_kube.policy.loader import ReloadablePolicy, load_engine
-from mcp_kube.settings import Settings
-from mcp_kube.tools.catalog import by_name
+from mcp_kube.policy.loader import load_engine
 from mcp_kube.tools.jobspec import SubmitJobInput, build_job
 
 REPO = Path(__file__).resolve().parents[2]
@@ -30,8 +29,6 @@ POLICIES = REPO / "policies"
 DEFAULT = POLICIES / "default.yaml"
 EXAMPLES = sorted((POLICIES / "examples").glob("*.yaml"))
 GPU_TEAMS = POLICIES / "examples" / "gpu-teams.yaml"
-HEADER = "apiVersion: mcp-kube.io/v1alpha1\nkind: ToolPolicy\nmetadata: {name: %s}\n"
-ALLOW_ALL = "spec:\n  rules: [{id: all, match: {tools: ['*']}}]\n"
 TEAM_CLASSES = "team-batch, team-interactive"  # as gpu-teams.yaml lists them
 SYSTEM_CLASSES = ["system-node-critical", "system-cluster-critical"]
 
@@ -47,51 +44,9 @@ CALLERS = [
 ALICE = CALLERS[0]
 
 
-class FakePort:
-    """An in-memory cluster: records every create, dry runs included."""
-
-    name = "c"
-
-    def __init__(self) -> None:
-        self.creates: list[tuple[dict[str, Any], bool]] = []
-
-    async def list_objects(self, kind: Kind, namespace: str | None = None, **_: Any) -> list[Any]:
-        return []
-
-    async def create(
-        self, kind: Kind, namespace: str, body: dict[str, Any], *, dry_run: bool
-    ) -> dict[str, Any]:
-        assert kind is Kind.JOBS
-        self.creates.append((body, dry_run))
-        return {**body, "_audit_id": "x"}
-
-    @property
-    def created(self) -> list[dict[str, Any]]:
-        return [body for body, dry_run in self.creates if not dry_run]
-
-
-class Source:
-    def __init__(self, port: FakePort) -> None:
-        self.port = port
-        self.names = ["c"]
-
-    def resolve(self, name: str | None) -> str:
-        return "c"
-
-    def get(self, name: str | None) -> FakePort:
-        return self.port
-
-
-def gate_for(paths: list[Path]) -> tuple[Gate, FakePort]:
-    port = FakePort()
-    gate = Gate(Source(port), Settings(), ReloadablePolicy(paths), tuple(by_name().values()))
-    return gate, port
-
-
-def policy(tmp_path: Path, body: str, name: str = "p") -> Path:
-    path = tmp_path / f"{name}.yaml"
-    path.write_text(HEADER % name + body)
-    return path
+def gate_for(paths: list[Path]) -> tuple[Gate, MemoryCluster]:
+    port = MemoryCluster("c")
+    return make_gate(port, policy=paths), port
 
 
 def submit_args(who: Principal, **extra: Any) -> dict[str, Any]:
@@ -101,9 +56,8 @@ def submit_args(who: Principal, **extra: Any) -> dict[str, Any]:
 
 
 def submit(gate: Gate, who: Principal, **extra: Any) -> tuple[bool, str]:
-    result = anyio.run(gate.call, by_name()["submit_job"], submit_args(who, **extra), who)
-    text = result.content[0].text if result.content else ""
-    return result.is_error, text
+    result = call(gate, "submit_job", submit_args(who, **extra), who)
+    return result.is_error, result.text
 
 
 def manifest(**pod: Any) -> dict[str, Any]:
@@ -126,7 +80,7 @@ def test_system_priority_classes_are_refused_under_every_shipped_policy(
         assert is_error, (who, text)
         assert "priority_class" in text
         assert "system-*" in text
-    assert port.creates == []  # not even a dry run reached the cluster
+    assert port.written("create", dry_run=None) == []  # not even a dry run reached the cluster
     # The same under the policy review itself, for a manifest that skipped input validation.
     engine = load_engine(paths)
     job = manifest(priorityClassName=priority_class)
@@ -139,12 +93,12 @@ def test_system_priority_classes_are_refused_under_every_shipped_policy(
 def test_system_priority_classes_are_refused_even_when_a_policy_allows_everything(
     tmp_path: Path, priority_class: str
 ) -> None:
-    gate, port = gate_for([policy(tmp_path, ALLOW_ALL)])
+    gate, port = gate_for([policy_file(tmp_path, ALLOW_ALL)])
     is_error, text = submit(gate, ALICE, priority_class=priority_class)
     assert is_error
     assert text.startswith("error [invalid_argument]:")
     assert f"priority_class: Value error, '{priority_class}' is refused" in text
-    assert port.creates == []
+    assert port.written("create", dry_run=None) == []
     with pytest.raises(ValidationError, match="system-"):
         SubmitJobInput.model_validate(submit_args(ALICE, priority_class=priority_class))
 
@@ -152,7 +106,7 @@ def test_system_priority_classes_are_refused_even_when_a_policy_allows_everythin
 def test_a_policy_cannot_list_a_system_priority_class(tmp_path: Path) -> None:
     body = "spec:\n  limits: {priorityClasses: [team-batch, system-node-critical]}\n"
     with pytest.raises(PolicyError) as e:
-        load_engine([policy(tmp_path, body)])
+        load_engine([policy_file(tmp_path, body)])
     text = str(e.value)
     assert "p.yaml" in text
     assert "spec.limits.priorityClasses" in text
@@ -167,36 +121,38 @@ def test_gpu_teams_allows_its_listed_classes_and_refuses_others() -> None:
     for name, cls in (("a", "team-batch"), ("b", "team-interactive")):
         is_error, text = submit(gate, ALICE, name=f"train-{name}", priority_class=cls)
         assert not is_error, text
-    created = [job["spec"]["template"]["spec"]["priorityClassName"] for job in port.created]
-    assert created == ["team-batch", "team-interactive"]
+    classes = [j["spec"]["template"]["spec"]["priorityClassName"] for j in port.written("create")]
+    assert classes == ["team-batch", "team-interactive"]
     for cls in ("high-priority", "team-batch-x", "critical"):
         is_error, text = submit(gate, ALICE, name="other", priority_class=cls)
         assert is_error
         assert text.startswith("error [policy_denied]: denied by policy limit priorityClasses:")
         assert f"priority_class '{cls}' is not allowed; allowed: {TEAM_CLASSES}" in text
-    assert len(port.creates) == 4  # two dry runs, two creates: nothing for the refused ones
+    # two dry runs, two creates: nothing for the refused ones
+    assert len(port.written("create", dry_run=None)) == 4
     is_error, text = submit(gate, ALICE, name="plain")  # no class: the cluster's default
     assert not is_error, text
-    assert "priorityClassName" not in port.created[-1]["spec"]["template"]["spec"]
+    assert "priorityClassName" not in port.written("create")[-1]["spec"]["template"]["spec"]
 
 
 def test_no_listed_classes_means_none_allowed(tmp_path: Path) -> None:
-    gate, port = gate_for([policy(tmp_path, ALLOW_ALL)])
+    gate, port = gate_for([policy_file(tmp_path, ALLOW_ALL)])
     is_error, text = submit(gate, ALICE, priority_class="team-batch")
     assert is_error
     assert "priority_class 'team-batch' is not allowed; this policy allows none" in text
     assert "limits.priorityClasses" in text
-    assert port.creates == []
+    assert port.written("create", dry_run=None) == []
 
 
 def test_several_files_allow_only_classes_every_list_allows(tmp_path: Path) -> None:
-    one = policy(tmp_path, ALLOW_ALL + "  limits: {priorityClasses: [low, mid, high]}\n", "one")
-    two = policy(tmp_path, "spec:\n  limits: {priorityClasses: [high, mid]}\n", "two")
-    silent = policy(tmp_path, "spec: {}\n", "silent")  # lists nothing: restricts nothing
+    lists = "  limits: {priorityClasses: [low, mid, high]}\n"
+    one = policy_file(tmp_path, ALLOW_ALL + lists, "one")
+    two = policy_file(tmp_path, "spec:\n  limits: {priorityClasses: [high, mid]}\n", "two")
+    silent = policy_file(tmp_path, "spec: {}\n", "silent")  # lists nothing: restricts nothing
     engine = load_engine([one, silent, two])
-    assert engine.allowed_priority_classes() == ["mid", "high"]
-    assert load_engine([one, silent]).allowed_priority_classes() == ["low", "mid", "high"]
-    assert load_engine([silent]).allowed_priority_classes() == []
+    assert engine.limits.allowed_priority_classes() == ["mid", "high"]
+    assert load_engine([one, silent]).limits.allowed_priority_classes() == ["low", "mid", "high"]
+    assert load_engine([silent]).limits.allowed_priority_classes() == []
     engine.review(ALICE, "submit_job", "c", "team-a", manifest(priorityClassName="mid"), {})
     with pytest.raises(PolicyDenied, match="'low' is not allowed; allowed: mid, high"):
         engine.review(ALICE, "submit_job", "c", "team-a", manifest(priorityClassName="low"), {})
@@ -213,12 +169,13 @@ def test_queues_are_limited_where_the_policy_lists_them(tmp_path: Path) -> None:
     assert is_error
     assert "denied by policy limit queues: queue 'vip-queue' is not allowed; allowed: " in text
     assert "team-a-queue, team-b-queue" in text
-    assert [j["metadata"]["name"] for j in port.created] == ["train"]
+    assert [j["metadata"]["name"] for j in port.written("create")] == ["train"]
     # unlisted: any LocalQueue (namespaced; an admin binds each to a ClusterQueue)
-    open_gate, open_port = gate_for([policy(tmp_path, ALLOW_ALL)])
+    open_gate, open_port = gate_for([policy_file(tmp_path, ALLOW_ALL)])
     is_error, text = submit(open_gate, ALICE, queue="any-queue")
     assert not is_error, text
-    assert open_port.created[0]["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] == "any-queue"
+    [made] = open_port.written("create")
+    assert made["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] == "any-queue"
 
 
 # ------------------------------------------------------------------ node placement
@@ -244,7 +201,7 @@ def test_submit_job_offers_no_other_scheduling_argument(argument: str) -> None:
     is_error, text = submit(gate, ALICE, **{argument: "x"})
     assert is_error
     assert f"{argument}: unknown argument" in text
-    assert port.creates == []
+    assert port.written("create", dry_run=None) == []
 
 
 @pytest.mark.parametrize(
@@ -303,7 +260,7 @@ def test_the_review_refuses_placement_the_template_never_writes(
     tmp_path: Path, pod: dict[str, Any], refusal: str
 ) -> None:
     """Defence in depth: a manifest changed on its way to the review is still refused."""
-    engine = load_engine([policy(tmp_path, ALLOW_ALL)])
+    engine = load_engine([policy_file(tmp_path, ALLOW_ALL)])
     with pytest.raises(PolicyDenied, match=re.escape(refusal)):
         engine.review(ALICE, "submit_job", "c", "team-a", manifest(**pod), {})
     fine = manifest(nodeSelector={"nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3"})

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from support.testbed import stale_state
 
 from mcp_kube.cli import main
 from mcp_kube.errors import BuildFailed, TestbedError, ToolchainMissing
@@ -55,29 +56,9 @@ def test_down_with_stale_state_never_kills_a_reused_pid(tmp_path) -> None:
     stranger = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
         run = tmp_path / "run"
-        run.mkdir()
-        state = cluster.TestbedState(run_dir=str(run), kubeconfig="", started_at="")
-        state.clusters.append(
-            cluster.ClusterState(
-                name="c",
-                profile="default",
-                context="c",
-                server="",
-                folder=str(run / "c"),
-                audit_log="",
-                pod_logs={},
-                components=[
-                    # the recorded PID now belongs to another program
-                    cluster.ComponentState(
-                        name="etcd", pid=stranger.pid, binary="/cache/etcd", ports={}, log=""
-                    ),
-                    cluster.ComponentState(
-                        name="kwok", pid=2**22 + 7, binary="/cache/kwok", ports={}, log=""
-                    ),
-                ],
-            )
-        )
-        (run / "state.json").write_text(state.model_dump_json())
+        # the recorded etcd PID now belongs to another program; kwok's is gone
+        processes = {"etcd": (stranger.pid, "/cache/etcd"), "kwok": (2**22 + 7, "/cache/kwok")}
+        stale_state(run, "c", "default", processes)
         seen: list[str] = []
         assert cluster.status(run)["running"] is False
         assert cluster.down(run, report=seen.append) is True

@@ -13,13 +13,14 @@ from pathlib import Path
 import anyio
 from mcp import Client
 
+from mcp_kube.kube.port import ClusterSource
 from mcp_kube.server.app import build_server
 from mcp_kube.settings import Settings
 
 SNAPSHOT = Path(__file__).parent / "snapshots" / "tools.json"
 
 
-class NoClusters:
+class NoClusters(ClusterSource):
     names: tuple[str, ...] = ()
 
     def resolve(self, name):

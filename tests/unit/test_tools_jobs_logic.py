@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
-import anyio
 import pytest
 from pydantic import ValidationError
+from support.gates import call, error_code, make_gate, ok
+from support.objects import NS, condition, event, job, pod, quota
 
-from mcp_kube.domain import Principal
-from mcp_kube.errors import NotFound, UnknownCluster
-from mcp_kube.kube.objects import JobInfo, NodeInfo, PodInfo
-from mcp_kube.kube.port import Kind, LogChunk
-from mcp_kube.policy.decision import ReadOnlyPolicy
-from mcp_kube.policy.gate import Gate
+from mcp_kube.gate import Gate
+from mcp_kube.kube.memory import MemoryCluster, Request
+from mcp_kube.kube.objects import JobInfo
+from mcp_kube.kube.port import Kind
 from mcp_kube.settings import Limits, Settings
 from mcp_kube.tools.common import clip, clip_lines
 from mcp_kube.tools.events import LIST_EVENTS
@@ -24,7 +22,6 @@ from mcp_kube.tools.pending import EXPLAIN_PENDING
 from mcp_kube.tools.reads import parse_progress
 from mcp_kube.tools.schedmsg import parse_scheduler_message
 
-NS = "team-a"
 SCHED_MSG = (
     "0/12 nodes are available: 1 node(s) had untolerated taint {dedicated: inference}, "
     "1 node(s) had untolerated taint {node.kubernetes.io/not-ready: }, "
@@ -41,186 +38,25 @@ TRAIN_LOG = (
 )
 
 
-def job(name: str, *, gpus: int = 1, conditions: list[dict] | None = None, **extra: Any) -> dict:
-    return {
-        "metadata": {
-            "name": name,
-            "namespace": NS,
-            "uid": f"uid-{name}",
-            "creationTimestamp": extra.pop("created", "2026-01-01T00:00:00Z"),
-            "labels": extra.pop("labels", {}),
-            "annotations": {"secret-note": "do-not-leak"},
-        },
-        "spec": {
-            "parallelism": 1,
-            "completions": 1,
-            "suspend": extra.pop("suspend", False),
-            "template": {
-                "metadata": extra.pop("template_meta", {}),
-                "spec": {
-                    "containers": [
-                        {
-                            "name": "trainer",
-                            "env": [{"name": "TOKEN", "value": "hunter2"}],
-                            "resources": {"limits": {"nvidia.com/gpu": str(gpus)}},
-                        }
-                    ]
-                },
-            },
-        },
-        "status": {
-            "startTime": "2026-01-01T00:00:10Z",
-            "conditions": conditions or [],
-            **extra.pop("status", {}),
-        },
-    }
+# what a tool must never pass on: an annotation's value and a container's env value
+SECRETS: dict[str, Any] = {
+    "annotations": {"secret-note": "do-not-leak"},
+    "env": {"TOKEN": "hunter2"},
+}
+TWO = ("trainer", "sidecar")  # a job pod's containers: the trainer (with the GPU) first
 
 
-def pod(name: str, job_name: str, *, phase: str = "Running", node: str = "h100-0", **kw: Any):
-    conds = kw.pop("conditions", [])
-    return {
-        "metadata": {
-            "name": name,
-            "namespace": NS,
-            "uid": f"uid-{name}",
-            "creationTimestamp": kw.pop("created", "2026-01-01T00:00:05Z"),
-            "labels": {"job-name": job_name, **kw.pop("labels", {})},
-            "ownerReferences": [{"kind": "Job", "name": job_name, "controller": True}],
-        },
-        "spec": {
-            "nodeName": node,
-            "containers": [
-                {"name": "trainer", "resources": {"limits": {"nvidia.com/gpu": "1"}}},
-                {"name": "sidecar"},
-            ],
-        },
-        "status": {
-            "phase": phase,
-            "conditions": conds,
-            "containerStatuses": [{"restartCount": kw.pop("restarts", 0), "state": {}}],
-        },
-    }
-
-
-def event(obj_kind: str, obj_name: str, reason: str, message: str, t: str, typ: str = "Warning"):
-    return {
-        "type": typ,
-        "reason": reason,
-        "message": message,
-        "involvedObject": {"kind": obj_kind, "name": obj_name},
-        "count": 2,
-        "lastTimestamp": t,
-    }
-
-
-def _matches(obj: dict, label_selector: str | None, field_selector: str | None) -> bool:
-    for sel, get in (
-        (label_selector, lambda k: (obj.get("metadata", {}).get("labels") or {}).get(k)),
-        (field_selector, lambda k: _field(obj, k)),
-    ):
-        for term in (sel or "").split(","):
-            if term:
-                key, value = term.split("=", 1)
-                if get(key) != value:
-                    return False
-    return True
-
-
-def _field(obj: dict, path: str) -> Any:
-    cur: Any = obj
-    for part in path.split("."):
-        cur = cur.get(part) if isinstance(cur, dict) else None
-    return cur
-
-
-@dataclass
-class FakePort:
-    """An in-memory ClusterPort: objects by kind, one log text, and a record of log calls."""
-
-    name: str = "fake"
-    objects: dict[Kind, list[dict]] = field(default_factory=dict)
-    log_text: str = TRAIN_LOG
-    log_calls: list[dict] = field(default_factory=list)
-    selectors: list[tuple[Kind, str | None, str | None]] = field(default_factory=list)
-
-    async def version(self) -> dict:
-        return {"gitVersion": "v0"}
-
-    async def list_objects(
-        self, kind, namespace=None, *, label_selector=None, field_selector=None, limit=None
-    ):
-        self.selectors.append((kind, label_selector, field_selector))
-        items = [
-            o
-            for o in self.objects.get(kind, [])
-            if namespace in (None, o.get("metadata", {}).get("namespace", namespace))
-            and _matches(o, label_selector, field_selector)
-        ]
-        return items[:limit] if limit else items
-
-    async def get(self, kind: Kind, name: str, namespace: str | None = None) -> dict:
-        for o in self.objects.get(kind, []):
-            if o["metadata"]["name"] == name:
-                return o
-        raise NotFound(f"{self.name}: {kind.plural} {name!r} not found")
-
-    async def nodes(self) -> list[NodeInfo]:
-        return []
-
-    async def pods(self) -> list[PodInfo]:
-        return [PodInfo.from_json(o) for o in self.objects.get(Kind.PODS, [])]
-
-    async def derived(self, key: str, build: Any) -> Any:
-        return build(await self.nodes(), await self.pods())
-
-    async def pod_log(
-        self, namespace, pod, *, container, tail_lines, since_seconds, limit_bytes, previous
-    ) -> LogChunk:
-        self.log_calls.append(
-            {"pod": pod, "container": container, "tail": tail_lines, "limit_bytes": limit_bytes}
-        )
-        lines = self.log_text.splitlines(keepends=True)
-        data = "".join(lines[-tail_lines:] if tail_lines else lines).encode()
-        return LogChunk(
-            text=data[:limit_bytes].decode(errors="replace"),
-            bytes_read=min(len(data), limit_bytes),
-            truncated=len(data) > limit_bytes,
-        )
-
-
-class FakeSource:
-    def __init__(self, port: FakePort) -> None:
-        self.port = port
-
-    @property
-    def names(self) -> list[str]:
-        return [self.port.name]
-
-    def resolve(self, name: str | None) -> str:
-        if name not in (None, self.port.name):
-            raise UnknownCluster(f"unknown cluster {name!r}; valid clusters: {self.port.name}")
-        return self.port.name
-
-    def get(self, name: str | None) -> FakePort:
-        self.resolve(name)
-        return self.port
-
-
-def call(port: FakePort, spec, args: dict, **limits: Any):
+def gate(port: MemoryCluster, **limits: Any) -> Gate:
+    """The read-only gate on ``port`` with these limits, and a broken progress pattern that
+    the tools must skip."""
     settings = Settings(limits=Limits(**limits))
     settings.progress_log_patterns = [*settings.progress_log_patterns, r"(?P<step>[unclosed"]
-    gate = Gate(FakeSource(port), settings, ReadOnlyPolicy(), [spec])
-    return anyio.run(gate.call, spec, args, Principal("tester"))
+    return make_gate(port, settings=settings)
 
 
-def ok(result) -> dict:
-    assert not result.is_error, result.content[0].text
-    return result.structured_content
-
-
-def error_code(result) -> str:
-    assert result.is_error
-    return result.content[0].text.split("]")[0].removeprefix("error [")
+def asked(port: MemoryCluster, verb: str, kind: Kind = Kind.PODS) -> list[Request]:
+    """The requests of one verb on one kind the port was asked, in order."""
+    return [r for r in port.requests if r.verb == verb and r.kind is kind]
 
 
 # ---------------------------------------------------------------------------- pure helpers
@@ -307,23 +143,25 @@ def test_exactly_one_of_pod_or_job() -> None:
         PodLogsInput(namespace=NS)
     with pytest.raises(ValidationError, match="exactly one"):
         PodLogsInput(namespace=NS, pod="p", job="j")
-    port = FakePort()
+    port = MemoryCluster("fake")
     for spec in (POD_LOGS, EXPLAIN_PENDING):
-        res = call(port, spec, {"namespace": NS, "pod": "p", "job": "j"})
+        res = call(gate(port), spec, {"namespace": NS, "pod": "p", "job": "j"})
         assert error_code(res) == "invalid_argument"
-        assert "exactly one" in res.content[0].text
+        assert "exactly one" in res.text
 
 
 # ---------------------------------------------------------------------------- tools on a fake
 
 
-def _cluster() -> FakePort:
+def _cluster() -> MemoryCluster:
     done = [{"type": "Complete", "status": "True", "message": "m" * 1000}]
-    return FakePort(
-        objects={
+    return MemoryCluster(
+        "fake",
+        {
             Kind.JOBS: [
                 job(
                     "train",
+                    **SECRETS,
                     gpus=8,
                     conditions=done,
                     created="2026-01-01T00:00:00Z",
@@ -339,20 +177,24 @@ def _cluster() -> FakePort:
                 job("stuck", created="2026-01-04T00:00:00Z"),
             ],
             Kind.PODS: [
-                pod("train-old", "train", phase="Failed", created="2026-01-01T00:00:01Z"),
-                pod("train-new", "train", phase="Succeeded", restarts=2),
+                pod(
+                    "train-old",
+                    job="train",
+                    containers=TWO,
+                    phase="Failed",
+                    created="2026-01-01T00:00:01Z",
+                ),
+                pod("train-new", job="train", containers=TWO, phase="Succeeded", restarts=2),
                 pod(
                     "stuck-x",
-                    "stuck",
+                    job="stuck",
+                    containers=TWO,
                     phase="Pending",
                     node="",
                     conditions=[
-                        {
-                            "type": "PodScheduled",
-                            "status": "False",
-                            "reason": "Unschedulable",
-                            "message": SCHED_MSG,
-                        }
+                        condition(
+                            "PodScheduled", "False", reason="Unschedulable", message=SCHED_MSG
+                        )
                     ],
                 ),
             ],
@@ -371,37 +213,36 @@ def _cluster() -> FakePort:
                 event("Pod", "stuck-x", "FailedScheduling", SCHED_MSG, "2026-01-04T00:00:01Z"),
             ],
             Kind.RESOURCE_QUOTAS: [
-                {
-                    "metadata": {"name": "gpu-quota", "namespace": NS},
-                    "status": {
-                        "hard": {"requests.nvidia.com/gpu": "16", "pods": "100"},
-                        "used": {"requests.nvidia.com/gpu": "12", "pods": "7"},
-                    },
-                }
+                quota(
+                    NS,
+                    {"requests.nvidia.com/gpu": "16", "pods": "100"},
+                    {"requests.nvidia.com/gpu": "12", "pods": "7"},
+                )
             ],
-        }
+        },
+        logs={"train-new": TRAIN_LOG},
     )
 
 
 def test_list_jobs_filters_pages_and_sorts_newest_first() -> None:
     port = _cluster()
-    out = ok(call(port, LIST_JOBS, {"namespace": NS, "limit": 2}))
+    out = ok(call(gate(port), LIST_JOBS, {"namespace": NS, "limit": 2}))
     assert [j["name"] for j in out["jobs"]] == ["stuck", "big"]
     assert out["page"]["total"] == 4
     assert out["page"]["next_cursor"]
-    more = ok(call(port, LIST_JOBS, {"namespace": NS, "cursor": out["page"]["next_cursor"]}))
+    more = ok(call(gate(port), LIST_JOBS, {"namespace": NS, "cursor": out["page"]["next_cursor"]}))
     assert [j["name"] for j in more["jobs"]] == ["queued", "train"]
     train = more["jobs"][1]
     assert train["status"] == "succeeded"
     assert train["gpus"] == {"nvidia.com/gpu": 8}
     assert train["duration_s"] == 600.0
-    done = ok(call(port, LIST_JOBS, {"namespace": NS, "status": "suspended"}))
+    done = ok(call(gate(port), LIST_JOBS, {"namespace": NS, "status": "suspended"}))
     assert [(j["name"], j["queue"]) for j in done["jobs"]] == [("queued", "team-a-queue")]
 
 
 def test_get_job_details_without_secrets() -> None:
     port = _cluster()
-    res = call(port, GET_JOB, {"namespace": NS, "name": "train"})
+    res = call(gate(port), GET_JOB, {"namespace": NS, "name": "train"})
     out = ok(res)
     assert out["status"] == "succeeded"
     assert out["restarts"] == 2
@@ -415,48 +256,43 @@ def test_get_job_details_without_secrets() -> None:
     assert out["log_pod"] == "train-new"
     assert out["log_container"] == "trainer"
     assert len(out["log_lines"]) == 20
-    assert port.log_calls[0]["tail"] == 20
+    assert asked(port, "log")[0].tail_lines == 20
     assert out["progress"] == {"step": 200, "epoch": 2, "loss": 1.8, "throughput": 2000.0}
-    blob = str(out) + res.content[0].text
+    blob = str(out) + res.text
     assert "hunter2" not in blob
     assert "do-not-leak" not in blob
-    assert error_code(call(port, GET_JOB, {"namespace": NS, "name": "nope"})) == "not_found"
+    assert error_code(call(gate(port), GET_JOB, {"namespace": NS, "name": "nope"})) == "not_found"
 
 
 def test_pod_logs_clamps_and_marks_truncation() -> None:
     port = _cluster()
-    out = ok(
-        call(
-            port,
-            POD_LOGS,
-            {"namespace": NS, "job": "train", "tail_lines": 500, "max_bytes": 8192},
-            max_log_lines=5,
-            max_log_bytes=2048,
-        )
+    small = gate(port, max_log_lines=5, max_log_bytes=2048)
+    args = {"namespace": NS, "job": "train", "tail_lines": 500, "max_bytes": 8192}
+    out = ok(call(small, POD_LOGS, args))
+    last = asked(port, "log")[-1]
+    assert (last.name, last.container, last.tail_lines, last.limit_bytes) == (
+        "train-new",
+        "trainer",
+        5,
+        2048,
     )
-    assert port.log_calls[-1] == {
-        "pod": "train-new",
-        "container": "trainer",
-        "tail": 5,
-        "limit_bytes": 2048,
-    }
     assert len(out["lines"]) == 5
     assert not out["truncated"]
     assert "tail_lines clamped" in out["note"]
     assert "max_bytes clamped" in out["note"]
 
-    out = ok(call(port, POD_LOGS, {"namespace": NS, "pod": "train-new", "max_bytes": 1024}))
+    out = ok(call(gate(port), POD_LOGS, {"namespace": NS, "pod": "train-new", "max_bytes": 1024}))
     assert out["truncated"]
     assert out["bytes"] == 1024
     assert "max_bytes cap" in out["truncated_reason"]
 
-    res = call(port, POD_LOGS, {"namespace": NS, "pod": "train-new", "grep": "STEP=20"})
+    res = call(gate(port), POD_LOGS, {"namespace": NS, "pod": "train-new", "grep": "STEP=20"})
     out = ok(res)
     assert out["lines"] == [ln for ln in TRAIN_LOG.splitlines() if "step=20" in ln]
-    assert "data, not instructions" in res.content[0].text
+    assert "data, not instructions" in res.text
 
-    port.log_text = "y" * 10_000 + "\n"
-    out = ok(call(port, POD_LOGS, {"namespace": NS, "pod": "train-new", "max_bytes": 65536}))
+    port.logs["train-new"] = "y" * 10_000 + "\n"
+    out = ok(call(gate(port), POD_LOGS, {"namespace": NS, "pod": "train-new", "max_bytes": 65536}))
     assert len(out["lines"][0]) == 2000
 
 
@@ -471,45 +307,44 @@ def test_pod_logs_input_bounds_and_errors() -> None:
         {"namespace": NS, "pod": "p", "grep": "g" * 201},
         {"namespace": NS, "pod": "p", "command": "rm"},
     ):
-        assert error_code(call(port, POD_LOGS, bad)) == "invalid_argument", bad
-    assert error_code(call(port, POD_LOGS, {"namespace": NS, "pod": "p", "cluster": "x"})) == (
-        "unknown_cluster"
-    )
-    assert error_code(call(port, POD_LOGS, {"namespace": NS, "pod": "nope"})) == "not_found"
-    res = call(port, POD_LOGS, {"namespace": NS, "job": "big"})
+        assert error_code(call(gate(port), POD_LOGS, bad)) == "invalid_argument", bad
+    elsewhere = {"namespace": NS, "pod": "p", "cluster": "x"}
+    assert error_code(call(gate(port), POD_LOGS, elsewhere)) == "unknown_cluster"
+    assert error_code(call(gate(port), POD_LOGS, {"namespace": NS, "pod": "nope"})) == "not_found"
+    res = call(gate(port), POD_LOGS, {"namespace": NS, "job": "big"})
     assert error_code(res) == "not_found"
-    assert "no pods" in res.content[0].text
+    assert "no pods" in res.text
 
 
 def test_list_events_uses_field_selectors_newest_first() -> None:
     port = _cluster()
-    out = ok(call(port, LIST_EVENTS, {"namespace": NS, "kind": "Job", "name": "train"}))
+    out = ok(call(gate(port), LIST_EVENTS, {"namespace": NS, "kind": "Job", "name": "train"}))
     assert [e["reason"] for e in out["events"]] == ["Odd"]
-    assert port.selectors[-1] == (
-        Kind.EVENTS,
+    last = asked(port, "list", Kind.EVENTS)[-1]
+    assert (last.label_selector, last.field_selector) == (
         None,
         "type=Warning,involvedObject.kind=Job,involvedObject.name=train",
     )
-    out = ok(call(port, LIST_EVENTS, {"namespace": NS, "warnings_only": False, "limit": 2}))
+    out = ok(call(gate(port), LIST_EVENTS, {"namespace": NS, "warnings_only": False, "limit": 2}))
     assert [e["reason"] for e in out["events"]] == ["FailedScheduling", "FailedCreate"]
     assert out["total"] == 6
     assert out["events"][0]["count"] == 2
 
 
 def test_explain_pending_scheduler_reasons() -> None:
-    out = ok(call(_cluster(), EXPLAIN_PENDING, {"namespace": NS, "job": "stuck"}))
+    out = ok(call(gate(_cluster()), EXPLAIN_PENDING, {"namespace": NS, "job": "stuck"}))
     assert out["pending_pods"] == ["stuck-x"]
     assert out["scheduler"]["insufficient"] == {"nvidia.com/gpu": 3, "cpu": 2}
     kinds = {r["reason"] for r in out["reasons"]}
     assert {"insufficient_resource", "untolerated_taint", "node_selector_mismatch"} <= kinds
     assert out["verdict"].startswith("unschedulable: 0/12 nodes fit")
     assert "Insufficient nvidia.com/gpu on 3 of 12 nodes" in out["verdict"]
-    by_pod = ok(call(_cluster(), EXPLAIN_PENDING, {"namespace": NS, "pod": "stuck-x"}))
+    by_pod = ok(call(gate(_cluster()), EXPLAIN_PENDING, {"namespace": NS, "pod": "stuck-x"}))
     assert by_pod["reasons"] == out["reasons"]
 
 
 def test_explain_pending_quota_and_job_events() -> None:
-    out = ok(call(_cluster(), EXPLAIN_PENDING, {"namespace": NS, "job": "big"}))
+    out = ok(call(gate(_cluster()), EXPLAIN_PENDING, {"namespace": NS, "job": "big"}))
     assert out["pending_pods"] == []
     assert out["quotas"] == [
         {"name": "gpu-quota", "resource": "requests.nvidia.com/gpu", "hard": 16, "used": 12}
@@ -526,10 +361,11 @@ def test_explain_pending_quota_and_job_events() -> None:
 
 def test_explain_pending_suspended_kueue_job_and_workload() -> None:
     port = _cluster()
-    out = ok(call(port, EXPLAIN_PENDING, {"namespace": NS, "job": "queued"}))
+    out = ok(call(gate(port), EXPLAIN_PENDING, {"namespace": NS, "job": "queued"}))
     assert out["verdict"].startswith("the job is suspended: Kueue admits it")
     assert any(r["source"] == "kueue" and r["reason"] == "no_workload" for r in out["reasons"])
-    port.objects[Kind.KUEUE_WORKLOADS] = [
+    port.add(
+        Kind.KUEUE_WORKLOADS,
         {
             "metadata": {
                 "name": "job-queued-1",
@@ -546,9 +382,9 @@ def test_explain_pending_suspended_kueue_job_and_workload() -> None:
                     }
                 ]
             },
-        }
-    ]
-    out = ok(call(port, EXPLAIN_PENDING, {"namespace": NS, "job": "queued"}))
+        },
+    )
+    out = ok(call(gate(port), EXPLAIN_PENDING, {"namespace": NS, "job": "queued"}))
     kueue = [r for r in out["reasons"] if r["source"] == "kueue"]
     assert kueue == [
         {
@@ -562,12 +398,12 @@ def test_explain_pending_suspended_kueue_job_and_workload() -> None:
 
 def test_explain_pending_not_pending() -> None:
     port = _cluster()
-    out = ok(call(port, EXPLAIN_PENDING, {"namespace": NS, "job": "train"}))
+    out = ok(call(gate(port), EXPLAIN_PENDING, {"namespace": NS, "job": "train"}))
     assert out["verdict"] == "not pending: the job has succeeded"
     assert out["reasons"] == []
-    out = ok(call(port, EXPLAIN_PENDING, {"namespace": NS, "pod": "train-new"}))
+    out = ok(call(gate(port), EXPLAIN_PENDING, {"namespace": NS, "pod": "train-new"}))
     assert out["verdict"] == "not pending: its pods are Succeeded"
-    assert error_code(call(port, EXPLAIN_PENDING, {"namespace": NS, "job": "nope"})) == (
+    assert error_code(call(gate(port), EXPLAIN_PENDING, {"namespace": NS, "job": "nope"})) == (
         "not_found"
     )
 
@@ -575,18 +411,17 @@ def test_explain_pending_not_pending() -> None:
 def test_a_decided_job_is_active_until_the_controller_completes_it() -> None:
     port = _cluster()
     met = {"type": "SuccessCriteriaMet", "status": "True", "reason": "CompletionsReached"}
-    port.objects[Kind.JOBS].append(
-        job("ending", conditions=[met], status={"succeeded": 1, "active": 0})
-    )
-    port.objects[Kind.PODS].append(pod("ending-0", "ending", phase="Succeeded"))
-    out = ok(call(port, GET_JOB, {"namespace": NS, "name": "ending"}))
+    port.add(Kind.JOBS, job("ending", conditions=[met], status={"succeeded": 1, "active": 0}))
+    port.add(Kind.PODS, pod("ending-0", job="ending", containers=TWO, phase="Succeeded"))
+    out = ok(call(gate(port), GET_JOB, {"namespace": NS, "name": "ending"}))
     assert (out["status"], out["finish_time"]) == ("active", None)
     assert [c["type"] for c in out["conditions"]] == ["SuccessCriteriaMet"]
-    listed = ok(call(port, LIST_JOBS, {"namespace": NS, "status": "succeeded"}))
+    listed = ok(call(gate(port), LIST_JOBS, {"namespace": NS, "status": "succeeded"}))
     assert [j["name"] for j in listed["jobs"]] == ["train"]
-    verdict = ok(call(port, EXPLAIN_PENDING, {"namespace": NS, "job": "ending"}))["verdict"]
+    verdict = ok(call(gate(port), EXPLAIN_PENDING, {"namespace": NS, "job": "ending"}))["verdict"]
     assert verdict == "not pending: the job has succeeded (its remaining pods are being stopped)"
-    port.objects[Kind.JOBS][-1]["status"]["conditions"].append(
-        {"type": "Complete", "status": "True"}
-    )
-    assert ok(call(port, GET_JOB, {"namespace": NS, "name": "ending"}))["status"] == "succeeded"
+    ending = port.stored(Kind.JOBS, "ending", NS)
+    ending["status"]["conditions"].append(condition("Complete"))
+    port.add(Kind.JOBS, ending)
+    out = ok(call(gate(port), GET_JOB, {"namespace": NS, "name": "ending"}))
+    assert out["status"] == "succeeded"

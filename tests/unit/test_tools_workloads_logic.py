@@ -6,19 +6,19 @@ An in-memory ClusterPort serves nodes, pods and objects; the tools run on it dir
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
 import pytest
 from pydantic import ValidationError
+from support.gates import run_tool, tool_context
+from support.objects import H100, namespace, node, pod, pod_info, quota
 
-from mcp_kube.domain import Json, Principal
-from mcp_kube.errors import ClusterUnavailable, NotFound
-from mcp_kube.kube.objects import NodeInfo, PodInfo, QuotaInfo
-from mcp_kube.kube.port import ClusterPort, Kind, LogChunk
-from mcp_kube.settings import Limits
+from mcp_kube.domain import Json
+from mcp_kube.errors import ClusterUnavailable
+from mcp_kube.kube.memory import MemoryCluster
+from mcp_kube.kube.objects import QuotaInfo
+from mcp_kube.kube.port import Kind
 from mcp_kube.tools import placement, usage
 from mcp_kube.tools.placement import RECOMMEND_PLACEMENT, PlacementInput
 from mcp_kube.tools.quota import GPU_QUOTA, GpuQuotaInput
@@ -26,147 +26,15 @@ from mcp_kube.tools.usage import GPU_USAGE_REPORT, GpuUsageInput
 from mcp_kube.tools.workloads import GPU_WORKLOADS, GpuWorkloadsInput
 
 NOW = dt.datetime(2026, 1, 10, 12, 0, tzinfo=dt.UTC)
-H100 = "NVIDIA-H100-80GB-HBM3"
 
 
 def ago(hours: float) -> dt.datetime:
     return NOW - dt.timedelta(hours=hours)
 
 
-def node(
-    name: str,
-    zone: str,
-    gpus: int = 8,
-    product: str = H100,
-    memory_mib: int = 81559,
-    ready: bool = True,
-    cordoned: bool = False,
-    taints: tuple[tuple[str, str], ...] = (),
-) -> NodeInfo:
-    labels = {
-        "nvidia.com/gpu.product": product,
-        "nvidia.com/gpu.memory": str(memory_mib),
-        "topology.kubernetes.io/zone": zone,
-    }
-    res = {"nvidia.com/gpu": gpus}
-    return NodeInfo(name, labels, res, res, ready, cordoned, taints)
-
-
-def pod(
-    name: str,
-    namespace: str = "team-a",
-    node_name: str = "n1",
-    gpus: dict[str, int] | None = None,
-    started: dt.datetime | None = None,
-    phase: str = "Running",
-    finished: dt.datetime | None = None,
-    labels: dict[str, str] | None = None,
-    owner: tuple[str, str] = ("", ""),
-) -> PodInfo:
-    return PodInfo(
-        name=name,
-        namespace=namespace,
-        uid=name,
-        node=node_name,
-        phase=phase,
-        gpus={"nvidia.com/gpu": 1} if gpus is None else gpus,
-        owner_kind=owner[0],
-        owner_name=owner[1],
-        labels=labels or {},
-        created=started,
-        started=started,
-        finished=finished,
-        restarts=0,
-        scheduler="default-scheduler",
-    )
-
-
-@dataclass
-class FakePort:
-    name: str
-    node_list: list[NodeInfo] = field(default_factory=list)
-    pod_list: list[PodInfo] = field(default_factory=list)
-    objects: dict[Kind, list[Json]] = field(default_factory=dict)
-    down: bool = False
-
-    def _check(self) -> None:
-        if self.down:
-            raise ClusterUnavailable(f"cluster unavailable: {self.name} (test)")
-
-    async def version(self) -> Json:
-        return {"gitVersion": "v1.36.0"}
-
-    async def list_objects(
-        self,
-        kind: Kind,
-        namespace: str | None = None,
-        *,
-        label_selector: str | None = None,
-        field_selector: str | None = None,
-        limit: int | None = None,
-    ) -> list[Json]:
-        self._check()
-        return [
-            o
-            for o in self.objects.get(kind, [])
-            if namespace is None or o["metadata"].get("namespace") == namespace
-        ]
-
-    async def get(self, kind: Kind, name: str, namespace: str | None = None) -> Json:
-        self._check()
-        for o in await self.list_objects(kind, namespace):
-            if o["metadata"]["name"] == name:
-                return o
-        raise NotFound(f"{self.name}: {kind.plural} {name!r} not found")
-
-    async def nodes(self) -> list[NodeInfo]:
-        self._check()
-        return self.node_list
-
-    async def pods(self) -> list[PodInfo]:
-        self._check()
-        return self.pod_list
-
-    async def derived(self, key: str, build: Any) -> Any:
-        return build(await self.nodes(), await self.pods())
-
-    async def pod_log(self, namespace: str, pod: str, **_: Any) -> LogChunk:
-        raise NotImplementedError
-
-
-class FakeContext:
-    def __init__(self, *ports: FakePort) -> None:
-        self.principal = Principal("tester")
-        self.limits = Limits()
-        self._ports = {p.name: p for p in ports}
-
-    def cluster(self, name: str | None) -> ClusterPort:
-        return self._ports[name or next(iter(self._ports))]
-
-    def clusters(self, name: str | None) -> list[ClusterPort]:
-        return [self.cluster(name)] if name else list(self._ports.values())
-
-    def cluster_names(self) -> list[str]:
-        return list(self._ports)
-
-    def permissions(self) -> list[tuple[str, bool, str]]:
-        return []
-
-    @property
-    def progress_patterns(self) -> Sequence[str]:
-        return ()
-
-
-def ns(name: str) -> Json:
-    return {"metadata": {"name": name}}
-
-
-def quota(namespace: str, hard: dict[str, str], used: dict[str, str]) -> Json:
-    return {
-        "metadata": {"name": "gpu-quota", "namespace": namespace},
-        "spec": {"hard": hard},
-        "status": {"hard": hard, "used": used},
-    }
+def down(name: str) -> MemoryCluster:
+    """A cluster that does not answer."""
+    return MemoryCluster(name, outage="test")
 
 
 # ---------------------------------------------------------------------------- usage
@@ -174,12 +42,12 @@ def quota(namespace: str, hard: dict[str, str], used: dict[str, str]) -> Json:
 
 def test_gpu_hours_count_only_the_overlap_with_the_window() -> None:
     start = ago(24)
-    running = pod("a", gpus={"nvidia.com/gpu": 2}, started=ago(30))  # whole window: 24 h
-    recent = pod("b", started=ago(1.5))  # 1.5 h
-    ended = pod("c", phase="Succeeded", started=ago(26), finished=ago(20))  # 4 h inside
-    before = pod("d", phase="Failed", started=ago(50), finished=ago(30))  # outside
-    lost = pod("e", phase="Failed", started=ago(5))  # no finish time: not counted
-    pending = pod("f", node_name="", started=None)
+    running = pod_info("a", gpus={"nvidia.com/gpu": 2}, started=ago(30))  # whole window: 24 h
+    recent = pod_info("b", started=ago(1.5))  # 1.5 h
+    ended = pod_info("c", phase="Succeeded", started=ago(26), finished=ago(20))  # 4 h inside
+    before = pod_info("d", phase="Failed", started=ago(50), finished=ago(30))  # outside
+    lost = pod_info("e", phase="Failed", started=ago(5))  # no finish time: not counted
+    pending = pod_info("f", node="", started=None)
     assert usage.pod_gpu_hours(running, start, NOW) == pytest.approx(24)
     assert usage.pod_gpu_hours(recent, start, NOW) == pytest.approx(1.5)
     assert usage.pod_gpu_hours(ended, start, NOW) == pytest.approx(4)
@@ -195,11 +63,11 @@ def test_usage_groups_by_label_sorted_and_rounded() -> None:
     start = ago(24)
     pods = {
         "east": [
-            pod("a", labels={"team": "nlp"}, started=ago(1 / 3)),
-            pod("b", labels={"team": "vision"}, gpus={"nvidia.com/gpu": 8}, started=ago(2)),
-            pod("c", started=ago(1)),
+            pod_info("a", labels={"team": "nlp"}, started=ago(1 / 3)),
+            pod_info("b", labels={"team": "vision"}, gpus={"nvidia.com/gpu": 8}, started=ago(2)),
+            pod_info("c", started=ago(1)),
         ],
-        "west": [pod("d", labels={"team": "nlp"}, started=ago(1))],
+        "west": [pod_info("d", labels={"team": "nlp"}, started=ago(1))],
     }
     groups = usage.usage_by_group(pods, "label:team", start, NOW)
     assert [(g.group, g.gpu_hours, g.pods, g.clusters) for g in groups] == [
@@ -233,14 +101,16 @@ def test_usage_input_refuses(bad: dict[str, Any]) -> None:
 
 def test_usage_report_tool_totals_and_limit() -> None:
     now = dt.datetime.now(dt.UTC)  # the tool measures against the clock
-    port = FakePort(
+    port = MemoryCluster(
         "c1",
-        pod_list=[
-            pod(f"p{i}", namespace=f"ns-{i}", started=now - dt.timedelta(hours=i + 1))
-            for i in range(5)
-        ],
+        {
+            Kind.PODS: [
+                pod(f"p{i}", namespace=f"ns-{i}", started=now - dt.timedelta(hours=i + 1))
+                for i in range(5)
+            ]
+        },
     )
-    out = anyio.run(GPU_USAGE_REPORT.run, FakeContext(port), GpuUsageInput(limit=2))
+    out = run_tool(GPU_USAGE_REPORT, GpuUsageInput(limit=2), port)
     assert [g.group for g in out.groups] == ["ns-4", "ns-3"]
     assert out.groups_total == 5
     assert out.total_gpu_hours == pytest.approx(15, abs=0.01)
@@ -251,19 +121,23 @@ def test_usage_report_tool_totals_and_limit() -> None:
 
 
 def test_workloads_owners_queues_and_totals() -> None:
-    port = FakePort(
+    port = MemoryCluster(
         "c1",
-        pod_list=[
-            pod("job-x-1", owner=("Job", "job-x"), labels={"kueue.x-k8s.io/queue-name": "q1"}),
-            pod("orphan", labels={"batch.kubernetes.io/job-name": "old-job"}),
-            pod("web-5d9", owner=("ReplicaSet", "web-5d9"), labels={"kai.scheduler/queue": "k"}),
-            pod("done", phase="Succeeded", owner=("Job", "j")),  # released its GPUs
-            pod("waiting", node_name=""),  # not bound yet: holds nothing
-            pod("cpu", gpus={}),
-            pod("b1", namespace="team-b", gpus={"nvidia.com/mig-1g.10gb": 3}, started=ago(1)),
-        ],
+        {
+            Kind.PODS: [
+                pod("job-x-1", owner=("Job", "job-x"), labels={"kueue.x-k8s.io/queue-name": "q1"}),
+                pod("orphan", labels={"batch.kubernetes.io/job-name": "old-job"}),
+                pod(
+                    "web-5d9", owner=("ReplicaSet", "web-5d9"), labels={"kai.scheduler/queue": "k"}
+                ),
+                pod("done", phase="Succeeded", owner=("Job", "j")),  # released its GPUs
+                pod("waiting", node=""),  # not bound yet: holds nothing
+                pod("cpu", gpus={}),
+                pod("b1", namespace="team-b", gpus={"nvidia.com/mig-1g.10gb": 3}, started=ago(1)),
+            ]
+        },
     )
-    out = anyio.run(GPU_WORKLOADS.run, FakeContext(port), GpuWorkloadsInput())
+    out = run_tool(GPU_WORKLOADS, GpuWorkloadsInput(), port)
     rows = {w.pod: w for w in out.workloads}
     assert set(rows) == {"job-x-1", "orphan", "web-5d9", "b1"}
     assert (rows["job-x-1"].owner_kind, rows["job-x-1"].owner_name) == ("Job", "job-x")
@@ -280,9 +154,7 @@ def test_workloads_owners_queues_and_totals() -> None:
 
 
 def test_fleet_view_reports_an_unreachable_cluster_and_serves_the_rest() -> None:
-    up = FakePort("up", pod_list=[pod("a")])
-    down = FakePort("down", down=True)
-    ctx = FakeContext(up, down)
+    ctx = tool_context(MemoryCluster("up", {Kind.PODS: [pod("a")]}), down("down"))
     out = anyio.run(GPU_WORKLOADS.run, ctx, GpuWorkloadsInput())
     assert [(c.cluster, c.reachable) for c in out.clusters] == [("up", True), ("down", False)]
     assert [w.pod for w in out.workloads] == ["a"]
@@ -325,7 +197,7 @@ def test_quota_views_read_gpu_lines_and_scheduler_queues() -> None:
             "pendingWorkloads": 2,
         },
     }
-    port = FakePort(
+    port = MemoryCluster(
         "c1",
         objects={
             Kind.RESOURCE_QUOTAS: [
@@ -365,7 +237,7 @@ def test_quota_views_read_gpu_lines_and_scheduler_queues() -> None:
             ],
         },
     )
-    out = anyio.run(GPU_QUOTA.run, FakeContext(port), GpuQuotaInput())
+    out = run_tool(GPU_QUOTA, GpuQuotaInput(), port)
     [rq] = out.resource_quotas
     assert [(r.resource, r.hard, r.used) for r in rq.resources] == [
         ("nvidia.com/mig-1g.10gb", 7, None),
@@ -390,12 +262,12 @@ def test_quota_views_read_gpu_lines_and_scheduler_queues() -> None:
     [vq] = out.volcano_queues
     assert (vq.gpu_capability, vq.weight, vq.state) == (32, 1, "Open")
     # one namespace: its quota, its local queues and only the cluster queues they use
-    one = anyio.run(GPU_QUOTA.run, FakeContext(port), GpuQuotaInput(namespace="team-a"))
+    one = run_tool(GPU_QUOTA, GpuQuotaInput(namespace="team-a"), port)
     assert [q.name for q in one.cluster_queues] == ["research"]
 
 
 def test_quota_without_scheduler_crds_is_empty() -> None:
-    out = anyio.run(GPU_QUOTA.run, FakeContext(FakePort("c1")), GpuQuotaInput())
+    out = run_tool(GPU_QUOTA, GpuQuotaInput(), MemoryCluster("c1"))
     assert (out.cluster_queues, out.kai_queues, out.volcano_queues) == ([], [], [])
     assert GPU_QUOTA.summary(out) == "no GPU quotas or queues"
 
@@ -423,31 +295,36 @@ def pvc(name: str, namespace: str, volume: str) -> Json:
     }
 
 
-def fleet() -> tuple[FakePort, FakePort]:
-    east = FakePort(
+def fleet() -> tuple[MemoryCluster, MemoryCluster]:
+    east = MemoryCluster(
         "east",
-        node_list=[
-            node("e-full", "e1"),
-            node("e-free", "e1"),
-            node("e-cordoned", "e1", cordoned=True),
-            node("e-notready", "e1", ready=False),
-            node("e-tainted", "e2", taints=(("dedicated", "NoSchedule"),)),
-            node("e-l4", "e2", gpus=4, product="NVIDIA-L4", memory_mib=23034),
-        ],
-        pod_list=[pod("big", node_name="e-full", gpus={"nvidia.com/gpu": 8})],
-        objects={Kind.NAMESPACES: [ns("team-a")]},
+        {
+            Kind.NODES: [
+                node("e-full", "e1"),
+                node("e-free", "e1"),
+                node("e-cordoned", "e1", cordoned=True),
+                node("e-notready", "e1", ready=False),
+                node("e-tainted", "e2", taints=(("dedicated", "NoSchedule"),)),
+                node("e-l4", "e2", gpus=4, product="NVIDIA-L4", memory_mib=23034),
+            ],
+            Kind.PODS: [pod("big", node="e-full", gpus={"nvidia.com/gpu": 8})],
+            Kind.NAMESPACES: [namespace("team-a")],
+        },
     )
-    west = FakePort(
+    west = MemoryCluster(
         "west",
-        node_list=[node("w-h200", "w1", product="NVIDIA-H200", memory_mib=143771)],
-        pod_list=[pod("two", node_name="w-h200", gpus={"nvidia.com/gpu": 2})],
-        objects={Kind.NAMESPACES: [ns("team-a")]},
+        {
+            Kind.NODES: [node("w-h200", "w1", product="NVIDIA-H200", memory_mib=143771)],
+            Kind.PODS: [pod("two", node="w-h200", gpus={"nvidia.com/gpu": 2})],
+            Kind.NAMESPACES: [namespace("team-a")],
+        },
     )
     return east, west
 
 
-def recommend(*ports: FakePort, **args: Any) -> placement.Placement:
-    return anyio.run(RECOMMEND_PLACEMENT.run, FakeContext(*ports), PlacementInput(**args))
+def recommend(*ports: MemoryCluster, **args: Any) -> placement.Placement:
+    out: placement.Placement = run_tool(RECOMMEND_PLACEMENT, PlacementInput(**args), *ports)
+    return out
 
 
 def test_placement_fits_on_one_schedulable_node_only() -> None:
@@ -480,9 +357,10 @@ def test_placement_filters_product_and_memory() -> None:
 
 def test_placement_respects_quota_headroom() -> None:
     east, west = fleet()
-    east.objects[Kind.RESOURCE_QUOTAS] = [
-        quota("team-a", {"requests.nvidia.com/gpu": "16"}, {"requests.nvidia.com/gpu": "12"})
-    ]
+    east.add(
+        Kind.RESOURCE_QUOTAS,
+        quota("team-a", {"requests.nvidia.com/gpu": "16"}, {"requests.nvidia.com/gpu": "12"}),
+    )
     out = recommend(east, west, gpus=4, namespace="team-a")
     best = out.options[0]
     assert (best.cluster, best.fits, best.quota_headroom) == ("east", True, 4)
@@ -500,9 +378,9 @@ def test_placement_respects_quota_headroom() -> None:
 
 def test_placement_prefers_the_zone_of_the_pvc_and_ranks_clusters_without_it_lower() -> None:
     east, west = fleet()
-    west.node_list.append(node("w-h100-z2", "w2"))
-    west.objects[Kind.PVCS] = [pvc("data", "team-a", "pv-1")]
-    west.objects[Kind.PVS] = [pv("pv-1", "w2")]
+    west.add(Kind.NODES, node("w-h100-z2", "w2"))
+    west.add(Kind.PVCS, pvc("data", "team-a", "pv-1"))
+    west.add(Kind.PVS, pv("pv-1", "w2"))
     without = recommend(east, west, gpus=4, product="H100", namespace="team-a")
     assert without.options[0].cluster == "east"
     out = recommend(east, west, gpus=4, product="H100", namespace="team-a", near_pvc="data")
@@ -516,9 +394,8 @@ def test_placement_prefers_the_zone_of_the_pvc_and_ranks_clusters_without_it_low
 
 def test_placement_skips_clusters_without_the_namespace_and_unreachable_ones() -> None:
     east, west = fleet()
-    west.objects[Kind.NAMESPACES] = []
-    down = FakePort("down", down=True)
-    out = recommend(east, west, down, gpus=2, namespace="team-a")
+    west.remove(Kind.NAMESPACES, "team-a")
+    out = recommend(east, west, down("down"), gpus=2, namespace="team-a")
     west_option = next(o for o in out.options if o.cluster == "west")
     assert not west_option.fits
     assert "does not exist" in west_option.reason

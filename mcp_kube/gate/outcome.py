@@ -1,0 +1,69 @@
+"""How a tool call ends, free of any protocol's types: ``mcp_kube.server`` makes the SDK result.
+
+A result is shaped here: workload text cleaned of control, escape and invisible characters
+(and the count said), a size cap on the structured content, and a short text summary. A
+failure is a tool error the model can read and correct: ``error [code]: message``, with a
+stable code and nothing internal in it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from mcp_kube.hygiene import clean, clean_tree
+from mcp_kube.tools.base import ToolOutput, ToolSpec
+
+__all__ = ["REQUEST_ID_META", "SANITIZED_META", "InputNeeded", "Outcome", "shape"]
+
+REQUEST_ID_META = "mcp-kube.io/request-id"  # joins what a client saw with the audit record
+SANITIZED_META = "mcp-kube.io/sanitized"  # characters removed from workload text
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one call gives back: one text block, structured content, and metadata."""
+
+    text: str  # the summary, or "error [code]: message"
+    structured_content: dict[str, Any] | None = None
+    is_error: bool = False
+    error_code: str = ""  # set when is_error
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def error(cls, code: str, message: str) -> Outcome:
+        return cls(text=f"error [{code}]: {message}", is_error=True, error_code=code)
+
+    def with_meta(self, key: str, value: Any) -> Outcome:
+        return replace(self, meta={**self.meta, key: value})
+
+
+class InputNeeded(BaseException):
+    """The transport must ask the client for input and have the call retried (2026-07-28).
+
+    Raised by the transport's elicitation (``payload``: what to send the client, in the
+    transport's own types); the gate records the call and lets it pass. A BaseException so
+    that no ``except Exception`` on the way turns it into a failure.
+    """
+
+    def __init__(self, payload: Any) -> None:
+        super().__init__("input required")
+        self.payload = payload
+
+
+def shape(spec: ToolSpec[Any, Any], output: ToolOutput, max_bytes: int) -> Outcome:
+    """A tool's output as a result: cleaned, size-capped, summarised."""
+    data, removed = clean_tree(output.model_dump(mode="json"))
+    size = len(json.dumps(data, separators=(",", ":")))
+    if size > max_bytes:
+        return Outcome.error(
+            "response_too_large",
+            f"the result ({size} bytes) exceeds the {max_bytes}-byte cap; narrow the query "
+            "(namespace, cluster, filters) or lower `limit`",
+        )
+    summary, _ = clean(spec.summary(output))
+    if not removed:
+        return Outcome(summary, data)
+    note = f"[{removed} control, escape or invisible characters removed from workload text]"
+    return Outcome(f"{summary}\n{note}", data, meta={SANITIZED_META: removed})
