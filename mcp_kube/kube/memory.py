@@ -158,7 +158,7 @@ class MemoryCluster:
     def _key(kind: Kind, namespace: str | None, name: str) -> tuple[str, str]:
         return ((namespace or "") if kind.namespaced else "", name)
 
-    async def _request(self, verb: Verb, kind: Kind | None, **fields: Any) -> Request:
+    async def _request(self, verb: Verb, kind: Kind | None, **fields: Any) -> None:
         await anyio.lowlevel.checkpoint()  # as a real request lets other tasks run meanwhile
         if self.outage is not None:
             raise ClusterUnavailable(f"cluster unavailable: {self.name} ({self.outage})")
@@ -168,7 +168,6 @@ class MemoryCluster:
             who = req.acting_for.subject if req.acting_for else self.user[0]
             refusal = refused(kind, req.verb, who, req.namespace)
             raise Forbidden(f"{self.name}: forbidden: {refusal}")
-        return req
 
     def _find(self, kind: Kind, name: str, namespace: str | None) -> Json:
         if kind.namespaced and not namespace:

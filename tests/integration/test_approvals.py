@@ -286,6 +286,14 @@ def wait_for_rbac(testbed: cluster.TestbedState) -> None:
             api.close()
 
 
+def filed(testbed: cluster.TestbedState, gate: Gate, what: str) -> tuple[str, str]:
+    """A new job's approval request, pending, once the approvers' Role is in force:
+    (job, request id)."""
+    wait_for_rbac(testbed)
+    job = name(what)
+    return job, pending_id(submit(gate, job))
+
+
 def test_out_of_band_approval_runs_exactly_once(
     testbed: cluster.TestbedState,
     gate: Gate,
@@ -372,9 +380,7 @@ def test_the_requester_cannot_approve_by_editing_the_record(
 ) -> None:
     """Issue 21, hole 2: alice, whose own team is an approver group and who may patch the
     records, approves her own request by hand. The API server refuses every form of it."""
-    wait_for_rbac(testbed)
-    job = name("self")
-    rid = pending_id(submit(teams_gate, job))
+    job, rid = filed(testbed, teams_gate, "self")
     assert record(admin, rid).approvers == ("team-a", "team-b")
 
     # the reproduction: `kubectl patch` naming another approver
@@ -441,9 +447,7 @@ def test_a_decision_forged_by_anyone_else_is_refused(
     admin: client.ApiClient,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    wait_for_rbac(testbed)
-    job = name("forged")
-    rid = pending_id(submit(gate, job))
+    job, rid = filed(testbed, gate, "forged")
     # bob, an approver, writes an approval in the auditor's name; the auditor in bob's
     for who, patch, why in (
         ("bob", decision("auditor", "team-b"), "(bob), not auditor"),
@@ -489,9 +493,7 @@ def test_expired_request_cannot_be_approved(
     admin: client.ApiClient,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    wait_for_rbac(testbed)
-    job = name("late")
-    rid = pending_id(submit(gate, job))
+    job, rid = filed(testbed, gate, "late")
     # let it expire: move expires_at into the past (the admin may: it may manage approvals)
     core = client.CoreV1Api(admin)
     data = json.loads(record(admin, rid).stored["request"])
@@ -533,9 +535,7 @@ def test_without_the_admission_policy_the_server_counts_no_approval(
     """With the policy's binding removed, alice's hand edits go through; the server still
     refuses them: its own checks catch a self-approval, and its dry run finds nothing that
     vouches for any other. (Runs last here: it takes the policy away for a moment.)"""
-    wait_for_rbac(testbed)
-    job = name("nopolicy")
-    rid = pending_id(submit(teams_gate, job))
+    job, rid = filed(testbed, teams_gate, "nopolicy")
     rc, out = kubectl(testbed, "admin", "delete", "validatingadmissionpolicybinding",
                       ADMISSION_POLICY)  # fmt: skip
     assert rc == 0, out

@@ -143,7 +143,16 @@ def pod(
     status: Json = {
         "phase": phase,
         "conditions": list(conditions),
-        "containerStatuses": [{"name": containers[0], "restartCount": restarts, "state": state}],
+        "containerStatuses": [
+            {
+                "name": containers[0],
+                "image": image,
+                "imageID": "",
+                "ready": phase == "Running",
+                "restartCount": restarts,
+                "state": state,
+            }
+        ],
     }
     if started:
         status["startTime"] = stamp(started)
