@@ -180,6 +180,39 @@ def build_own_wheel(dist: Any, out_dir: Path) -> Path:
 
 
 # ---------------------------------------------------------------------------- create
+def _pack_wheels(root: Path, extras: Iterable[str], report: Report) -> list[str]:
+    """The wheels of this installation's runtime closure; returns their pins."""
+    wheels = root / "wheels"
+    wheels.mkdir(parents=True)
+    pins = []
+    for dist in runtime_closure(extras=extras):
+        whl = build_own_wheel(dist, wheels) if _is_editable(dist) else repack(dist, wheels)
+        pins.append(f"{dist.metadata['Name']}=={dist.version}")
+        report(f"wheel {whl.name}")
+    (root / "requirements.txt").write_text("\n".join(sorted(pins)) + "\n")
+    return pins
+
+
+def _pack_files(root: Path, models: list[Any], repo: Path | None, report: Report) -> None:
+    """Verified model files with every manifest; policies, deploy/ and the Containerfile."""
+    from mcp_kube.llm.manifest import check, default_manifest_dir
+
+    (root / "models").mkdir()
+    (root / "offline_models").mkdir()
+    for manifest in models:
+        path = check(manifest)  # only a verified file travels
+        report(f"model {manifest.name} ({manifest.size:,} bytes)")
+        shutil.copyfile(path, root / "models" / manifest.file)
+    for yaml_file in sorted(default_manifest_dir().glob("*.yaml")):
+        shutil.copyfile(yaml_file, root / "offline_models" / yaml_file.name)
+    if repo is not None:
+        for folder in ("policies", "deploy"):
+            if (repo / folder).is_dir():
+                shutil.copytree(repo / folder, root / folder)
+        if (repo / "Containerfile").is_file():
+            shutil.copyfile(repo / "Containerfile", root / "Containerfile")
+
+
 def create(
     output: Path,
     *,
@@ -190,8 +223,6 @@ def create(
 ) -> Path:
     """Write the bundle to ``output`` (a .tar). ``models``: verified manifests to carry;
     ``repo``: where policies/, deploy/ and the Containerfile come from."""
-    from mcp_kube.llm.manifest import check, default_manifest_dir
-
     started = time.monotonic()
     llama_build = build_info()
     if llama_build is not None:
@@ -201,48 +232,22 @@ def create(
         )
     with tempfile.TemporaryDirectory(prefix="mcpk-bundle-") as tmp:
         root = Path(tmp) / ROOT
-        wheels = root / "wheels"
-        wheels.mkdir(parents=True)
-        dists = runtime_closure(extras=extras)
-        pins = []
-        for dist in dists:
-            whl = build_own_wheel(dist, wheels) if _is_editable(dist) else repack(dist, wheels)
-            pins.append(f"{dist.metadata['Name']}=={dist.version}")
-            report(f"wheel {whl.name}")
-        (root / "requirements.txt").write_text("\n".join(sorted(pins)) + "\n")
-        (root / "models").mkdir()
-        (root / "offline_models").mkdir()
-        for manifest in models:
-            path = check(manifest)  # only a verified file travels
-            report(f"model {manifest.name} ({manifest.size:,} bytes)")
-            shutil.copyfile(path, root / "models" / manifest.file)
-        for yaml_file in sorted(default_manifest_dir().glob("*.yaml")):
-            shutil.copyfile(yaml_file, root / "offline_models" / yaml_file.name)
-        if repo is not None:
-            for folder in ("policies", "deploy"):
-                if (repo / folder).is_dir():
-                    shutil.copytree(repo / folder, root / folder)
-            if (repo / "Containerfile").is_file():
-                shutil.copyfile(repo / "Containerfile", root / "Containerfile")
+        pins = _pack_wheels(root, extras, report)
+        _pack_files(root, models, repo, report)
         files = {
             str(p.relative_to(root)): _sha256(p) for p in sorted(root.rglob("*")) if p.is_file()
         }
-        (root / "bundle.json").write_text(
-            json.dumps(
-                {
-                    "format": FORMAT,
-                    "mcp_kube": __version__,
-                    "python": f"cp{sys.version_info.major}{sys.version_info.minor}",
-                    "platform": sysconfig.get_platform(),
-                    "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                    "wheels": sorted(pins),
-                    "models": [{"name": m.name, "file": m.file} for m in models],
-                    "llama_cpp": llama_build.as_json() if llama_build else None,
-                },
-                indent=2,
-            )
-            + "\n"
-        )
+        description = {
+            "format": FORMAT,
+            "mcp_kube": __version__,
+            "python": f"cp{sys.version_info.major}{sys.version_info.minor}",
+            "platform": sysconfig.get_platform(),
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "wheels": sorted(pins),
+            "models": [{"name": m.name, "file": m.file} for m in models],
+            "llama_cpp": llama_build.as_json() if llama_build else None,
+        }
+        (root / "bundle.json").write_text(json.dumps(description, indent=2) + "\n")
         files["bundle.json"] = _sha256(root / "bundle.json")
         (root / SUMS).write_text("".join(f"{h}  {p}\n" for p, h in sorted(files.items())))
         output.parent.mkdir(parents=True, exist_ok=True)

@@ -111,12 +111,8 @@ class PolicyEngine(Policy):
         labels: dict[str, str] = {}
         for _, pf in self.files:
             d = pf.spec.defaults
-            for name in JobDefaults.model_fields:
-                if name == "labels":
-                    continue
-                value = getattr(d, name)
-                if value is not None and name not in merged:
-                    merged[name] = value
+            for name, value in d.model_dump(exclude={"labels"}, exclude_none=True).items():
+                merged.setdefault(name, value)
             for k, v in d.labels.items():
                 labels.setdefault(k, v)
         return JobDefaults.model_validate({**merged, "labels": labels})

@@ -17,7 +17,7 @@ the review hands the limit on (``ManifestReview.max_concurrent_gpus``), the gate
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NoReturn
 
 from mcp_kube.domain import KUEUE_QUEUE_LABEL
@@ -67,10 +67,10 @@ class PolicyLimits:
         ]
         return min(values) if values else None
 
-    def _listed(self, name: str) -> list[str] | None:
+    def _listed(self, pick: Callable[[Limits], list[str] | None]) -> list[str] | None:
         """A list limit across files: what every file that sets it allows (None: none sets it)."""
         lists: list[list[str]] = [
-            value for limits in self._all if (value := getattr(limits, name)) is not None
+            value for limits in self._all if (value := pick(limits)) is not None
         ]
         if not lists:
             return None
@@ -79,12 +79,12 @@ class PolicyLimits:
 
     def allowed_priority_classes(self) -> list[str]:
         """PriorityClasses submit_job may name: listed by the policy, never system-*."""
-        listed = self._listed("priority_classes") or []
+        listed = self._listed(lambda limits: limits.priority_classes) or []
         return [c for c in listed if not c.startswith(RESERVED_PRIORITY_PREFIX)]
 
     def allowed_queues(self) -> list[str] | None:
         """Kueue LocalQueues submit_job may name; None: the policy does not restrict them."""
-        return self._listed("queues")
+        return self._listed(lambda limits: limits.queues)
 
     def check_scheduling(self, manifest: Mapping[str, Any]) -> None:
         """Refuse a Job whose scheduling the policy does not allow (``PolicyDenied``)."""

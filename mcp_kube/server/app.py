@@ -258,15 +258,7 @@ def build_server(
     verifier = build_verifier(settings.http, review) if transport == "http" else None
     who = principal_of or (_token_principal if verifier else (lambda _ctx: local))
     tools: list[Tool] = [make_tool(spec, gate_ref, who, transport) for spec in catalog.TOOLS]
-    auth = None
-    if verifier is not None:
-        url = public_url(settings.http)
-        auth = AuthSettings(
-            issuer_url=AnyHttpUrl(settings.http.auth.jwt_issuer or url),
-            resource_server_url=AnyHttpUrl(url),
-            required_scopes=None,
-            validate_token_resource=False,  # audiences are checked by the verifiers
-        )
+    auth = _auth_settings(settings) if verifier is not None else None
     server = _Server(
         "mcp-kube",
         title="mcp-kube",
@@ -284,6 +276,17 @@ def build_server(
         for path, endpoint in ops_routes(metrics):
             server.custom_route(path, methods=["GET"], include_in_schema=False)(endpoint)
     return server
+
+
+def _auth_settings(settings: Settings) -> AuthSettings:
+    """The protected-resource metadata of this server (HTTP with token verification)."""
+    url = public_url(settings.http)
+    return AuthSettings(
+        issuer_url=AnyHttpUrl(settings.http.auth.jwt_issuer or url),
+        resource_server_url=AnyHttpUrl(url),
+        required_scopes=None,
+        validate_token_resource=False,  # audiences are checked by the verifiers
+    )
 
 
 def _kubeconfig_clusters(settings: Settings) -> ClusterSource:

@@ -53,8 +53,10 @@ class UserToken(AccessToken):
 def principal_of_token(token: AccessToken | None) -> Principal | None:
     if token is None or not token.subject:
         return None
-    groups = tuple(getattr(token, "groups", ()) or ())
-    method = getattr(token, "method", "") or "bearer"
+    if isinstance(token, UserToken):
+        groups, method = tuple(token.groups), token.method or "bearer"
+    else:  # a token some other verifier accepted: no groups known
+        groups, method = (), "bearer"
     return Principal(subject=token.subject, groups=groups, authenticated_by=f"http-{method}")
 
 

@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 
 import anyio
 import uvicorn
+from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
 from mcp.server.transport_security import TransportSecuritySettings
 from starlette.middleware import Middleware
 from starlette.responses import JSONResponse
@@ -81,9 +82,8 @@ class RateLimit:
 
     def _key(self, scope: Scope) -> str:
         user = scope.get("user")
-        token = getattr(user, "access_token", None)
-        if token is not None and getattr(token, "subject", None):
-            return f"user:{token.subject}"
+        if isinstance(user, AuthenticatedUser) and user.access_token.subject:
+            return f"user:{user.access_token.subject}"
         client = scope.get("client") or ("?", 0)
         return f"addr:{client[0]}"
 

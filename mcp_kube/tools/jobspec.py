@@ -224,16 +224,8 @@ def _resources(args: SubmitJobInput) -> Json:
     return out
 
 
-def build_job(args: SubmitJobInput, principal: Principal) -> Json:
-    """The batch/v1 Job for these arguments, before the policy's defaults."""
-    owner = principal_label(principal.subject)
-    job_labels = {
-        MANAGED_BY_LABEL: MANAGED_BY,
-        SUBMITTED_BY_LABEL: owner,
-        IDEMPOTENCY_LABEL: idempotency_key(args),
-    }
-    if args.queue is not None:
-        job_labels[KUEUE_QUEUE_LABEL] = args.queue
+def _container(args: SubmitJobInput) -> Json:
+    """The one container: the image and what it runs, unprivileged, with its resources."""
     container: Json = {
         "name": CONTAINER,
         "image": args.image,
@@ -254,6 +246,12 @@ def build_job(args: SubmitJobInput, principal: Principal) -> Json:
     resources = _resources(args)
     if resources:
         container["resources"] = resources
+    return container
+
+
+def _pod_template(args: SubmitJobInput, owner: str) -> Json:
+    """The pod template: no host namespaces or service account token; the GPU product,
+    priority class and fractional-GPU scheduler the arguments ask for."""
     pod_spec: Json = {
         "restartPolicy": "Never",
         "automountServiceAccountToken": False,
@@ -265,7 +263,7 @@ def build_job(args: SubmitJobInput, principal: Principal) -> Json:
             "runAsNonRoot": True,
             "seccompProfile": {"type": "RuntimeDefault"},
         },
-        "containers": [container],
+        "containers": [_container(args)],
     }
     pod_meta: Json = {"labels": {MANAGED_BY_LABEL: MANAGED_BY, SUBMITTED_BY_LABEL: owner}}
     if args.gpu_product is not None:
@@ -275,10 +273,23 @@ def build_job(args: SubmitJobInput, principal: Principal) -> Json:
     if args.gpu_fraction is not None:
         pod_spec["schedulerName"] = KAI_SCHEDULER
         pod_meta["annotations"] = {KAI_FRACTION_ANNOTATION: f"{args.gpu_fraction:g}"}
+    return {"metadata": pod_meta, "spec": pod_spec}
+
+
+def build_job(args: SubmitJobInput, principal: Principal) -> Json:
+    """The batch/v1 Job for these arguments, before the policy's defaults."""
+    owner = principal_label(principal.subject)
+    job_labels = {
+        MANAGED_BY_LABEL: MANAGED_BY,
+        SUBMITTED_BY_LABEL: owner,
+        IDEMPOTENCY_LABEL: idempotency_key(args),
+    }
+    if args.queue is not None:
+        job_labels[KUEUE_QUEUE_LABEL] = args.queue
     spec: Json = {
         "parallelism": args.parallelism,
         "completions": args.completions,
-        "template": {"metadata": pod_meta, "spec": pod_spec},
+        "template": _pod_template(args, owner),
     }
     if args.backoff_limit is not None:
         spec["backoffLimit"] = args.backoff_limit
