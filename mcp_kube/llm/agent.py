@@ -20,6 +20,7 @@ from typing import Any, Protocol
 
 import anyio.to_thread
 
+from mcp_kube.llm import grammar as G
 from mcp_kube.llm import prompt as P
 from mcp_kube.llm.backend import Backend, Generation
 
@@ -133,7 +134,7 @@ class Agent:
         every = list(self.tools)
         # (answer allowed, writes allowed) -> grammar of the turn's first step
         self._choice = {
-            (answer, writes): P.choice_grammar(every if writes else reads, allow_answer=answer)
+            (answer, writes): G.choice_grammar(every if writes else reads, allow_answer=answer)
             for answer in (True, False)
             for writes in (True, False)
         }
@@ -173,13 +174,13 @@ class Agent:
             result.unparsed.append(P.CALL_PREFIX + choice)
             return None
         ground = (
-            P.Grounding.of(context[0], context[1:], {"cluster": self.clusters})
+            G.Grounding.of(context[0], context[1:], {"cluster": self.clusters})
             if self.grounded
             else None
         )
         tool = self.tools[name]
         common = frozenset(k for _, args in tool.examples for k in args) if tool.examples else None
-        grammar = P.args_grammar(tool.input_schema, ground, common)
+        grammar = G.args_grammar(tool.input_schema, ground, common)
         rest = await self._generate(result, prompt + choice, grammar=grammar, max_tokens=320)
         raw = P.CALL_PREFIX + choice + rest
         try:
@@ -205,70 +206,82 @@ class Agent:
         t0 = time.perf_counter()
         result = AgentResult(question)
         messages = [P.Message("system", self.system), *self.history, P.Message("user", question)]
+        result.stopped = await self._act(result, messages, None if plan else runner, events, t0)
+        if result.stopped != "plan":
+            await self._answer(result, messages, events)
+            self.history += [P.Message("user", question), P.Message("assistant", result.answer)]
+            self.history = self.history[-8:]  # a chat remembers its last four exchanges
+        result.seconds = time.perf_counter() - t0
+        return result
+
+    async def _act(
+        self,
+        result: AgentResult,
+        messages: list[P.Message],
+        runner: ToolRunner | None,
+        events: Events,
+        t0: float,
+    ) -> str:
+        """Tool calls, each result appended to ``messages``, until the model answers or a limit
+        stops it; why the calls ended (``plan``: the first call is decided, ``runner`` None)."""
         seen: set[str] = set()
-        context = [question]  # where grounded argument values may come from
+        context = [result.question]  # where grounded argument values may come from
         while True:
             if len(result.calls) >= self.max_calls:
-                result.stopped = "limit"
-                break
+                return "limit"
             if (
                 result.outcomes
                 and not result.outcomes[-1].is_error
                 and self.follow_up == "on_error"
             ):
-                result.stopped = "answer"
-                break
+                return "answer"
             prompt = P.render(messages) + P.CALL_PREFIX
             call = await self._next_call(result, prompt, not result.calls, context)
             if call is None:
-                result.stopped = "unparsed" if result.unparsed else "answer"
-                break
+                return "unparsed" if result.unparsed else "answer"
             if result._first_call_s is None:
                 result._first_call_s = time.perf_counter() - t0
             key = json.dumps(call.as_json(), sort_keys=True)
             if key in seen:  # the same call again would only repeat the same result
-                result.stopped = "repeat"
-                break
+                return "repeat"
             seen.add(key)
             result.calls.append(call)
-            if plan or runner is None:
-                result.stopped = "plan"
-                result.seconds = time.perf_counter() - t0
-                return result
+            if runner is None:
+                return "plan"
             events.tool_call(call)
             outcome = await runner.call(call.name, call.arguments)
             result.outcomes.append(outcome)
             context.append(outcome.text[: self.result_budget])
             events.tool_result(call, outcome)
-            answering = not outcome.is_error and self.follow_up == "on_error"
-            messages += [
-                P.Message(
-                    "assistant", json.dumps({"name": call.name, "arguments": call.arguments})
-                ),
-                P.result_message(
-                    call.name,
-                    outcome.text,
-                    is_error=outcome.is_error,
-                    budget=self.result_budget,
-                    then=P.REPLY if answering else P.NEXT,
-                ),
-            ]
+            messages += self._exchange(call, outcome)
+
+    def _exchange(self, call: ToolCall, outcome: ToolOutcome) -> list[P.Message]:
+        """The call as the model's turn, then its result and what to do next as the user's."""
+        answering = not outcome.is_error and self.follow_up == "on_error"
+        return [
+            P.Message("assistant", json.dumps({"name": call.name, "arguments": call.arguments})),
+            P.result_message(
+                call.name,
+                outcome.text,
+                is_error=outcome.is_error,
+                budget=self.result_budget,
+                then=P.REPLY if answering else P.NEXT,
+            ),
+        ]
+
+    async def _answer(self, result: AgentResult, messages: list[P.Message], events: Events) -> None:
+        """The answer from the conversation so far, streamed to ``events``."""
         if messages[-1].role == "user" and messages[-1].content.endswith(P.NEXT):
             last = messages[-1].content
             messages[-1] = P.Message("user", last[: -len(P.NEXT)] + P.REPLY)
         events.answer_start()
-        answer_prompt = result.answer_prompt = P.render(messages)
-        result.answer = (
-            await self._generate(
-                result,
-                answer_prompt,
-                grammar=None,
-                max_tokens=self.answer_tokens,
-                stop=[P.END, "<|im_start|>", "<|endoftext|>"],
-                on_text=events.text,
-            )
-        ).strip()
-        self.history += [P.Message("user", question), P.Message("assistant", result.answer)]
-        self.history = self.history[-8:]  # a chat remembers its last four exchanges
-        result.seconds = time.perf_counter() - t0
-        return result
+        result.answer_prompt = P.render(messages)
+        answer = await self._generate(
+            result,
+            result.answer_prompt,
+            grammar=None,
+            max_tokens=self.answer_tokens,
+            stop=[P.END, "<|im_start|>", "<|endoftext|>"],
+            on_text=events.text,
+        )
+        result.answer = answer.strip()

@@ -75,7 +75,41 @@ class Backend(Protocol):
         on_text: TextSink | None = None,
     ) -> Generation: ...
 
+    def warm(self, prefix: str, cache_dir: Path | None = None) -> str:
+        """Evaluate ``prefix`` (the byte-stable start of every prompt) ahead of the first
+        question, kept in ``cache_dir`` where the backend saves state; returns how it was
+        done. This default, for a backend that keeps no prefix, does nothing."""
+        return "none"
+
     def close(self) -> None: ...
+
+
+class _Stream:
+    """Generated text as it streams in: the pieces, their count, the time to the first one."""
+
+    def __init__(self, on_text: TextSink | None) -> None:
+        self.on_text = on_text
+        self.t0 = time.perf_counter()
+        self.first = 0.0
+        self.seconds = 0.0
+        self.parts: list[str] = []
+        self.n = 0
+
+    def add(self, piece: str) -> None:
+        self.n += 1
+        if self.n == 1:
+            self.first = time.perf_counter() - self.t0
+        if piece:
+            self.parts.append(piece)
+            if self.on_text:
+                self.on_text(piece)
+
+    def end(self) -> None:
+        self.seconds = time.perf_counter() - self.t0
+
+    def generation(self, prompt_tokens: int, tokens: int | None = None) -> Generation:
+        n = self.n if tokens is None else tokens
+        return Generation("".join(self.parts), prompt_tokens, n, self.seconds, self.first)
 
 
 class LlamaCppBackend:
@@ -195,10 +229,7 @@ class LlamaCppBackend:
         on_text: TextSink | None = None,
     ) -> Generation:
         with self._lock:
-            t0 = time.perf_counter()
-            first = 0.0
-            parts: list[str] = []
-            n = 0
+            out = _Stream(on_text)
             stream: Iterator[Any] = self._llm.create_completion(  # type: ignore[assignment]
                 prompt,
                 max_tokens=max_tokens,
@@ -209,24 +240,14 @@ class LlamaCppBackend:
             )
             try:
                 for chunk in stream:
-                    piece = chunk["choices"][0]["text"]
-                    n += 1
-                    if n == 1:
-                        first = time.perf_counter() - t0
-                    if piece:
-                        parts.append(piece)
-                        if on_text:
-                            on_text(piece)
+                    out.add(chunk["choices"][0]["text"])
             except (ValueError, RuntimeError) as e:
                 raise BackendError(f"generation failed: {e}") from e
-            seconds = time.perf_counter() - t0
-            prompt_tokens = self.count_tokens(prompt)
-            return Generation("".join(parts), prompt_tokens, n, seconds, first)
+            out.end()
+            return out.generation(self.count_tokens(prompt))
 
     def close(self) -> None:
-        close = getattr(self._llm, "close", None)
-        if close:
-            close()
+        self._llm.close()
 
 
 def load_cpu_backends() -> None:
@@ -273,7 +294,7 @@ _LOAD_LOCK = threading.Lock()
 def _llama_version() -> str:
     import llama_cpp
 
-    return str(getattr(llama_cpp, "__version__", "?"))
+    return str(llama_cpp.__version__)
 
 
 def _prune(folder: Path, keep: int) -> None:
@@ -346,10 +367,7 @@ class EndpointBackend:
             body["stop"] = list(stop)
         if grammar:
             body[self._field] = grammar
-        t0 = time.perf_counter()
-        first = 0.0
-        parts: list[str] = []
-        n = 0
+        out = _Stream(on_text)
         usage: dict[str, Any] = {}
         with self._post("/completions", body) as resp:
             try:
@@ -364,24 +382,17 @@ class EndpointBackend:
                     if event.get("usage"):
                         usage = event["usage"]
                     for choice in event.get("choices") or []:
-                        piece = choice.get("text") or ""
-                        n += 1
-                        if n == 1:
-                            first = time.perf_counter() - t0
-                        if piece:
-                            parts.append(piece)
-                            if on_text:
-                                on_text(piece)
+                        out.add(choice.get("text") or "")
             except (OSError, ValueError) as e:
                 raise BackendError(f"endpoint stream failed: {e}") from None
-        seconds = time.perf_counter() - t0
-        return Generation(
-            "".join(parts),
-            int(usage.get("prompt_tokens") or 0),
-            int(usage.get("completion_tokens") or n),
-            seconds,
-            first,
+        out.end()
+        return out.generation(
+            int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or out.n)
         )
+
+    def warm(self, prefix: str, cache_dir: Path | None = None) -> str:
+        """The endpoint's server keeps its own prompt cache: nothing to do here."""
+        return "remote"
 
     def close(self) -> None:
         return None

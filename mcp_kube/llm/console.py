@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, TextIO, TypeVar
 
 import anyio
 import anyio.to_thread
@@ -20,7 +21,7 @@ from mcp_kube.errors import McpKubeError
 from mcp_kube.llm.agent import Agent, AgentResult, Events, ToolCall, ToolOutcome
 from mcp_kube.llm.backend import Backend, EndpointBackend
 from mcp_kube.llm.manifest import ModelManifest, ModelMissing, by_role, check, get_manifest
-from mcp_kube.llm.session import McpSession, connect
+from mcp_kube.llm.session import McpSession, connect, leaf_error
 from mcp_kube.llm.worker import ModelProcess
 from mcp_kube.settings import LlmSettings, Settings
 
@@ -35,24 +36,21 @@ __all__ = [
 ]
 
 
+T = TypeVar("T")
+
+
 class ClientError(McpKubeError):
     """The MCP server could not be started or reached, or the session broke."""
 
 
-def _leaf(exc: BaseException) -> BaseException:
-    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
-        exc = exc.exceptions[0]
-    return exc
-
-
-def _run(go: Any, server: str) -> Any:
+def _run(go: Callable[[], Awaitable[T]], server: str) -> T:
     """Run the session; a failure to reach the server becomes one clear line, not a trace."""
     try:
         return anyio.run(go)
     except (McpKubeError, KeyboardInterrupt):
         raise
     except Exception as e:
-        leaf = _leaf(e)
+        leaf = leaf_error(e)
         if isinstance(leaf, McpKubeError):
             raise leaf from None
         raise ClientError(
@@ -69,6 +67,11 @@ class Options:
     plan: bool = False
     as_json: bool = False
     show_calls: bool = True
+
+
+def _secret(path: Path | None) -> str | None:
+    """A token kept in a file (its surrounding white space dropped), or None without a file."""
+    return path.read_text().strip() if path else None
 
 
 def choose_model(name: str | None) -> tuple[ModelManifest, Path]:
@@ -93,11 +96,10 @@ def choose_model(name: str | None) -> tuple[ModelManifest, Path]:
 def open_backend(cfg: LlmSettings, opts: Options) -> Backend:
     endpoint = opts.endpoint or cfg.endpoint
     if endpoint:
-        key = cfg.endpoint_token_file.read_text().strip() if cfg.endpoint_token_file else None
         return EndpointBackend(
             endpoint,
             model=cfg.endpoint_model,
-            api_key=key,
+            api_key=_secret(cfg.endpoint_token_file),
             grammar_field=cfg.endpoint_grammar_field,
         )
     manifest, path = choose_model(opts.model or cfg.model)
@@ -123,9 +125,7 @@ def make_agent(backend: Backend, session: McpSession, cfg: LlmSettings) -> Agent
         answer_tokens=cfg.answer_max_tokens,
         follow_up=cfg.follow_up,
     )
-    warm = getattr(backend, "warm", None)
-    if warm is not None:
-        warm(agent.prefix, cfg.prompt_cache)
+    backend.warm(agent.prefix, cfg.prompt_cache)
     return agent
 
 
@@ -192,27 +192,48 @@ def _result_json(result: AgentResult, backend: Backend, plan: bool) -> dict[str,
     return out
 
 
+@dataclass
+class _Terminal:
+    """What a terminal command holds: its settings, the loaded model, the console on stderr."""
+
+    cfg: LlmSettings
+    backend: Backend
+    err: Console
+
+    @classmethod
+    def open(cls, opts: Options, settings: Settings | None) -> _Terminal:
+        cfg = (settings or Settings()).llm
+        err = Console(stderr=True, highlight=False)
+        return cls(cfg, open_backend(cfg, opts), err)
+
+    def run(self, server: str, work: Callable[[McpSession], Awaitable[T]]) -> T:
+        """``work`` in a session with the server (approvals asked on the terminal); the model is
+        closed after."""
+        token = _secret(self.cfg.server_token_file)
+
+        async def go() -> T:
+            async with connect(server, token=token, approver=terminal_approver(self.err)) as s:
+                return await work(s)
+
+        try:
+            return _run(go, server)
+        finally:
+            self.backend.close()
+
+
 def run_ask(question: str, opts: Options, settings: Settings | None = None) -> int:
     """One question: 0 answered, 1 when the model produced no usable call."""
-    settings = settings or Settings()
-    cfg = settings.llm
-    err = Console(stderr=True, highlight=False)
-    backend = open_backend(cfg, opts)
-    token = cfg.server_token_file.read_text().strip() if cfg.server_token_file else None
+    term = _Terminal.open(opts, settings)
 
-    async def go() -> AgentResult:
-        async with connect(opts.server, token=token, approver=terminal_approver(err)) as s:
-            agent = make_agent(backend, s, cfg)
-            quiet = opts.as_json or opts.plan
-            events = Events() if quiet else TerminalEvents(sys.stdout, err, stream=True)
-            return await agent.ask(question, s, events, plan=opts.plan)
+    async def work(s: McpSession) -> AgentResult:
+        agent = make_agent(term.backend, s, term.cfg)
+        quiet = opts.as_json or opts.plan
+        events = Events() if quiet else TerminalEvents(sys.stdout, term.err, stream=True)
+        return await agent.ask(question, s, events, plan=opts.plan)
 
-    try:
-        result = _run(go, opts.server)
-    finally:
-        backend.close()
+    result = term.run(opts.server, work)
     if opts.as_json or opts.plan:
-        print(json.dumps(_result_json(result, backend, opts.plan), indent=2))
+        print(json.dumps(_result_json(result, term.backend, opts.plan), indent=2))
     else:
         print()
     return 1 if result.unparsed and not result.calls else 0
@@ -220,50 +241,42 @@ def run_ask(question: str, opts: Options, settings: Settings | None = None) -> i
 
 def run_chat(opts: Options, settings: Settings | None = None) -> int:
     """An interactive conversation until /quit or end of input."""
-    settings = settings or Settings()
-    cfg = settings.llm
-    err = Console(stderr=True, highlight=False)
+    term = _Terminal.open(opts, settings)
     out = Console(highlight=False)
-    backend = open_backend(cfg, opts)
-    token = cfg.server_token_file.read_text().strip() if cfg.server_token_file else None
 
-    async def go() -> None:
-        async with connect(opts.server, token=token, approver=terminal_approver(err)) as s:
-            with err.status(f"loading {backend.label}…"):
-                agent = make_agent(backend, s, cfg)
+    async def work(s: McpSession) -> None:
+        with term.err.status(f"loading {term.backend.label}…"):
+            agent = make_agent(term.backend, s, term.cfg)
+        out.print(
+            f"[bold]mcp-kube chat[/] · {escape(term.backend.label)} · {len(s.tools)} tools · "
+            f"clusters: {', '.join(s.clusters) or '?'}\n"
+            "[dim]Ask about GPUs, jobs, logs, quotas. /tools lists the tools, /reset "
+            "forgets the conversation, /quit ends.[/]"
+        )
+        events = TerminalEvents(sys.stdout, term.err)
+        while True:
+            line = await anyio.to_thread.run_sync(_read_question)
+            if line is None or line.strip() in ("/quit", "/exit"):
+                return
+            q = line.strip()
+            if not q:
+                continue
+            if q == "/tools":
+                for t in s.tools:
+                    kind = "" if t.read_only else " [yellow](write)[/]"
+                    out.print(f"  [cyan]{t.name}[/]{kind} {escape(t.description[:90])}")
+                continue
+            if q == "/reset":
+                agent.history.clear()
+                continue
+            result = await agent.ask(q, s, events)
+            stats = result.stats()
             out.print(
-                f"[bold]mcp-kube chat[/] · {escape(backend.label)} · {len(s.tools)} tools · "
-                f"clusters: {', '.join(s.clusters) or '?'}\n"
-                "[dim]Ask about GPUs, jobs, logs, quotas. /tools lists the tools, /reset "
-                "forgets the conversation, /quit ends.[/]"
+                f"\n[dim]{stats['tool_calls']} call(s) · {stats['seconds']}s · "
+                f"{stats['answer_tokens_per_s'] or 0} tok/s[/]"
             )
-            events = TerminalEvents(sys.stdout, err)
-            while True:
-                line = await anyio.to_thread.run_sync(_read_question)
-                if line is None or line.strip() in ("/quit", "/exit"):
-                    return
-                q = line.strip()
-                if not q:
-                    continue
-                if q == "/tools":
-                    for t in s.tools:
-                        kind = "" if t.read_only else " [yellow](write)[/]"
-                        out.print(f"  [cyan]{t.name}[/]{kind} {escape(t.description[:90])}")
-                    continue
-                if q == "/reset":
-                    agent.history.clear()
-                    continue
-                result = await agent.ask(q, s, events)
-                stats = result.stats()
-                out.print(
-                    f"\n[dim]{stats['tool_calls']} call(s) · {stats['seconds']}s · "
-                    f"{stats['answer_tokens_per_s'] or 0} tok/s[/]"
-                )
 
-    try:
-        _run(go, opts.server)
-    finally:
-        backend.close()
+    term.run(opts.server, work)
     return 0
 
 

@@ -23,10 +23,18 @@ from mcp import types as mcp_types
 from mcp_kube.llm.agent import ToolOutcome
 from mcp_kube.llm.prompt import ToolDef
 
-__all__ = ["Approver", "McpSession", "connect", "server_target"]
+__all__ = ["Approver", "McpSession", "connect", "leaf_error", "server_target"]
 
 EXAMPLES_META = "mcp-kube.io/examples"
 Approver = Callable[[str], Awaitable[bool]]  # the preview text -> did a human say yes
+
+
+def leaf_error(exc: BaseException) -> BaseException:
+    """The error inside the task groups a session runs in: the first leaf of an exception
+    group, or ``exc`` itself."""
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    return exc
 
 
 def server_target(server: str, *, http: Any = None) -> Any:
@@ -50,7 +58,7 @@ def server_target(server: str, *, http: Any = None) -> Any:
 
 def _approval_callback(approver: Approver | None) -> Any:
     async def on_elicit(_ctx: Any, params: mcp_types.ElicitRequestParams) -> mcp_types.ElicitResult:
-        message = getattr(params, "message", "") or "approve this change?"
+        message = params.message or "approve this change?"
         yes = await approver(message) if approver else False
         return mcp_types.ElicitResult(action="accept", content={"approve": bool(yes)})
 

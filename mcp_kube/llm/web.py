@@ -9,34 +9,29 @@ agent. A question streams back as NDJSON events: tool calls, their structured re
 answer's tokens, and approval requests. A write's approval is the server's question to the
 logged-in human; only their click on Approve answers yes (the model cannot, and an unanswered
 request is declined when it expires).
+
+This module is the HTTP surface (routes, host and origin checks, headers, cookies, limits);
+what it drives, the logins and the question loop, is :mod:`mcp_kube.llm.webagent`.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
-import secrets
-import time
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from collections.abc import AsyncGenerator, AsyncIterator
 from importlib import resources
 from typing import Any
 
-import anyio.to_thread
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from mcp_kube.llm import prompt as P
-from mcp_kube.llm.agent import Agent, Events, ToolCall, ToolOutcome
-from mcp_kube.llm.backend import Backend
 from mcp_kube.llm.console import ClientError, Options, make_agent, open_backend
-from mcp_kube.llm.session import McpSession, connect
+from mcp_kube.llm.webagent import Login, WebAgent
 from mcp_kube.settings import Settings
 
-__all__ = ["WebAgent", "build_app", "serve"]
+__all__ = ["COOKIE", "build_app", "serve"]
 
 COOKIE = "mcpk_session"
 ASSETS = {  # file -> content type; nothing else is served
@@ -50,146 +45,9 @@ CSP = (
 )
 MAX_BODY = 16 * 1024
 MAX_QUESTION = 2000
+MAX_TOKEN = 8192
 
 
-@dataclass
-class _Login:
-    token: str
-    principal: str
-    groups: list[str]
-    expires: float
-    history: list[P.Message] = field(default_factory=list)
-    busy: bool = False
-
-
-@dataclass
-class _Pending:
-    login: str  # the session that may answer
-    text: str
-    answer: asyncio.Future[bool]
-
-
-class WebEvents(Events):
-    def __init__(self, emit: Callable[[dict[str, Any]], None]) -> None:
-        self.emit = emit
-        self.n = 0
-
-    def tool_call(self, call: ToolCall) -> None:
-        self.n += 1
-        self.emit(
-            {"type": "tool_call", "id": self.n, "name": call.name, "arguments": call.arguments}
-        )
-
-    def tool_result(self, call: ToolCall, outcome: ToolOutcome) -> None:
-        self.emit(
-            {
-                "type": "tool_result",
-                "id": self.n,
-                "name": call.name,
-                "is_error": outcome.is_error,
-                "text": outcome.text[:20_000],
-                "structured": outcome.structured,
-                "seconds": round(outcome.seconds, 3),
-            }
-        )
-
-    def answer_start(self) -> None:
-        self.emit({"type": "answer_start"})
-
-    def text(self, delta: str) -> None:
-        self.emit({"type": "token", "text": delta})
-
-
-class WebAgent:
-    """Logins, approvals waiting for a click, and the question loop over one loaded model."""
-
-    def __init__(
-        self,
-        backend: Backend,
-        server: str,
-        make_agent: Callable[[Backend, McpSession], Agent],
-        *,
-        session_hours: float = 8.0,
-        approval_timeout_s: float = 600.0,
-        max_logins: int = 1000,
-    ) -> None:
-        self.backend = backend
-        self.server = server
-        self.make_agent = make_agent
-        self.session_s = session_hours * 3600
-        self.approval_timeout_s = approval_timeout_s
-        self.max_logins = max_logins
-        self.logins: dict[str, _Login] = {}
-        self.pending: dict[str, _Pending] = {}
-
-    # ---------------------------------------------------------------- logins
-    def session_of(self, request: Request) -> tuple[str, _Login] | None:
-        sid = request.cookies.get(COOKIE, "")
-        login = self.logins.get(sid)
-        if login is None:
-            return None
-        if login.expires < time.time():
-            self.logins.pop(sid, None)
-            return None
-        return sid, login
-
-    async def login(self, token: str) -> tuple[str, _Login]:
-        """Check the token by opening a session with it and asking the server who it is."""
-        async with connect(self.server, token=token) as session:
-            outcome = await session.call("whoami", {})
-        me = outcome.structured or {}
-        if outcome.is_error or not me.get("subject"):
-            raise PermissionError("the server did not accept this token")
-        now = time.time()
-        for sid in [s for s, v in self.logins.items() if v.expires < now]:
-            self.logins.pop(sid, None)
-        if len(self.logins) >= self.max_logins:
-            self.logins.pop(min(self.logins, key=lambda s: self.logins[s].expires))
-        sid = secrets.token_urlsafe(32)
-        login = _Login(
-            token,
-            str(me["subject"]),
-            [str(g) for g in me.get("groups") or []],
-            now + self.session_s,
-        )
-        self.logins[sid] = login
-        return sid, login
-
-    # ---------------------------------------------------------------- one question
-    async def ask(
-        self, sid: str, login: _Login, question: str, emit: Callable[[dict[str, Any]], None]
-    ) -> None:
-        async def approver(preview: str) -> bool:
-            pid = secrets.token_urlsafe(12)
-            future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-            self.pending[pid] = _Pending(sid, preview, future)
-            emit({"type": "approval", "id": pid, "text": preview})
-            try:
-                with anyio.fail_after(self.approval_timeout_s):
-                    yes = await future
-            except TimeoutError:
-                yes = False
-            finally:
-                self.pending.pop(pid, None)
-            emit({"type": "approval_done", "id": pid, "approved": yes})
-            return yes
-
-        async with connect(self.server, token=login.token, approver=approver) as session:
-            agent = await anyio.to_thread.run_sync(self.make_agent, self.backend, session)
-            agent.history = list(login.history)
-            result = await agent.ask(question, session, WebEvents(emit))
-            login.history = agent.history
-        emit({"type": "done", "answer": result.answer, "stats": result.stats()})
-
-    def decide(self, sid: str, pid: str, approve: bool) -> bool:
-        pending = self.pending.get(pid)
-        if pending is None or pending.login != sid or pending.answer.done():
-            return False
-        pending.answer.set_result(approve)
-        return True
-
-
-# -------------------------------------------------------------------- HTTP
 def _headers() -> dict[str, str]:
     return {
         "Content-Security-Policy": CSP,
@@ -203,46 +61,87 @@ def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status, headers=_headers())
 
 
-async def _json_body(request: Request) -> dict[str, Any] | None:
+def _ok(data: dict[str, Any]) -> JSONResponse:
+    return JSONResponse(data, headers=_headers())
+
+
+async def _json_body(request: Request) -> dict[str, Any]:
+    """The request's JSON object; empty when the body is too large, not JSON, or no object."""
     body = b""
     async for chunk in request.stream():
         body += chunk
         if len(body) > MAX_BODY:
-            return None
+            return {}
     try:
         data = json.loads(body or b"{}")
     except ValueError:
-        return None
-    return data if isinstance(data, dict) else None
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
-def build_app(
-    web: WebAgent, *, allowed_hosts: list[str] | None = None, secure_cookie: bool = False
-) -> Starlette:
-    hosts = {"127.0.0.1", "localhost", "[::1]", *(allowed_hosts or [])}
+def _same_origin(request: Request) -> bool:
+    """A state-changing call comes from this page: our header (a cross-site form cannot set
+    it) and, when the browser sends one, an Origin naming this host."""
+    if request.headers.get("x-mcp-kube") != "1":
+        return False
+    origin = request.headers.get("origin")
+    return origin is None or origin.split("://", 1)[-1] == request.headers.get("host", "")
 
-    def host_ok(request: Request) -> bool:
+
+async def _ndjson(events: AsyncGenerator[dict[str, Any], None]) -> AsyncIterator[bytes]:
+    """One JSON line an event; closing this stream closes ``events`` (and stops the answer)."""
+    async with contextlib.aclosing(events) as stream:
+        async for event in stream:
+            yield (json.dumps(event, default=str) + "\n").encode()
+
+
+class _Routes:
+    """The page's HTTP handlers over one ``WebAgent``. Every request is checked for a known
+    Host (against DNS rebinding); every state-changing one for this page's origin."""
+
+    def __init__(self, web: WebAgent, allowed_hosts: list[str] | None, secure_cookie: bool) -> None:
+        self.web = web
+        self.hosts = {"127.0.0.1", "localhost", "[::1]", *(allowed_hosts or [])}
+        self.secure_cookie = secure_cookie
+
+    def table(self) -> list[Route]:
+        return [
+            Route("/", self.asset, methods=["GET"]),
+            Route("/static/{name}", self.asset, methods=["GET"]),
+            Route("/api/login", self.login, methods=["POST"]),
+            Route("/api/logout", self.logout, methods=["POST"]),
+            Route("/api/me", self.me, methods=["GET"]),
+            Route("/api/ask", self.ask, methods=["POST"]),
+            Route("/api/approvals/{pid}", self.approval, methods=["POST"]),
+            Route("/healthz", self.healthz, methods=["GET"]),
+        ]
+
+    # ---------------------------------------------------------------- guards
+    def _host_ok(self, request: Request) -> bool:
         host = request.headers.get("host", "")
         name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
-        return name in hosts or host in hosts
+        return name in self.hosts or host in self.hosts
 
-    def same_origin(request: Request) -> bool:
-        """A state-changing call comes from this page: our header (a cross-site form cannot
-        set it) and, when the browser sends one, an Origin naming this host."""
-        if request.headers.get("x-mcp-kube") != "1":
-            return False
-        origin = request.headers.get("origin")
-        return origin is None or origin.split("://", 1)[-1] == request.headers.get("host", "")
-
-    def guard(request: Request, *, write: bool) -> JSONResponse | None:
-        if not host_ok(request):
+    def _refused(self, request: Request, *, write: bool) -> Response | None:
+        if not self._host_ok(request):
             return _error(421, "unknown host")
-        if write and not same_origin(request):
+        if write and not _same_origin(request):
             return _error(403, "cross-site request refused")
         return None
 
-    async def asset(request: Request) -> Response:
-        if (refused := guard(request, write=False)) is not None:
+    def _logged_in(self, request: Request, *, write: bool) -> tuple[str, Login] | Response:
+        """The caller's session id and login, or the response that refuses the request."""
+        if (refused := self._refused(request, write=write)) is not None:
+            return refused
+        sid = request.cookies.get(COOKIE, "")
+        login = self.web.session(sid)
+        if login is None:
+            return _error(401, "not logged in")
+        return sid, login
+
+    # ---------------------------------------------------------------- handlers
+    async def asset(self, request: Request) -> Response:
+        if (refused := self._refused(request, write=False)) is not None:
             return refused
         name = request.path_params.get("name", "index.html")
         if name not in ASSETS:
@@ -250,126 +149,70 @@ def build_app(
         body = resources.files("mcp_kube.llm").joinpath("webui", name).read_bytes()
         return Response(body, media_type=ASSETS[name], headers=_headers())
 
-    async def login(request: Request) -> Response:
-        if (refused := guard(request, write=True)) is not None:
+    async def login(self, request: Request) -> Response:
+        if (refused := self._refused(request, write=True)) is not None:
             return refused
-        data = await _json_body(request)
-        token = str((data or {}).get("token") or "").strip()
-        if not token or len(token) > 8192:
+        token = str((await _json_body(request)).get("token") or "").strip()
+        if not token or len(token) > MAX_TOKEN:
             return _error(400, "a token is required")
         try:
-            sid, who = await web.login(token)
+            sid, who = await self.web.login(token)
         except Exception:  # rejected, or the server is unreachable: the same answer
             return _error(401, "login failed: the MCP server did not accept this token")
-        response = JSONResponse(
-            {"principal": who.principal, "groups": who.groups}, headers=_headers()
-        )
+        response = _ok({"principal": who.principal, "groups": who.groups})
         response.set_cookie(
-            COOKIE, sid, max_age=int(web.session_s), httponly=True, samesite="strict",
-            secure=secure_cookie, path="/",
+            COOKIE, sid, max_age=int(self.web.session_s), httponly=True, samesite="strict",
+            secure=self.secure_cookie, path="/",
         )  # fmt: skip
         return response
 
-    async def logout(request: Request) -> Response:
-        if (refused := guard(request, write=True)) is not None:
+    async def logout(self, request: Request) -> Response:
+        if (refused := self._refused(request, write=True)) is not None:
             return refused
-        web.logins.pop(request.cookies.get(COOKIE, ""), None)
-        response = JSONResponse({"ok": True}, headers=_headers())
+        self.web.logout(request.cookies.get(COOKIE, ""))
+        response = _ok({"ok": True})
         response.delete_cookie(COOKIE, path="/")
         return response
 
-    async def me(request: Request) -> Response:
-        if (refused := guard(request, write=False)) is not None:
-            return refused
-        found = web.session_of(request)
-        if found is None:
-            return _error(401, "not logged in")
-        return JSONResponse(
-            {"principal": found[1].principal, "groups": found[1].groups}, headers=_headers()
-        )
+    async def me(self, request: Request) -> Response:
+        found = self._logged_in(request, write=False)
+        if isinstance(found, Response):
+            return found
+        return _ok({"principal": found[1].principal, "groups": found[1].groups})
 
-    async def ask(request: Request) -> Response:
-        if (refused := guard(request, write=True)) is not None:
-            return refused
-        found = web.session_of(request)
-        if found is None:
-            return _error(401, "not logged in")
+    async def ask(self, request: Request) -> Response:
+        found = self._logged_in(request, write=True)
+        if isinstance(found, Response):
+            return found
         sid, who = found
-        data = await _json_body(request)
-        question = str((data or {}).get("question") or "").strip()
+        question = str((await _json_body(request)).get("question") or "").strip()
         if not question or len(question) > MAX_QUESTION:
             return _error(400, f"a question of 1 to {MAX_QUESTION} characters is required")
         if who.busy:
             return _error(409, "a question of yours is still being answered")
-        queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
-        loop = asyncio.get_running_loop()
-
-        def emit(event: dict[str, Any]) -> None:  # from the loop or the model's thread
-            loop.call_soon_threadsafe(queue.put_nowait, event)
-
-        async def run() -> None:
-            who.busy = True
-            try:
-                await web.ask(sid, who, question, emit)
-            except Exception as e:
-                emit({"type": "error", "message": _reason(e)})
-            finally:
-                who.busy = False
-                emit({"type": "end"})
-
-        async def stream() -> AsyncIterator[bytes]:
-            task = asyncio.ensure_future(run())
-            try:
-                while True:
-                    event = await queue.get()
-                    if event is None or event.get("type") == "end":
-                        return
-                    yield (json.dumps(event, default=str) + "\n").encode()
-            finally:
-                if not task.done():
-                    task.cancel()
-                    with contextlib.suppress(BaseException):
-                        await task
-
+        events = _ndjson(self.web.stream(sid, who, question))
         headers = _headers() | {"X-Accel-Buffering": "no"}
-        return StreamingResponse(stream(), media_type="application/x-ndjson", headers=headers)
+        return StreamingResponse(events, media_type="application/x-ndjson", headers=headers)
 
-    async def approval(request: Request) -> Response:
-        if (refused := guard(request, write=True)) is not None:
-            return refused
-        found = web.session_of(request)
-        if found is None:
-            return _error(401, "not logged in")
-        data = await _json_body(request)
-        approve = (data or {}).get("approve")
+    async def approval(self, request: Request) -> Response:
+        found = self._logged_in(request, write=True)
+        if isinstance(found, Response):
+            return found
+        approve = (await _json_body(request)).get("approve")
         if not isinstance(approve, bool):
             return _error(400, 'send {"approve": true} or {"approve": false}')
-        if not web.decide(found[0], request.path_params["pid"], approve):
+        if not self.web.decide(found[0], request.path_params["pid"], approve):
             return _error(404, "no such approval waiting for you")
-        return JSONResponse({"approved": approve}, headers=_headers())
+        return _ok({"approved": approve})
 
-    async def healthz(_request: Request) -> Response:
+    async def healthz(self, _request: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
-    return Starlette(
-        routes=[
-            Route("/", asset, methods=["GET"]),
-            Route("/static/{name}", asset, methods=["GET"]),
-            Route("/api/login", login, methods=["POST"]),
-            Route("/api/logout", logout, methods=["POST"]),
-            Route("/api/me", me, methods=["GET"]),
-            Route("/api/ask", ask, methods=["POST"]),
-            Route("/api/approvals/{pid}", approval, methods=["POST"]),
-            Route("/healthz", healthz, methods=["GET"]),
-        ]
-    )
 
-
-def _reason(e: BaseException) -> str:
-    """One line for the page: the error's own words, never a traceback."""
-    while isinstance(e, BaseExceptionGroup) and e.exceptions:
-        e = e.exceptions[0]
-    return f"{type(e).__name__}: {str(e)[:300]}"
+def build_app(
+    web: WebAgent, *, allowed_hosts: list[str] | None = None, secure_cookie: bool = False
+) -> Starlette:
+    return Starlette(routes=_Routes(web, allowed_hosts, secure_cookie).table())
 
 
 def serve(

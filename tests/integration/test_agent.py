@@ -290,13 +290,14 @@ def endpoint(ci_model: str, tmp_path_factory: pytest.TempPathFactory) -> Iterato
 def test_an_openai_compatible_endpoint_gets_the_same_grammar(
     testbed, endpoint, client_env, tmp_path
 ) -> None:
+    from mcp_kube.llm import grammar as G
     from mcp_kube.llm import prompt as P
     from mcp_kube.llm.backend import EndpointBackend
 
     backend = EndpointBackend(endpoint)
     gen = backend.generate(
         P.render([P.Message("user", "Which tool lists jobs?")]) + P.CALL_PREFIX,
-        grammar=P.choice_grammar(["gpu_inventory", "list_jobs"], allow_answer=False),
+        grammar=G.choice_grammar(["gpu_inventory", "list_jobs"], allow_answer=False),
         max_tokens=10,
     )
     assert gen.text in ('gpu_inventory"', 'list_jobs"')

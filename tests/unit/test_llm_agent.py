@@ -11,6 +11,7 @@ import anyio
 import pytest
 from llm_vocab import ci_vocab, first_refused, grammar_sampler
 
+from mcp_kube.llm import grammar as G
 from mcp_kube.llm import prompt as P
 from mcp_kube.llm.agent import Agent, ToolOutcome
 from mcp_kube.llm.backend import Generation
@@ -45,7 +46,7 @@ def schema_of(name: str) -> dict[str, Any]:
 # llama.cpp's grammar engine, over the CI model's vocabulary (``LlamaGrammar.from_string``
 # checks nothing: the grammar is parsed only when a sampler is made of it)
 REQUEST = "last 50 lines of job bert-ft in team-b on gpu-west, image registry.internal/ml/x:1"
-GROUND = P.Grounding.of(REQUEST, ["h100-1 h100-2 NVIDIA-H100-80GB-HBM3"], {"cluster": CLUSTERS})
+GROUND = G.Grounding.of(REQUEST, ["h100-1 h100-2 NVIDIA-H100-80GB-HBM3"], {"cluster": CLUSTERS})
 BROKEN = {
     "an undefined rule": 'root ::= "a" missing\n',
     "an unterminated literal": 'root ::= "a\n',
@@ -80,13 +81,13 @@ def written(schema: dict[str, Any], args: dict[str, Any]) -> str:
 def test_every_grammar_compiles_in_llama_cpp_and_a_broken_one_does_not(vocab: Any) -> None:
     defs = tool_defs()
     names = [t.name for t in defs]
-    grammars = [P.choice_grammar(names), P.choice_grammar(names, allow_answer=False)]
-    grammars += [P.args_grammar(t.input_schema, g) for t in defs for g in (None, GROUND)]
+    grammars = [G.choice_grammar(names), G.choice_grammar(names, allow_answer=False)]
+    grammars += [G.args_grammar(t.input_schema, g) for t in defs for g in (None, GROUND)]
     for gbnf in grammars:
         assert compiles(vocab, gbnf), gbnf
     for why, gbnf in BROKEN.items():
         assert not compiles(vocab, gbnf), why
-    agents = P.args_grammar(schema_of("list_jobs"))
+    agents = G.args_grammar(schema_of("list_jobs"))
     assert not compiles(vocab, agents.replace("kv0", "kv_gone", 1)), "a dangling rule reference"
 
 
@@ -94,11 +95,11 @@ def test_the_grammars_accept_each_tool_example_and_refuse_what_no_schema_allows(
     vocab: Any,
 ) -> None:
     defs = tool_defs()
-    choice = P.choice_grammar([t.name for t in defs])
+    choice = G.choice_grammar([t.name for t in defs])
     checked = 0
     for t in defs:
         assert first_refused(vocab, choice, f'{t.name}"') is None, t.name
-        grammar = P.args_grammar(t.input_schema)
+        grammar = G.args_grammar(t.input_schema)
         for _, args in t.examples:
             rest = written(t.input_schema, args)
             assert first_refused(vocab, grammar, rest) is None, (t.name, rest)
@@ -111,13 +112,13 @@ def test_the_grammars_accept_each_tool_example_and_refuse_what_no_schema_allows(
         assert (empty is not None) == bool(t.input_schema.get("required")), t.name
     assert checked >= len(defs)  # every tool shows at least one example
     assert first_refused(vocab, choice, 'no_such_tool"')
-    no_answer = P.choice_grammar([t.name for t in defs], allow_answer=False)
+    no_answer = G.choice_grammar([t.name for t in defs], allow_answer=False)
     assert first_refused(vocab, no_answer, f'{P.ANSWER}"')
 
 
 def test_a_grounded_grammar_offers_only_what_the_request_names(vocab: Any) -> None:
     schema = schema_of("pod_logs")
-    grammar = P.args_grammar(schema, GROUND)
+    grammar = G.args_grammar(schema, GROUND)
     asked = {"namespace": "team-b", "job": "bert-ft", "tail_lines": 50, "cluster": "gpu-west"}
     assert first_refused(vocab, grammar, written(schema, asked)) is None
     assert first_refused(vocab, grammar, written(schema, asked | {"namespace": "team-c"}))
@@ -127,35 +128,35 @@ def test_a_grounded_grammar_offers_only_what_the_request_names(vocab: Any) -> No
 
 def test_choice_grammar_offers_answer_only_after_a_call() -> None:
     names = ["gpu_inventory", "list_jobs"]
-    assert '"answer\\""' not in P.choice_grammar(names, allow_answer=False)
-    assert '"answer\\""' in P.choice_grammar(names)
-    assert '"gpu_inventory\\""' in P.choice_grammar(names, allow_answer=False)
+    assert '"answer\\""' not in G.choice_grammar(names, allow_answer=False)
+    assert '"answer\\""' in G.choice_grammar(names)
+    assert '"gpu_inventory\\""' in G.choice_grammar(names, allow_answer=False)
 
 
 def test_grounding_keeps_names_from_the_request_and_clusters_only_when_named() -> None:
-    g = P.Grounding.of("How many H100s are free in team-a?", known={"cluster": CLUSTERS})
+    g = G.Grounding.of("How many H100s are free in team-a?", known={"cluster": CLUSTERS})
     assert {"H100s", "H100", "team-a"} <= g.words
     assert "How" not in g.words
     assert "free" not in g.words
-    grammar = P.args_grammar(schema_of("gpu_inventory"), g)
+    grammar = G.args_grammar(schema_of("gpu_inventory"), g)
     assert '"\\"cluster\\""' not in grammar  # no cluster named: the fleet view
     assert '"\\"H100\\""' in grammar  # product from the request
-    named = P.Grounding.of("free GPUs in gpu-west", known={"cluster": CLUSTERS})
-    grammar = P.args_grammar(schema_of("gpu_inventory"), named)
+    named = G.Grounding.of("free GPUs in gpu-west", known={"cluster": CLUSTERS})
+    grammar = G.args_grammar(schema_of("gpu_inventory"), named)
     assert '"\\"gpu-west\\""' in grammar
     assert '"\\"gpu-east\\""' not in grammar
 
 
 def test_a_cluster_name_is_not_offered_as_a_namespace() -> None:
-    g = P.Grounding.of("who uses GPUs in gpu-west?", known={"cluster": CLUSTERS})
-    grammar = P.args_grammar(schema_of("gpu_workloads"), g)
+    g = G.Grounding.of("who uses GPUs in gpu-west?", known={"cluster": CLUSTERS})
+    grammar = G.args_grammar(schema_of("gpu_workloads"), g)
     assert "namespace" not in grammar  # nothing else in the request names a namespace
     assert '"\\"gpu-west\\""' in grammar  # but the cluster is offered
 
 
 def test_numbers_go_to_the_argument_named_next_to_them() -> None:
-    g = P.Grounding.of("last 50 log lines of job bert-ft in team-b")
-    grammar = P.args_grammar(schema_of("pod_logs"), g)
+    g = G.Grounding.of("last 50 log lines of job bert-ft in team-b")
+    grammar = G.args_grammar(schema_of("pod_logs"), g)
     tail = next(line for line in grammar.splitlines() if "tail_lines" in line)
     assert tail.endswith('( "50" )')
     assert "since_seconds" not in grammar  # 50 was written next to "lines", not "seconds"
@@ -163,14 +164,14 @@ def test_numbers_go_to_the_argument_named_next_to_them() -> None:
 
 
 def test_a_required_argument_nothing_grounds_keeps_its_schema() -> None:
-    g = P.Grounding.of("list the jobs please")
-    grammar = P.args_grammar(schema_of("list_jobs"), g)
+    g = G.Grounding.of("list the jobs please")
+    grammar = G.args_grammar(schema_of("list_jobs"), g)
     assert '"\\"namespace\\""' in grammar
     assert "[0-9a-z-]" in grammar
 
 
 def test_required_arguments_come_first_and_optional_ones_at_most_once() -> None:
-    grammar = P.args_grammar(schema_of("list_jobs"))
+    grammar = G.args_grammar(schema_of("list_jobs"))
     args_rule = next(line for line in grammar.splitlines() if line.startswith("args ::="))
     assert args_rule.startswith('args ::= "{" ws kv')  # the required namespace first
     assert "*" not in args_rule
@@ -342,13 +343,13 @@ def test_no_code_path_downloads_a_model() -> None:
 
 def test_uncommon_arguments_are_offered_only_when_the_request_names_them() -> None:
     common = frozenset({"namespace", "job", "cluster", "tail_lines"})  # pod_logs' examples
-    plain = P.Grounding.of("show the logs of job bert-ft in team-b")
-    grammar = P.args_grammar(schema_of("pod_logs"), plain, common)
+    plain = G.Grounding.of("show the logs of job bert-ft in team-b")
+    grammar = G.args_grammar(schema_of("pod_logs"), plain, common)
     assert "previous" not in grammar
     assert "container" not in grammar
     assert "pod" not in grammar
-    named = P.Grounding.of("the previous container log of pod worker-3 in team-b")
-    grammar = P.args_grammar(schema_of("pod_logs"), named, common)
+    named = G.Grounding.of("the previous container log of pod worker-3 in team-b")
+    grammar = G.args_grammar(schema_of("pod_logs"), named, common)
     assert '"\\"previous\\""' in grammar
     assert '"\\"pod\\""' in grammar
 
