@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
-from mcp_kube.llm import web
-from mcp_kube.llm.web import COOKIE, WebAgent, _Login, build_app
+from mcp_kube.llm.web import COOKIE, build_app
+from mcp_kube.llm.webagent import Login, Pending, WebAgent
 
 H = {"X-MCP-Kube": "1", "Content-Type": "application/json"}
 
@@ -18,11 +18,11 @@ H = {"X-MCP-Kube": "1", "Content-Type": "application/json"}
 def agent(monkeypatch: pytest.MonkeyPatch) -> WebAgent:
     w = WebAgent(backend=None, server="http://127.0.0.1:1/mcp", make_agent=lambda b, s: None)  # type: ignore[arg-type]
 
-    async def login(token: str) -> tuple[str, _Login]:
+    async def login(token: str) -> tuple[str, Login]:
         if token != "good":
             raise PermissionError("no")
         sid = f"sid-{len(w.logins)}"
-        w.logins[sid] = _Login(token, "alice", ["team-a"], expires=9e12)
+        w.logins[sid] = Login(token, "alice", ["team-a"], expires=9e12)
         return sid, w.logins[sid]
 
     monkeypatch.setattr(w, "login", login)
@@ -94,9 +94,9 @@ def test_only_the_session_that_was_asked_can_answer_an_approval(agent) -> None:
     loop = asyncio.new_event_loop()
     try:
         future: asyncio.Future[bool] = loop.create_future()
-        agent.pending["p1"] = web._Pending("sid-owner", "approve?", future)
-        agent.logins["sid-other"] = _Login("t", "mallory", [], expires=9e12)
-        agent.logins["sid-owner"] = _Login("t", "alice", [], expires=9e12)
+        agent.pending["p1"] = Pending("sid-owner", "approve?", future)
+        agent.logins["sid-other"] = Login("t", "mallory", [], expires=9e12)
+        agent.logins["sid-owner"] = Login("t", "alice", [], expires=9e12)
         c = client(agent)
         c.cookies.set(COOKIE, "sid-other")
         assert c.post("/api/approvals/p1", json={"approve": True}, headers=H).status_code == 404
