@@ -1,8 +1,9 @@
 """Load policy files (and policy test files) safely.
 
 YAML from disk is untrusted input too: documents are size-capped, anchors and aliases are
-refused (no "billion laughs"), nesting is bounded, and every file is validated by its pydantic
-model with unknown fields rejected. Errors name the file, the rule and the position.
+refused (no "billion laughs"), nesting is bounded, a key given twice in one mapping (at any
+depth) is refused rather than letting the last one win, and every file is validated by its
+pydantic model with unknown fields rejected. Errors name the file, the rule and the position.
 """
 
 from __future__ import annotations
@@ -27,7 +28,38 @@ MAX_BYTES = 1024 * 1024
 MAX_DEPTH = 32
 
 
+class _DuplicateKey(PolicyError):
+    """Raised while parsing, before the file's name is known; ``safe_yaml`` adds it."""
+
+
 class _NoAliasLoader(yaml.SafeLoader):
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        self._refuse_duplicates(node)
+        return super().construct_mapping(node, deep=deep)
+
+    def _refuse_duplicates(self, node: yaml.MappingNode) -> None:
+        """A key twice in one mapping would silently keep the last value (``effect: Allow``
+        then ``effect: Deny``): refused, naming both lines. Keys compare as loaded, so ``1``
+        and ``01`` or ``true`` and ``yes`` are one key too. Merge keys (``<<``) would bring
+        the same ambiguity in: refused like the anchors they usually come with."""
+        first: dict[Any, tuple[int, int]] = {}
+        for key_node, _ in node.value:
+            line, column = key_node.start_mark.line + 1, key_node.start_mark.column + 1
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                raise yaml.YAMLError(f"merge keys (<<) are not allowed (line {line})")
+            key = self.construct_object(key_node, deep=True)
+            try:
+                seen = first.get(key)
+            except TypeError:  # an unhashable key: the constructor refuses it next
+                continue
+            if seen is not None:
+                shown = repr(key) if len(repr(key)) <= 80 else repr(key)[:77] + "..."
+                here, there = f"line {line}", f"line {seen[0]}"
+                if seen[0] == line:  # a flow mapping on one line
+                    here, there = f"{here}, column {column}", f"{there}, column {seen[1]}"
+                raise _DuplicateKey(f"duplicate key {shown} at {here} (first at {there})")
+            first[key] = (line, column)
+
     def compose_node(self, parent: Any, index: Any) -> Any:
         event = self.peek_event()  # type: ignore[no-untyped-call]
         line = event.start_mark.line + 1 if event.start_mark else 0
@@ -66,6 +98,8 @@ def safe_yaml(text: str, source: str) -> Any:
         raise PolicyError(f"{source}: larger than {MAX_BYTES} bytes")
     try:
         data = yaml.load(text, Loader=_NoAliasLoader)  # noqa: S506 (a SafeLoader subclass)
+    except _DuplicateKey as e:
+        raise PolicyError(f"{source}: {e}") from None
     except yaml.YAMLError as e:
         raise PolicyError(f"{source}: invalid YAML: {e}") from None
     except RecursionError:

@@ -42,6 +42,7 @@ from mcp_kube.gate import AuditSink, Gate, InputNeeded, Outcome
 from mcp_kube.kube.port import ClusterSource, Kind
 from mcp_kube.policy.decision import Policy, ReadOnlyPolicy
 from mcp_kube.server.auth import build_verifier, principal_of_token, public_url
+from mcp_kube.server.headers import with_param_headers
 from mcp_kube.settings import Settings
 from mcp_kube.tools import catalog
 from mcp_kube.tools.base import ToolSpec
@@ -180,7 +181,7 @@ class Approval(BaseModel):
 def _strict_schema(spec: ToolSpec[Any, Any]) -> dict[str, Any]:
     schema: dict[str, Any] = spec.input.model_json_schema()
     schema["additionalProperties"] = False
-    return schema
+    return with_param_headers(schema)  # x-mcp-header: mirrored as Mcp-Param-* over HTTP
 
 
 def make_tool(

@@ -22,6 +22,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from mcp_kube.errors import McpKubeError
 from mcp_kube.policy.loader import ReloadablePolicy
 from mcp_kube.server.app import build_server
+from mcp_kube.server.headers import RoutingHeaders
 from mcp_kube.settings import HttpSettings, Settings
 
 __all__ = ["serve"]
@@ -153,6 +154,8 @@ def serve(
     )
     # per principal, after authentication (the stack is built at the first request)
     app.user_middleware.append(Middleware(RateLimit, rate=http.calls_per_second, burst=http.burst))
+    # routing headers that disagree with the body: 400 (2026-07-28 requests: the SDK's check)
+    app.user_middleware.append(Middleware(RoutingHeaders, max_body=http.max_body_bytes))
     config = uvicorn.Config(
         app,
         host=settings.http.host,

@@ -199,3 +199,82 @@ def test_out_of_band_terms_come_from_the_rule_that_asks_for_them(tmp_path) -> No
     terms = engine.approval_terms(ALICE, "submit_job", "c", "team-a", review.manifest)
     assert terms is not None
     assert (terms.approvers, terms.four_eyes, terms.ttl_seconds) == (("gpu-leads",), True, 600)
+
+
+AMBIGUOUS = """spec:
+  rules:
+    - id: reads
+      match: {tools: ['@read']}
+      effect: Allow
+      effect: Deny
+"""
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        (AMBIGUOUS, r"p.yaml: duplicate key 'effect' at line 9 \(first at line 8\)"),
+        (  # deeper: inside a validation of a rule
+            "spec:\n  rules:\n    - id: v\n      validations:\n"
+            "        - expression: 'true'\n          message: a\n          message: b\n",
+            r"p.yaml: duplicate key 'message' at line 10 \(first at line 9\)",
+        ),
+        (  # a flow mapping on one line: the columns tell them apart
+            "spec: {rules: [{id: f, match: {tools: [x], tools: ['*']}}]}",
+            r"duplicate key 'tools' at line 4, column 44 \(first at line 4, column 32\)",
+        ),
+        (
+            "spec: {rules: []}\nspec: {rules: []}\n",
+            r"duplicate key 'spec' at line 5 \(first at line 4\)",
+        ),
+        ("metadata: {name: again}\nspec: {rules: []}\n", "duplicate key 'metadata' at line 4"),
+        (
+            "spec:\n  rules: []\n  <<: {rules: []}\n",
+            r"merge keys \(<<\) are not allowed \(line 6\)",
+        ),
+    ],
+)
+def test_a_key_given_twice_at_any_depth_is_refused_naming_both_lines(
+    tmp_path, body, expected
+) -> None:
+    with pytest.raises(PolicyError, match=expected):
+        load_engine([write(tmp_path, body)])
+
+
+@pytest.mark.parametrize("command", [["policy", "check"], ["serve", "--policy"]])
+def test_policy_check_and_serve_exit_2_on_a_duplicate_key(tmp_path, capsys, command) -> None:
+    path = write(tmp_path, AMBIGUOUS)
+    assert main([*command, str(path)]) == 2
+    err = capsys.readouterr().err
+    assert f"{path}: duplicate key 'effect' at line 9 (first at line 8)" in err
+
+
+def test_reload_refuses_a_duplicate_key_and_keeps_the_running_policy(tmp_path) -> None:
+    path = write(tmp_path, "spec: {rules: [{id: reads, match: {tools: ['@read']}}]}")
+    policy = ReloadablePolicy([path])
+    # the reverse order: the last value would allow while a reviewer reads Deny
+    path.write_text(
+        HEADER + AMBIGUOUS.replace("Allow\n      effect: Deny", "Deny\n      effect: Allow")
+    )
+    error = policy.reload()
+    assert error is not None
+    assert "duplicate key 'effect' at line 9 (first at line 8)" in error
+    assert policy.decide(ALICE, "gpu_inventory", True, {}).allowed  # old policy still in force
+
+
+def test_an_audit_script_with_a_duplicate_key_is_refused_before_any_call(tmp_path, capsys) -> None:
+    script = tmp_path / "audit.yaml"
+    script.write_text(
+        "name: weekly\n"
+        "server: /nonexistent/never-started\n"
+        "calls:\n"
+        "  - name: jobs\n"
+        "    tool: list_jobs\n"
+        "    args:\n"
+        "      namespace: team-a\n"
+        "      namespace: team-b\n"
+    )
+    assert main(["audit", "run", str(script), "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert f"{script}: duplicate key 'namespace' at line 8 (first at line 7)" in err
+    assert not list(tmp_path.glob("*.evidence.*"))  # nothing ran, no report
