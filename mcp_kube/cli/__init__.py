@@ -22,6 +22,7 @@ from mcp_kube.cli import (
     bundle,
     call,
     client,
+    config,
     doctor,
     models,
     policy,
@@ -45,6 +46,7 @@ GROUPS: tuple[Callable[[SubParsers], None], ...] = (
     bundle.register,
     agent.register,
     doctor.register,
+    config.register,
 )
 """The command groups, in the order ``mcp-kube --help`` lists them."""
 

