@@ -15,6 +15,7 @@ __all__ = [
     "KUBE_REQUESTS",
     "KUEUE_QUEUE_LABEL",
     "QUEUE_LABELS",
+    "TRACE_HEADERS",
     "VOLCANO_QUEUE_ANNOTATION",
     "ClusterName",
     "DnsLabel",
@@ -102,4 +103,9 @@ ACTING_FOR: ContextVar[Principal | None] = ContextVar("mcp_kube_acting_for", def
 # The Kubernetes requests one tool call made (verb, path, status, Audit-ID), for its audit record.
 KUBE_REQUESTS: ContextVar[list[dict[str, object]] | None] = ContextVar(
     "mcp_kube_kube_requests", default=None
+)
+# The W3C trace headers (traceparent, tracestate) sent on the Kubernetes requests made on behalf
+# of the tool call running now; empty outside a call (cache list+watch, server's own requests).
+TRACE_HEADERS: ContextVar[tuple[tuple[str, str], ...]] = ContextVar(
+    "mcp_kube_trace_headers", default=()
 )

@@ -22,6 +22,7 @@ __all__ = [
     "LlmSettings",
     "ModelSettings",
     "Settings",
+    "TracingSettings",
 ]
 
 
@@ -153,6 +154,26 @@ class ApprovalSettings(BaseModel):
     )
 
 
+class TracingSettings(BaseModel):
+    """W3C trace context is always taken from a call's ``_meta`` (or started), recorded in its
+    audit record and sent on its Kubernetes requests. Exporting spans is off by default."""
+
+    otlp_endpoint: str | None = Field(
+        None,
+        description="OTLP/HTTP collector inside the site (e.g. http://otel-collector:4318): one "
+        "span per tool call is POSTed as JSON to <endpoint>/v1/traces; unset: no export",
+    )
+    otlp_headers: dict[str, str] = Field(
+        default_factory=dict, description="extra HTTP headers of each export (e.g. a tenant)"
+    )
+    timeout_s: float = Field(5.0, gt=0, le=60, description="timeout of one export request")
+    queue_size: int = Field(
+        2048, ge=1, le=1_000_000, description="spans waiting for export; beyond it they drop"
+    )
+    batch_size: int = Field(256, ge=1, le=10_000, description="most spans in one export request")
+    service_name: str = Field("mcp-kube", description="the spans' service.name resource")
+
+
 def _data_dir() -> Path:
     base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
     return Path(base) / "mcp-kube"
@@ -235,6 +256,7 @@ class Settings(BaseSettings):
     approvals: ApprovalSettings = ApprovalSettings()
     models: ModelSettings = ModelSettings()
     llm: LlmSettings = LlmSettings()
+    tracing: TracingSettings = TracingSettings()
     principal: str | None = Field(
         None, description="stdio caller's principal; default: the OS user running the server"
     )

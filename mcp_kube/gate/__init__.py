@@ -20,13 +20,22 @@ from __future__ import annotations
 
 from mcp_kube.gate.approval import Elicit, approval_binding
 from mcp_kube.gate.dispatch import Gate
-from mcp_kube.gate.outcome import REQUEST_ID_META, SANITIZED_META, InputNeeded, Outcome
+from mcp_kube.gate.outcome import (
+    REQUEST_ID_META,
+    SANITIZED_META,
+    SPAN_ID_META,
+    TRACE_ID_META,
+    InputNeeded,
+    Outcome,
+)
 from mcp_kube.gate.record import AuditRefused, AuditSink, CallRecord
 from mcp_kube.kube.port import ClusterSource
 
 __all__ = [
     "REQUEST_ID_META",
     "SANITIZED_META",
+    "SPAN_ID_META",
+    "TRACE_ID_META",
     "AuditRefused",
     "AuditSink",
     "CallRecord",

@@ -21,17 +21,25 @@ from typing import Any
 import anyio
 from pydantic import ValidationError
 
-from mcp_kube.domain import ACTING_FOR, KUBE_REQUESTS, Principal
+from mcp_kube.domain import ACTING_FOR, KUBE_REQUESTS, TRACE_HEADERS, Principal
 from mcp_kube.errors import InvalidArgument, McpKubeError, PolicyDenied, RateLimited
 from mcp_kube.gate.approval import ApprovalRouter, Elicit, WriteCall
 from mcp_kube.gate.context import CallContext
-from mcp_kube.gate.outcome import REQUEST_ID_META, InputNeeded, Outcome, shape
+from mcp_kube.gate.outcome import (
+    REQUEST_ID_META,
+    SPAN_ID_META,
+    TRACE_ID_META,
+    InputNeeded,
+    Outcome,
+    shape,
+)
 from mcp_kube.gate.ratelimit import RateLimiter
 from mcp_kube.gate.record import AuditSink, AuditTrail, CallRecord
 from mcp_kube.kube.port import ClusterSource
 from mcp_kube.policy.decision import Decision, Policy
 from mcp_kube.settings import Settings
 from mcp_kube.tools.base import ClusterInput, StrictInput, ToolOutput, ToolSpec
+from mcp_kube.tracing import TraceContext, new_trace
 
 __all__ = ["Gate"]
 
@@ -132,17 +140,23 @@ class Gate:
         *,
         transport: str = "",
         client: dict[str, str] | None = None,
+        trace: TraceContext | None = None,
     ) -> Outcome:
-        """Validate, decide, (for writes) log the intent, run, shape, and log the outcome."""
+        """Validate, decide, (for writes) log the intent, run, shape, and log the outcome.
+
+        ``trace``: the call's place in the caller's trace (default: a new trace); its
+        traceparent goes on every Kubernetes request the call makes."""
         record = CallRecord(
             tool=spec.name,
             principal=principal,
             arguments=raw if isinstance(raw, dict) else {},
             transport=transport,
             client=dict(client or {}),
+            trace=trace or new_trace(),
         )
         started = time.perf_counter()
         requests_token = KUBE_REQUESTS.set(record.kube_requests)
+        trace_token = TRACE_HEADERS.set(record.trace.headers())
         try:
             outcome = await self._run(spec, raw, record, elicit)
         except InputNeeded:
@@ -158,14 +172,20 @@ class Gate:
             raise
         finally:
             KUBE_REQUESTS.reset(requests_token)
+            TRACE_HEADERS.reset(trace_token)
             record.latency_ms = (time.perf_counter() - started) * 1000
             self._remember(record)
         record.result_bytes = len(outcome.text)
         written = self._trail.done(record)
         if not written and spec.read_only and self.settings.audit.fail_closed_reads:
             outcome = Outcome.error("audit_unavailable", "the audit log is unavailable: refused")
-        # The request id joins what a client saw with the audit record of the call.
-        return outcome.with_meta(REQUEST_ID_META, record.request_id)
+        # The request id joins what a client saw with the audit record of the call; the trace
+        # and span ids join it with the caller's trace.
+        return (
+            outcome.with_meta(REQUEST_ID_META, record.request_id)
+            .with_meta(TRACE_ID_META, record.trace.trace_id)
+            .with_meta(SPAN_ID_META, record.trace.span_id)
+        )
 
     async def _run(
         self,

@@ -15,10 +15,20 @@ from typing import Any
 from mcp_kube.hygiene import clean, clean_tree
 from mcp_kube.tools.base import ToolOutput, ToolSpec
 
-__all__ = ["REQUEST_ID_META", "SANITIZED_META", "InputNeeded", "Outcome", "shape"]
+__all__ = [
+    "REQUEST_ID_META",
+    "SANITIZED_META",
+    "SPAN_ID_META",
+    "TRACE_ID_META",
+    "InputNeeded",
+    "Outcome",
+    "shape",
+]
 
 REQUEST_ID_META = "mcp-kube.io/request-id"  # joins what a client saw with the audit record
 SANITIZED_META = "mcp-kube.io/sanitized"  # characters removed from workload text
+TRACE_ID_META = "mcp-kube.io/trace-id"  # the W3C trace the call ran in (the caller's or new)
+SPAN_ID_META = "mcp-kube.io/span-id"  # the call's own span in it
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -17,6 +18,7 @@ from typing import Any, Protocol
 from mcp_kube.domain import Principal
 from mcp_kube.errors import McpKubeError
 from mcp_kube.policy.decision import Decision
+from mcp_kube.tracing import TraceContext, new_trace
 
 __all__ = ["AuditRefused", "AuditSink", "AuditTrail", "CallRecord", "audit_event"]
 
@@ -68,6 +70,9 @@ class CallRecord:
     arguments: dict[str, Any] = field(default_factory=dict)
     kube_requests: list[dict[str, object]] = field(default_factory=list)
     approval: str = ""
+    # the call's W3C trace context: the caller's trace (from the request's _meta) or a new one
+    trace: TraceContext = field(default_factory=new_trace)
+    started_unix_ns: int = field(default_factory=time.time_ns)  # wall clock, for trace spans
 
 
 def audit_event(record: CallRecord, kind: str) -> dict[str, Any]:
@@ -93,6 +98,7 @@ def audit_event(record: CallRecord, kind: str) -> dict[str, Any]:
         "error_code": record.error_code,
         "latency_ms": round(record.latency_ms, 3),
         "result_bytes": record.result_bytes,
+        "trace": record.trace.record(),
     }
 
 

@@ -2,7 +2,8 @@
 
 Requests have a timeout and no automatic retries (a struggling API server gets no retry
 storm); bodies are decoded as plain JSON rather than model objects; the caller's identity is
-sent as ``Impersonate-*`` headers when impersonation is on; each request is noted for the
+sent as ``Impersonate-*`` headers when impersonation is on; a request made on behalf of a tool
+call carries that call's W3C ``traceparent`` (and ``tracestate``); each request is noted for the
 audit record of the tool call running now; and each failure becomes one of the project's
 errors (``mcp_kube.kube.errors``).
 """
@@ -17,7 +18,7 @@ import urllib3
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 
-from mcp_kube.domain import ACTING_FOR, KUBE_REQUESTS, Json
+from mcp_kube.domain import ACTING_FOR, KUBE_REQUESTS, TRACE_HEADERS, Json
 from mcp_kube.errors import UpstreamError
 from mcp_kube.kube.errors import Timeout, error_for_status, no_answer
 
@@ -49,6 +50,8 @@ def note_request(verb: str, path: str, query: Query, status: int, audit_id: obje
             "dry_run": is_dry_run(query),
             "status": status,
             "audit_id": str(audit_id or "")[:64],
+            # the W3C traceparent header the request carried (see Transport._headers)
+            "traceparent": dict(TRACE_HEADERS.get()).get("traceparent", ""),
         }
     )
 
@@ -63,11 +66,17 @@ class Transport:
     impersonate: bool
 
     def _headers(self, headers: dict[str, str], impersonate: bool) -> Any:
-        """Headers, plus Impersonate-User/Group of the caller when impersonation is on."""
+        """Headers, plus the tool call's trace headers, plus Impersonate-User/Group of the
+        caller when impersonation is on."""
         who = ACTING_FOR.get() if self.impersonate and impersonate else None
-        if who is None:
+        trace = TRACE_HEADERS.get()
+        if who is None and not trace:
             return headers
         out = urllib3.HTTPHeaderDict(headers)
+        for name, value in trace:
+            out[name] = value
+        if who is None:
+            return out
         out.add("Impersonate-User", who.subject)
         for group in who.groups:
             out.add("Impersonate-Group", group)

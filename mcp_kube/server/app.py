@@ -46,9 +46,11 @@ from mcp_kube.server.headers import with_param_headers
 from mcp_kube.settings import Settings
 from mcp_kube.tools import catalog
 from mcp_kube.tools.base import ToolSpec
+from mcp_kube.tracing import TraceContext, child_of
 
 if TYPE_CHECKING:
     from mcp_kube.server.metrics import Metrics
+    from mcp_kube.server.tracing import OtlpExporter
 
 __all__ = ["AppState", "build_server", "stdio_principal", "tool_result"]
 
@@ -97,6 +99,7 @@ class GatedTool(Tool):
                 _elicitor(context),
                 transport=self.transport,
                 client=_client_info(context),
+                trace=_trace_of(context),
             )
         except InputNeeded as needed:
             result: InputRequiredResult = needed.payload
@@ -127,6 +130,18 @@ def _client_info(context: Context[Any, Any]) -> dict[str, str]:
     if params is None:
         return {}
     return {"name": params.client_info.name[:100], "version": params.client_info.version[:50]}
+
+
+def _trace_of(context: Context[Any, Any]) -> TraceContext:
+    """The call's trace: a child of the W3C ``traceparent`` in the request's ``_meta`` (MCP
+    2026-07-28), or a new trace when there is none or it is malformed (never echoed)."""
+    try:
+        meta = context.request_context.meta
+    except Exception:  # no request context (e.g. an in-memory call)
+        meta = None
+    if not isinstance(meta, dict):
+        return child_of(None)
+    return child_of(meta.get("traceparent"), meta.get("tracestate"))
 
 
 def _elicitor(context: Context[Any, Any]) -> Callable[[str, str], Awaitable[bool]]:
@@ -243,9 +258,12 @@ def build_server(
         holder["gate"] = gate
         if metrics is not None:
             metrics.bind(gate)
+        exporter = _span_exporter(settings, gate)
         try:
             yield AppState(gate=gate)
         finally:
+            if exporter is not None:
+                exporter.close()
             source.close()
             if sink is not None:
                 sink.close()
@@ -277,6 +295,18 @@ def build_server(
         for path, endpoint in ops_routes(metrics):
             server.custom_route(path, methods=["GET"], include_in_schema=False)(endpoint)
     return server
+
+
+def _span_exporter(settings: Settings, gate: Gate) -> OtlpExporter | None:
+    """The OTLP span exporter, observing every call, when ``tracing.otlp_endpoint`` is set."""
+    if not settings.tracing.otlp_endpoint:
+        return None
+    from mcp_kube.server.tracing import OtlpExporter
+
+    exporter = OtlpExporter(settings.tracing)
+    gate.observers.append(exporter.observe)
+    log.info("mcp-kube exports a span per tool call to %s", exporter.url)
+    return exporter
 
 
 def _auth_settings(settings: Settings) -> AuthSettings:
