@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -53,6 +54,7 @@ KWOK_STAGES = (
     "kustomize/stage/pod/general/pod-delete.yaml",
 )
 KUEUE_MODULE = "sigs.k8s.io/kueue"
+HELM_MODULE = "helm.sh/helm/v3"
 KUEUE_CRDS = ("resourceflavors", "clusterqueues", "localqueues", "workloads")
 
 
@@ -66,7 +68,8 @@ def go_binary() -> str:
     if go is None:
         raise ToolchainMissing(
             "the Go toolchain ('go') is not on PATH; the testbed builds etcd, kube-apiserver, "
-            "kube-controller-manager, kube-scheduler and kwok from source and needs Go >= 1.26 "
+            "kube-controller-manager, kube-scheduler, kwok, kubectl and helm from source and "
+            "needs Go >= 1.26 "
             "(see testbed/go/*/go.mod)"
         )
     return go
@@ -86,7 +89,27 @@ def _ldflags(component: Component) -> str:
             ]
     elif component.module == "sigs.k8s.io/kwok":
         flags.append(f"-X sigs.k8s.io/kwok/pkg/consts.Version={version.lstrip('v')}")
+    elif component.module == HELM_MODULE:
+        flags += _helm_ldflags(component, version)
     return " ".join(flags)
+
+
+def _helm_ldflags(component: Component, version: str) -> list[str]:
+    """What Helm's Makefile sets: its version, and the Kubernetes version its client-go
+    targets (the default for ``.Capabilities.KubeVersion`` and the deprecation lint)."""
+    flags = [
+        f"-X {HELM_MODULE}/internal/version.version={version}",
+        f"-X {HELM_MODULE}/internal/version.gitTreeState=clean",
+    ]
+    gosum = wrapper_dir(component) / "go.sum"
+    found = re.search(r"^k8s\.io/client-go v0\.(\d+)\.\d+ ", gosum.read_text(), re.MULTILINE)
+    if found:
+        for pkg in ("pkg/lint/rules", "pkg/chartutil"):
+            flags += [
+                f"-X {HELM_MODULE}/{pkg}.k8sVersionMajor=1",
+                f"-X {HELM_MODULE}/{pkg}.k8sVersionMinor={found.group(1)}",
+            ]
+    return flags
 
 
 def _log_dir() -> Path:

@@ -51,6 +51,8 @@ COMPONENTS: tuple[Component, ...] = (
     Component("kwok", "kwok", "sigs.k8s.io/kwok", "sigs.k8s.io/kwok/cmd/kwok"),
     # not a control-plane component: the client that applies deploy/ and is benchmarked
     Component("kubectl", "kubernetes", "k8s.io/kubernetes", "k8s.io/kubernetes/cmd/kubectl"),
+    # renders and lints the Helm chart in deploy/helm
+    Component("helm", "helm", "helm.sh/helm/v3", "helm.sh/helm/v3/cmd/helm"),
 )
 
 
