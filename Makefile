@@ -91,14 +91,17 @@ test: testbed-build inspector conformance ## every test: unit, then integration 
 	$(BIN)/mcp-kube models install $(CI_MODEL)
 	$(BIN)/pytest
 
-bench: testbed-build ## llama.cpp portable vs native; B1-B6 side by side with kubectl+jq and two peer MCP servers on the scale testbed (table + benchmarks/results/*.json)
+bench: testbed-build ## llama.cpp portable vs native; B1-B6 side by side with kubectl+jq and two peer MCP servers on the scale testbed (reference.json + the table in BENCHMARKS.md)
 	$(BIN)/mcp-kube models install $(CI_MODEL) >/dev/null
 	$(BIN)/python benchmarks/peers.py >/dev/null
 	$(BIN)/python benchmarks/audit_sink.py
 	$(BIN)/python benchmarks/llama_builds.py --runs $(or $(RUNS),5) --json benchmarks/results/llama_builds.json
 	@run=$$(mktemp -d); trap '$(BIN)/mcp-kube testbed down --dir '$$run'/tb >/dev/null' EXIT; \
 	  $(BIN)/mcp-kube testbed up --profile scale --dir $$run/tb && \
-	  $(BIN)/python benchmarks/compare.py $$run/tb --runs $(or $(RUNS),5)
+	  $(BIN)/python benchmarks/compare.py $$run/tb --runs $(or $(RUNS),5) \
+	    --llama benchmarks/results/llama_builds.json --out benchmarks/results/reference.json; \
+	  rc=$$?; $(BIN)/python benchmarks/report.py benchmarks/results/reference.json \
+	    --write BENCHMARKS.md && exit $$rc
 
 soak: testbed-build ## load and outage drill: 100 HTTP sessions for 60 s, API server restart mid-load, 10,000 fuzz calls
 	@run=$$(mktemp -d); trap '$(BIN)/mcp-kube testbed down --dir '$$run'/tb >/dev/null' EXIT; \

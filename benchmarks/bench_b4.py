@@ -1,0 +1,132 @@
+"""B4: the last 10,000 lines of a 1 GB pod log, `pod_logs` against `kubectl logs --tail`;
+wall time and each one's own peak resident memory. B6: cold start to the tools/list answer.
+
+kubectl's peak: a child forked from this (large) benchmark process would report the parent's
+memory in ru_maxrss (fork copies the high-water mark and exec keeps it), so a tiny parent
+(python -I -S, a few MiB) spawns kubectl and reads wait4's ru_maxrss of that child, timing it
+too. mcp-kube's peak: VmHWM of the server process after the calls.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import anyio
+from bench_common import MCP_KUBE, Setup, background, free_port, rss_mib, stats, wait_port
+from mcp import Client
+
+LOG_BYTES = 1_000_000_000
+TAIL = 10_000
+# The tiny parent: runs argv[1:] with stdout to /dev/null, prints wall ms and the child's peak.
+SPAWN = """
+import os, sys, time
+t0 = time.perf_counter()
+pid = os.posix_spawn(sys.argv[1], sys.argv[1:], os.environ,
+                     file_actions=[(os.POSIX_SPAWN_OPEN, 1, "/dev/null", os.O_WRONLY, 0)])
+_, status, usage = os.wait4(pid, 0)
+wall = (time.perf_counter() - t0) * 1000
+print('{"wall_ms": %.3f, "maxrss_kib": %d, "status": %d}' % (wall, usage.ru_maxrss, status))
+"""
+
+
+def _log_pod(s: Setup) -> tuple[str, str]:
+    """A 1 GB log behind a pod (KWOK serves the file of container name 'chatty')."""
+    path = Path(s.state.clusters[0].pod_logs["chatty"])
+    # CRI log lines, as a kubelet (here KWOK) reads them
+    line = b"2026-11-30T12:00:00.000000000Z stdout F step=%08d loss=0.%06d throughput=1234.5\n"
+    with path.open("rb") as f:
+        ready = f.read(60).startswith(line[:30]) and path.stat().st_size >= LOG_BYTES
+    if not ready:
+        chunk = b"".join(line % (i, i % 999_999) for i in range(100_000))
+        with path.open("wb") as f:
+            written = 0
+            while written < LOG_BYTES:
+                f.write(chunk)
+                written += len(chunk)
+    name, ns = "log-bench", "team-a"
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "namespace": ns},
+        "spec": {
+            "nodeName": "h100-0",
+            "containers": [{"name": "chatty", "image": "registry.internal/x:1"}],
+            "tolerations": [{"operator": "Exists"}],
+        },
+    }
+    k = s.kubectl_args()
+    subprocess.run(
+        [*k, "apply", "-f", "-"], input=json.dumps(pod).encode(), check=True, capture_output=True
+    )
+    subprocess.run(
+        [*k, "-n", ns, "wait", "--for=condition=Ready", f"pod/{name}", "--timeout=120s"],
+        check=True,
+        capture_output=True,
+    )
+    return ns, name
+
+
+def _kubectl(s: Setup, ns: str, pod: str) -> dict[str, Any]:
+    walls, rss = [], []
+    cmd = [*s.kubectl_args(), "-n", ns, "logs", pod, "-c", "chatty", f"--tail={TAIL}"]
+    for _ in range(s.runs):
+        out = subprocess.run(
+            [sys.executable, "-I", "-S", "-c", SPAWN, *cmd], capture_output=True, check=True
+        )
+        got = json.loads(out.stdout)
+        assert got["status"] == 0, got
+        walls.append(got["wall_ms"])
+        rss.append(got["maxrss_kib"] / 1024)
+    return stats(walls) | {"peak_rss_mib": round(max(rss), 1)}
+
+
+def _ours(s: Setup, ns: str, pod: str) -> dict[str, Any]:
+    port = free_port()
+    walls: list[float] = []
+    idle = 0.0
+    args = {"namespace": ns, "pod": pod, "container": "chatty", "tail_lines": TAIL}
+    args["max_bytes"] = 8 * 1024 * 1024
+    with background([MCP_KUBE, *s.ours_args(port)], s.ours_env) as proc:
+        wait_port(port, proc)
+
+        async def calls() -> None:
+            nonlocal idle
+            async with Client(f"http://127.0.0.1:{port}/mcp") as c:
+                await c.call_tool("whoami", {})
+                idle = rss_mib(proc.pid)
+                for _ in range(s.runs):
+                    t0 = time.perf_counter()
+                    r = await c.call_tool("pod_logs", args)
+                    walls.append((time.perf_counter() - t0) * 1000)
+                    assert not r.is_error, str(r.content)[:300]
+                    assert r.structured_content is not None
+                    assert len(r.structured_content["lines"]) == TAIL
+
+        anyio.run(calls)
+        peak = rss_mib(proc.pid, peak=True)
+    return stats(walls) | {"peak_rss_mib": round(peak, 1), "idle_rss_mib": round(idle, 1)}
+
+
+def b4(s: Setup) -> dict[str, Any]:
+    ns, pod = _log_pod(s)
+    return {"kubectl": _kubectl(s, ns, pod), "ours": _ours(s, ns, pod), "log_bytes": LOG_BYTES}
+
+
+async def _first_list(s: Setup, who: str) -> float:
+    t0 = time.perf_counter()
+    async with Client(s.stdio(who)) as c:
+        await c.list_tools()
+        return (time.perf_counter() - t0) * 1000
+
+
+def b6(s: Setup) -> dict[str, Any]:
+    out = {}
+    for who in ("ours", *s.peers):
+        anyio.run(_first_list, s, who)  # page cache warm for every contender
+        out[who] = stats([anyio.run(_first_list, s, who) for _ in range(s.runs)])
+    return out

@@ -1,0 +1,77 @@
+"""BENCHMARKS.md's table is benchmarks/report.py's rendering of benchmarks/results/reference.json:
+a hand edit of either, or a new reference.json without the regenerated table, fails here."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _report() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("bench_report", REPO / "benchmarks" / "report.py")
+    assert spec
+    assert spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def report() -> ModuleType:
+    return _report()
+
+
+def test_committed_table_is_the_rendered_reference(report: ModuleType) -> None:
+    reference = json.loads((REPO / "benchmarks" / "results" / "reference.json").read_text())
+    committed = report.block_of((REPO / "BENCHMARKS.md").read_text())
+    assert committed, "BENCHMARKS.md has no generated block between the bench markers"
+    assert committed == report.render(reference), (
+        "BENCHMARKS.md and benchmarks/results/reference.json disagree: run "
+        "`.venv/bin/python benchmarks/report.py --write BENCHMARKS.md` (or `make bench`)"
+    )
+
+
+def test_no_measured_figure_outside_the_generated_block(report: ModuleType) -> None:
+    text = (REPO / "BENCHMARKS.md").read_text()
+    outside = text.replace(report.block_of(text), "")
+    figure = re.compile(r"\d[\d,.]*\s?(ms|us|s|MiB|GiB|tok/s|calls/s|/s|x)\b")
+    hits = [ln for ln in outside.splitlines() if figure.search(ln)]
+    assert not hits, f"a measured figure outside the generated table: {hits}"
+
+
+def test_new_format_renders(report: ModuleType) -> None:
+    call = {"p50_ms": 2.0, "p99_ms": 3.0, "calls_per_s": 300.0, "calls": 200}
+    cpu = call | {"server_cpu_ms_per_call": 0.9}
+    stats = {"median_ms": 10.0, "min_ms": 9.0, "max_ms": 11.0, "runs": 1}
+    series = {"cached": {"tool": "t", "1": cpu, "10": cpu, "50": cpu}}
+    series["list"] = series["cached"]
+    run = {
+        "runs": 1,
+        "b1": {
+            "ours": {"cold": stats, "warm": stats, "checked": True},
+            "kubectl_jq": stats | {"checked": True},
+            "kms": {"cold": stats, "warm": stats, "checked": True},
+        },
+        "b2": {"format": 2, "ours": series, "kms": series, "kms_default": series},
+        "b4": {
+            "ours": stats | {"peak_rss_mib": 90.0, "idle_rss_mib": 80.0},
+            "kubectl": stats | {"peak_rss_mib": 40.0},
+            "log_bytes": 1_000_000_000,
+        },
+    }
+    text = report.render(run)
+    assert "checked against the fleet file" in text
+    assert "server CPU 0.9 ms/call" in text
+    assert "at default limiter" in text
+    assert "its peak RSS 40.0 MiB" in text
+    markdown = "a\n<!-- bench:begin -->\nold\n<!-- bench:end -->\n"
+    assert report.block_of(report.splice(markdown, text)) == text
