@@ -118,8 +118,11 @@ def serve(
     """Serve until stopped. An invalid policy stops the start (PolicyError names file and rule)."""
     # Logs go to stderr: on stdio, stdout carries the protocol.
     handler = logging.StreamHandler(sys.stderr)
-    if settings.log_format == "json":
-        handler.setFormatter(JsonLines())
+    handler.setFormatter(
+        JsonLines()
+        if settings.log_format == "json"
+        else logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%Y-%m-%dT%H:%M:%S")
+    )
     logging.basicConfig(handlers=[handler], level=logging.WARNING, force=True)
     log.setLevel(logging.INFO)  # the server's own start line; libraries stay at WARNING
     policy = ReloadablePolicy(policy_paths) if policy_paths else None
