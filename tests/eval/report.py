@@ -1,0 +1,102 @@
+"""Figures of one model's evaluation run: per tool and category, parse rate, wrong writes,
+latency; and their printout."""
+
+from __future__ import annotations
+
+import statistics
+from collections import defaultdict
+from typing import Any
+
+
+def pct(values: list[float], q: float) -> float:
+    if not values:
+        return 0.0
+    values = sorted(values)
+    return values[min(len(values) - 1, round(q * (len(values) - 1)))]
+
+
+def _tally(rows: list[dict[str, Any]], key: str) -> dict[str, dict[str, int]]:
+    out: dict[str, dict[str, int]] = defaultdict(lambda: {"n": 0, "tool": 0, "args": 0})
+    for r in rows:
+        t = out[r[key]]
+        t["n"] += 1
+        t["tool"] += r["tool_ok"]
+        t["args"] += r["args_ok"]
+    return dict(sorted(out.items()))
+
+
+def summarize(
+    model: str, set_name: str, rows: list[dict[str, Any]], warm_s: float, prefix_tokens: int
+) -> dict[str, Any]:
+    for r in rows:
+        r["tool"] = r["expected"]["tool"]
+    secs = [r["seconds"] for r in rows]
+    tokens = sum(r["tokens"] for r in rows)
+    decode = sum(r["decode_s"] for r in rows)
+    n = len(rows) or 1
+    return {
+        "model": model,
+        "set": set_name,
+        "requests": len(rows),
+        "parse_rate": sum(r["parsed"] for r in rows) / n,
+        "tool_accuracy": sum(r["tool_ok"] for r in rows) / n,
+        "tool_and_args_accuracy": sum(r["args_ok"] for r in rows) / n,
+        "right": sum(r["args_ok"] for r in rows),
+        "wrong_write_arguments": sum(r["wrong_write"] for r in rows),
+        "writes_expected": sum(r["write_expected"] for r in rows),
+        "latency_p50_s": statistics.median(secs) if secs else 0.0,
+        "latency_p95_s": pct(secs, 0.95),
+        "decode_tokens_per_s": tokens / decode if decode else 0.0,
+        "system_prompt_tokens": prefix_tokens,
+        "system_prompt_eval_s": warm_s,
+        "per_tool": _tally(rows, "tool"),
+        "per_category": _tally(rows, "category"),
+        "rows": rows,
+    }
+
+
+def _table(title: str, tally: dict[str, dict[str, int]]) -> None:
+    print(f"{title:22} {'n':>3} {'right tool':>11} {'tool+args':>10}")
+    for key, t in tally.items():
+        print(
+            f"{key:22} {t['n']:3} {t['tool']:>5}/{t['n']:<5} {t['args']:>4}/{t['n']:<4}"
+            f" {t['args'] / t['n']:5.0%}"
+        )
+
+
+def print_report(s: dict[str, Any], misses: bool = True) -> None:
+    print(f"\n## {s['model']}  ({s['set']} set, {s['requests']} requests)")
+    _table("tool", s["per_tool"])
+    print()
+    _table("category", s["per_category"])
+    print(
+        f"\nright tool + key args {s['right']}/{s['requests']} = "
+        f"{s['tool_and_args_accuracy']:.1%} · right tool {s['tool_accuracy']:.1%} · "
+        f"parse rate {s['parse_rate']:.0%} · wrong write arguments "
+        f"{s['wrong_write_arguments']} (writes expected: {s['writes_expected']})\n"
+        f"latency p50 {s['latency_p50_s']:.2f}s p95 {s['latency_p95_s']:.2f}s · "
+        f"constrained decoding {s['decode_tokens_per_s']:.1f} tok/s · system prompt "
+        f"{s['system_prompt_tokens']} tokens evaluated in {s['system_prompt_eval_s']:.1f}s"
+    )
+    if not misses:
+        return
+    for r in s["rows"]:
+        if not r["args_ok"] or r["wrong_write"]:
+            flag = " WRONG WRITE" if r["wrong_write"] else ""
+            print(
+                f"  miss{flag} [{r['category']}]: {r['request']!r}\n"
+                f"        want {r['expected']}\n        got  {r['got']}"
+            )
+
+
+def print_comparison(results: list[dict[str, Any]]) -> None:
+    """One line per model, for the README."""
+    print("\n| model | set | right tool + key args | parse rate | wrong write args | p50 | p95 |")
+    print("|---|---|---|---|---|---|---|")
+    for s in results:
+        print(
+            f"| {s['model']} | {s['set']} | {s['right']}/{s['requests']} = "
+            f"{s['tool_and_args_accuracy']:.0%} | {s['parse_rate']:.0%} | "
+            f"{s['wrong_write_arguments']} | {s['latency_p50_s']:.1f}s | "
+            f"{s['latency_p95_s']:.1f}s |"
+        )
