@@ -20,6 +20,18 @@ from mcp import Client, StdioServerParameters
 from mcp_kube.testbed.paths import cache_dir
 
 MCP_KUBE = str(Path(sys.executable).parent / "mcp-kube")
+# A bare JSON-RPC initialize (2025-06-18) and the headers streamable HTTP wants, for raw probes.
+INIT = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {
+        "protocolVersion": "2025-06-18",
+        "capabilities": {},
+        "clientInfo": {"name": "prober", "version": "1"},
+    },
+}
+JSON_HEADERS = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
 
 INSPECTOR = cache_dir() / "npm" / "inspector"
 """Where ``make inspector`` installs the MCP Inspector and its Node 22."""

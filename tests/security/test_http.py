@@ -24,20 +24,9 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
-from mcp_helpers import MCP_KUBE, http_server
+from mcp_helpers import INIT, JSON_HEADERS, MCP_KUBE, http_server
 
 ISSUER = "https://idp.internal"
-INIT = {
-    "jsonrpc": "2.0",
-    "id": 1,
-    "method": "initialize",
-    "params": {
-        "protocolVersion": "2025-06-18",
-        "capabilities": {},
-        "clientInfo": {"name": "attacker", "version": "1"},
-    },
-}
-HEADERS = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
 
 
 class Site:
@@ -94,7 +83,7 @@ def post(
     url: str, body: bytes | dict[str, Any], headers: dict[str, str] | None = None
 ) -> tuple[int, dict[str, str], str]:
     data = body if isinstance(body, bytes) else json.dumps(body).encode()
-    req = urllib.request.Request(url, data=data, headers=headers or HEADERS, method="POST")
+    req = urllib.request.Request(url, data=data, headers=headers or JSON_HEADERS, method="POST")
     try:
         with urllib.request.urlopen(req, timeout=10) as r:
             return r.status, dict(r.headers), r.read(4096).decode(errors="replace")
@@ -104,7 +93,7 @@ def post(
 
 
 def bearer(token: str) -> dict[str, str]:
-    return HEADERS | {"Authorization": f"Bearer {token}"}
+    return JSON_HEADERS | {"Authorization": f"Bearer {token}"}
 
 
 def test_no_token_is_401_with_the_resource_metadata(site: Site) -> None:

@@ -14,7 +14,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-from mcp_helpers import http_server
+from mcp_helpers import INIT, JSON_HEADERS, http_server
 
 MODERN = "2026-07-28"
 MODERN_META = {
@@ -23,17 +23,6 @@ MODERN_META = {
     "io.modelcontextprotocol/clientInfo": {"name": "prober", "version": "1"},
 }
 MISMATCH = -32020  # HEADER_MISMATCH
-INIT = {
-    "jsonrpc": "2.0",
-    "id": 1,
-    "method": "initialize",
-    "params": {
-        "protocolVersion": "2025-06-18",
-        "capabilities": {},
-        "clientInfo": {"name": "prober", "version": "1"},
-    },
-}
-HEADERS = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
 
 
 @pytest.fixture(scope="module")
@@ -90,7 +79,7 @@ def refused(reply: tuple[int, dict[str, str], dict[str, Any]]) -> bool:
 def test_on_2026_07_28_routing_headers_are_required_and_must_agree(served) -> None:
     """The SDK's per-request path (the conformance suite checks it more thoroughly)."""
     url, token = served
-    ok = HEADERS | {"Authorization": f"Bearer {token}", "MCP-Protocol-Version": MODERN}
+    ok = JSON_HEADERS | {"Authorization": f"Bearer {token}", "MCP-Protocol-Version": MODERN}
     listed = post(url, rpc("tools/list", modern=True), ok | {"Mcp-Method": "tools/list"})
     schemas = {t["name"]: t["inputSchema"] for t in listed[2]["result"]["tools"]}
     assert schemas["list_jobs"]["properties"]["namespace"]["x-mcp-header"] == "Namespace"
@@ -114,7 +103,7 @@ def test_on_2026_07_28_routing_headers_are_required_and_must_agree(served) -> No
 
 def test_older_clients_send_none_and_disagreeing_ones_are_refused(served) -> None:
     url, token = served
-    ok = HEADERS | {"Authorization": f"Bearer {token}"}
+    ok = JSON_HEADERS | {"Authorization": f"Bearer {token}"}
     status, headers, _ = post(url, INIT, ok)  # no routing headers, as every older client
     assert status == 200
     assert post(url, INIT, ok | {"Mcp-Method": "initialize"})[0] == 200
@@ -136,8 +125,8 @@ def test_older_clients_send_none_and_disagreeing_ones_are_refused(served) -> Non
 
 def test_authentication_comes_before_the_header_check(served) -> None:
     url, _ = served
-    assert post(url, INIT, HEADERS | {"Mcp-Method": "tools/list"})[0] == 401
-    modern = HEADERS | {"MCP-Protocol-Version": MODERN, "Mcp-Method": "tools/list"}
+    assert post(url, INIT, JSON_HEADERS | {"Mcp-Method": "tools/list"})[0] == 401
+    modern = JSON_HEADERS | {"MCP-Protocol-Version": MODERN, "Mcp-Method": "tools/list"}
     assert post(url, rpc("initialize", modern=True), modern)[0] == 401
 
 
