@@ -73,7 +73,7 @@ class AgentResult:
     generations: list[Generation] = field(default_factory=list)
     unparsed: list[str] = field(default_factory=list)  # model outputs that were not a call
     seconds: float = 0.0
-    stopped: str = ""  # why the loop ended: answer, limit, repeat, plan, unparsed
+    stopped: str = ""  # why the loop ended: answer, ask, limit, repeat, plan, unparsed
     answer_prompt: str = ""  # the prompt the answer was generated from
 
     @property
@@ -86,7 +86,11 @@ class AgentResult:
     def stats(self) -> dict[str, Any]:
         gen = [g for g in self.generations if g.tokens]
         tokens = sum(g.tokens for g in gen)
-        answer = self.generations[-1] if self.stopped != "plan" and self.generations else None
+        answer = (
+            self.generations[-1]
+            if self.stopped not in ("plan", "ask") and self.generations
+            else None
+        )
         return {
             "seconds": round(self.seconds, 3),
             "first_call_s": None if self._first_call_s is None else round(self._first_call_s, 3),
@@ -130,13 +134,13 @@ class Agent:
         self.system = P.system_prompt(tools, instructions=instructions, clusters=clusters)
         # the byte-stable start of every prompt (what a backend may keep evaluated)
         self.prefix = P.render([P.Message("system", self.system)], open_assistant=False)
-        reads = [t.name for t in tools if t.read_only]
-        every = list(self.tools)
-        # (answer allowed, writes allowed) -> grammar of the turn's first step
-        self._choice = {
-            (answer, writes): G.choice_grammar(every if writes else reads, allow_answer=answer)
-            for answer in (True, False)
-            for writes in (True, False)
+        self.reads = [t.name for t in tools if t.read_only]
+        self.examples = {  # names only the tools' examples use: never an argument by themselves
+            v
+            for t in tools
+            for _, args in t.examples
+            for v in args.values()
+            if isinstance(v, str) and any(c.isdigit() or c in "-/" for c in v)
         }
         self.history: list[P.Message] = []  # earlier turns of a chat: questions and answers
 
@@ -161,26 +165,32 @@ class Agent:
 
     async def _next_call(
         self, result: AgentResult, prompt: str, first: bool, context: list[str]
-    ) -> ToolCall | None:
-        """The model's next tool call, or None when it chose to answer (or wrote no call)."""
-        writes = P.asks_for_change(context[0])
-        choice = await self._generate(
-            result, prompt, grammar=self._choice[(not first, writes)], max_tokens=24
-        )
+    ) -> ToolCall | str | None:
+        """The model's next tool call; None when it chose to answer (or wrote no call); a
+        question to the human when a write lacks an argument the request does not state."""
+        asked = [w for w in P.changes_asked(context[0]) if w in self.tools]
+        # an order to change ("stop x") is the first call; a question may read first
+        order = first and asked and not P.is_question(context[0])
+        offered = asked if order else self.reads + asked
+        grammar = G.choice_grammar(offered, allow_answer=not first)
+        choice = await self._generate(result, prompt, grammar=grammar, max_tokens=24)
         name = choice.removesuffix('"')
         if name == P.ANSWER:
             return None
         if name not in self.tools or not choice.endswith('"'):
             result.unparsed.append(P.CALL_PREFIX + choice)
             return None
-        ground = (
-            G.Grounding.of(context[0], context[1:], {"cluster": self.clusters})
-            if self.grounded
-            else None
-        )
+        known: dict[str, Sequence[str]] = {"cluster": self.clusters}
+        ground = G.Grounding.of(context[0], context[1:], known) if self.grounded else None
         tool = self.tools[name]
+        schema = tool.input_schema
+        lacking = G.missing(schema, ground, write=not tool.read_only) if ground else []
+        if lacking:
+            return G.question_for(name, lacking)
+        if ground and not tool.read_only:
+            schema = G.for_write(schema, ground)
         common = frozenset(k for _, args in tool.examples for k in args) if tool.examples else None
-        grammar = G.args_grammar(tool.input_schema, ground, common)
+        grammar = G.args_grammar(schema, ground, common)
         rest = await self._generate(result, prompt + choice, grammar=grammar, max_tokens=320)
         raw = P.CALL_PREFIX + choice + rest
         try:
@@ -191,7 +201,13 @@ class Agent:
         except (ValueError, KeyError, TypeError):
             result.unparsed.append(raw)
             return None
+        invented = [k for k, v in args.items() if self._invented(v, ground)]
+        if invented:  # a name from the examples, not from the user or a result
+            return G.question_for(name, invented)
         return ToolCall(name, args)
+
+    def _invented(self, value: Any, ground: G.Grounding | None) -> bool:
+        return ground is not None and value in self.examples and value not in ground.words
 
     async def ask(
         self,
@@ -207,8 +223,12 @@ class Agent:
         result = AgentResult(question)
         messages = [P.Message("system", self.system), *self.history, P.Message("user", question)]
         result.stopped = await self._act(result, messages, None if plan else runner, events, t0)
-        if result.stopped != "plan":
+        if result.stopped == "ask":  # the question to the human is the answer
+            events.answer_start()
+            events.text(result.answer)
+        if result.stopped not in ("plan", "ask"):
             await self._answer(result, messages, events)
+        if result.stopped != "plan":
             self.history += [P.Message("user", question), P.Message("assistant", result.answer)]
             self.history = self.history[-8:]  # a chat remembers its last four exchanges
         result.seconds = time.perf_counter() - t0
@@ -237,6 +257,9 @@ class Agent:
                 return "answer"
             prompt = P.render(messages) + P.CALL_PREFIX
             call = await self._next_call(result, prompt, not result.calls, context)
+            if isinstance(call, str):
+                result.answer = call
+                return "ask"
             if call is None:
                 return "unparsed" if result.unparsed else "answer"
             if result._first_call_s is None:

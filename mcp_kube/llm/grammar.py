@@ -14,12 +14,12 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
+from mcp_kube.llm.grounding import Grounding, is_product
 from mcp_kube.llm.prompt import ANSWER, ARGS_PREFIX, HIDDEN_ARGS
 
-__all__ = ["Grounding", "args_grammar", "choice_grammar"]
+__all__ = ["Grounding", "args_grammar", "choice_grammar", "for_write", "missing", "question_for"]
 
 
 def choice_grammar(names: Sequence[str], *, allow_answer: bool = True) -> str:
@@ -103,58 +103,6 @@ def _value_rule(schema: dict[str, Any]) -> str:
     return '"null"'
 
 
-_WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/@-]*[A-Za-z0-9]|[A-Za-z0-9]")
-_TOKEN = re.compile(r"[a-z]+|[0-9]+")
-
-
-@dataclass(frozen=True)
-class Grounding:
-    """Where argument values may come from: the words of the conversation that look like
-    names, the numbers the user wrote with the words around them, and the only values some
-    arguments can take (``known``: the served clusters)."""
-
-    words: frozenset[str]
-    numbers: dict[int, frozenset[str]]
-    known: dict[str, tuple[str, ...]]
-    mentions: frozenset[str] = frozenset()  # the request's words, lower case, singular
-
-    @classmethod
-    def of(
-        cls,
-        request: str,
-        results: Sequence[str] = (),
-        known: dict[str, Sequence[str]] | None = None,
-    ) -> Grounding:
-        """From the request, the words with a digit, ``-`` or ``.`` (``team-a``, ``H100``);
-        from tool results, every word."""
-        words: set[str] = set()
-        for i, text in enumerate([request, *results]):
-            for w in _WORD.findall(text):
-                if i == 0 and not any(c.isdigit() or c in "-." for c in w):
-                    continue
-                words.add(w)
-                if w.endswith("s") and any(c.isdigit() for c in w):
-                    words.add(w[:-1])  # "H100s" names the product H100
-                if len(words) >= 2000:
-                    break
-        toks = _TOKEN.findall(request.lower())
-        numbers: dict[int, set[str]] = {}
-        for i, t in enumerate(toks):
-            if t.isdigit() and len(t) < 10:
-                near = toks[max(0, i - 1) : i] + toks[i + 1 : i + 3]
-                numbers.setdefault(int(t), set()).update(w.removesuffix("s") for w in near)
-        return cls(
-            frozenset(words),
-            {n: frozenset(v) for n, v in numbers.items()},
-            {k: tuple(v) for k, v in (known or {}).items()},
-            frozenset(t.removesuffix("s") for t in toks if not t.isdigit()),
-        )
-
-    def mentioned(self, name: str) -> bool:
-        """Whether the request names the argument (``pod``, ``previous``, ``since``)."""
-        return any(p.removesuffix("s") in self.mentions for p in name.split("_") if len(p) > 2)
-
-
 def _grounded(
     name: str, schema: dict[str, Any], g: Grounding, required: bool
 ) -> dict[str, Any] | None:
@@ -182,16 +130,23 @@ def _grounded(
             if len(w) <= limit
             and not w.isdigit()
             and rx.fullmatch(w)
-            # free text (a product such as H100) is taken only from words with a digit
-            and (pattern or any(c.isdigit() for c in w))
+            and (name != "image" or "/" in w or ":" in w)  # an image looks like one
+            # a product (H100) only where it looks like one; other free text only with a digit
+            and (
+                is_product(w)
+                if name.endswith("product")
+                else pattern or any(c.isdigit() for c in w)
+            )
         )
+        values = g.in_role(name, values)
+        if name == "node":  # an H100 or an l4 is a product, not a node
+            values = [v for v in values if not is_product(v)]
+        if not pattern and not name.endswith("product"):
+            values = sorted({*values, *(q for q in g.quoted if len(q) <= limit)})
     elif base.get("type") in ("integer", "number"):
         lo = base.get("minimum", base.get("exclusiveMinimum", -(2**31)))
         hi = base.get("maximum", base.get("exclusiveMaximum", 2**31))
-        unit = name.split("_")[-1].removesuffix("s")  # tail_lines -> line, since_hours -> hour
-        values = sorted(
-            n for n, near in g.numbers.items() if lo <= n <= hi and (required or unit in near)
-        )
+        values = list(g.counts(name, lo, hi, required))
     else:
         return schema
     if values:
@@ -248,3 +203,37 @@ def args_grammar(
         body = f"{body} opt0" if body else "first0"
     rules.insert(1, f'args ::= "{{" ws {body} "}}"')
     return "\n".join(rules) + "\n"
+
+
+_ALSO_REQUIRED = ("gpus",)  # a write never assumes a GPU count: "CPU-only" or a number
+_LABELS = {"gpus": "GPU count", "name": "job name", "image": "container image"}
+
+
+def missing(schema: dict[str, Any], ground: Grounding, *, write: bool = True) -> list[str]:
+    """The arguments a call needs that the conversation does not state (its required ones and,
+    for a write, a GPU count): the agent asks for them instead of letting the model guess."""
+    props = schema.get("properties", {})
+    need = [*schema.get("required", ()), *(k for k in _ALSO_REQUIRED if k in props and write)]
+    return [k for k in need if k in props and _grounded(k, props[k], ground, False) is None]
+
+
+def question_for(tool: str, args: list[str]) -> str:
+    """A short question to the human naming what a write still needs."""
+    labels = [_LABELS.get(a, a.replace("_", " ")) for a in args]
+    which = ", ".join(labels[:-1]) + " and " + labels[-1] if len(labels) > 1 else labels[0]
+    it = "it" if len(args) == 1 else "them"
+    return f"Which {which} should I use? I need {it} for {tool} and will not guess."
+
+
+def for_write(schema: dict[str, Any], ground: Grounding) -> dict[str, Any]:
+    """A write's schema in which a cluster the user named is required: a change happens where
+    the user said, never on the default cluster by omission."""
+    named = [
+        k
+        for k in ground.known
+        if _grounded(k, schema.get("properties", {}).get(k, {}), ground, False)
+    ]
+    extra = [k for k in named if k in schema.get("properties", {})]
+    if not extra:
+        return schema
+    return {**schema, "required": [*schema.get("required", ()), *extra]}

@@ -19,6 +19,7 @@ __all__ = [
     "ANSWER",
     "ARGS_PREFIX",
     "CALL_PREFIX",
+    "CHANGES",
     "END",
     "HIDDEN_ARGS",
     "NEXT",
@@ -26,7 +27,9 @@ __all__ = [
     "Message",
     "ToolDef",
     "asks_for_change",
+    "changes_asked",
     "escape_data",
+    "is_question",
     "render",
     "result_message",
     "system_prompt",
@@ -185,14 +188,48 @@ def _unmark(text: str) -> str:
     return text.replace("<|", "\u2039|")
 
 
-_CHANGE = re.compile(
-    r"\b(submit|run|launch|start|create|schedule|queue|cancel|kill|delete|remove|stop|"
-    r"terminate|abort|suspend|pause|hold|resume|unpause|continue|restart)\b",
+# the verbs of each change: a write tool is offered only when its own verb is in the request
+CHANGES = {
+    "cancel_job": "cancel|kill|delete|remove|stop|terminate|abort",
+    "suspend_job": "suspend|pause|on hold|hold job",
+    "resume_job": "resume|unpause|continue|restart|unsuspend",
+    "submit_job": "submit|submitt|run|launch|start|create|schedule|queue|enqueue",
+}
+_VERBS = {tool: re.compile(rf"\b({verbs})\b", re.IGNORECASE) for tool, verbs in CHANGES.items()}
+# "won't start", "may I delete", "what happens if I cancel": a question, not a request
+_NOT_ASKED = re.compile(
+    r"\b(not|never|won't|can't|cannot|don't|doesn't|didn't|isn't|(are|is|was|were)( on)?)\s+$"
+    r"|\b(may i|can i|could i|am i|allowed to|permitted to|if i|what happens|would|should i)\b",
     re.IGNORECASE,
 )
 
 
+def changes_asked(request: str) -> list[str]:
+    """The write tools whose verb the user's own words use as a request (``stop`` ->
+    cancel_job, ``pause`` -> suspend_job); none for a question about a change ("may I delete
+    jobs?", "won't start, why"). A tool result (a log, an event) can never bring the agent to a
+    write the user did not ask for."""
+    out: list[str] = []
+    for tool, rx in _VERBS.items():
+        for m in rx.finditer(request):
+            before = request[max(0, m.start() - 40) : m.start()]
+            if not _NOT_ASKED.search(before):
+                out.append(tool)
+                break
+    return out
+
+
+_QUESTION = re.compile(
+    r"^\W*(what|when|where|why|which|who|whose|how|is|are|was|were|does|do|did|has|have)\b",
+    re.IGNORECASE,
+)
+
+
+def is_question(request: str) -> bool:
+    """Whether the request is a question ("which jobs run ...?"), not an order ("stop x")."""
+    return bool(_QUESTION.match(request))
+
+
 def asks_for_change(request: str) -> bool:
-    """Whether the user's own words ask for a change. Only then are write tools offered: a tool
-    result (a log, an event) can never bring the agent to a write the user did not ask for."""
-    return bool(_CHANGE.search(request))
+    """Whether the user's own words ask for a change (see ``changes_asked``)."""
+    return bool(changes_asked(request))

@@ -366,3 +366,50 @@ def test_write_tools_are_offered_only_when_the_user_asks_for_a_change() -> None:
     assert "submit_job" in (backend.grammars[0] or "")
     assert P.asks_for_change("please CANCEL job a-1")
     assert not P.asks_for_change("why is job a-1 pending in team-a?")
+
+
+def test_only_the_write_whose_verb_the_request_uses_is_offered() -> None:
+    backend = ScriptedBackend(['suspend_job"', ', "arguments": {}}'])
+    agent = Agent(backend, tool_defs(), clusters=CLUSTERS)
+    run(agent, "pause job a-1 in team-a", None, plan=True)
+    choice = backend.grammars[0] or ""
+    assert "suspend_job" in choice
+    assert "submit_job" not in choice
+    assert "cancel_job" not in choice
+    assert "resume_job" not in choice
+
+
+def test_a_write_lacking_an_argument_asks_the_human_instead_of_guessing() -> None:
+    backend = ScriptedBackend(['submit_job"'])  # the arguments are never generated
+    runner = Runner([])
+    agent = Agent(backend, tool_defs(), clusters=CLUSTERS)
+    result = run(agent, "submit job warmup in team-a with two GPUs", runner)
+    assert runner.calls == []
+    assert result.calls == []
+    assert result.stopped == "ask"
+    assert "image" in result.answer
+    assert result.answer.endswith("will not guess.")
+    assert len(backend.grammars) == 1  # no arguments, no answer generated
+    assert agent.history[-1].content == result.answer
+
+
+def test_a_name_only_the_examples_use_is_not_an_argument() -> None:
+    backend = ScriptedBackend(['list_jobs"', ', "arguments": {"namespace": "team-x"}}'])
+    agent = Agent(backend, tool_defs(), clusters=CLUSTERS)
+    result = run(agent, "list the jobs please", None, plan=True)
+    assert result.calls == []
+    assert result.stopped == "ask"
+    assert "namespace" in result.answer
+
+
+def test_an_order_to_change_offers_only_its_write_first() -> None:
+    backend = ScriptedBackend(['cancel_job"', ', "arguments": {}}'])
+    agent = Agent(backend, tool_defs(), clusters=CLUSTERS)
+    run(agent, "abort lint-1 in ml-platform", None, plan=True)
+    choice = backend.grammars[0] or ""
+    assert "cancel_job" in choice
+    assert "get_job" not in choice
+    backend = ScriptedBackend(['get_job"', ', "arguments": {}}'])
+    agent = Agent(backend, tool_defs(), clusters=CLUSTERS)
+    run(agent, "when did job a-1 in team-a start?", None, plan=True)
+    assert "get_job" in (backend.grammars[0] or "")

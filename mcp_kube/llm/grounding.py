@@ -1,0 +1,305 @@
+"""Where a tool call's argument values may come from: the words of the conversation.
+
+A name is offered only when the user typed it or a tool result showed it; a count or a window
+only when the user wrote it, as digits ("4 GPUs", "8x"), as a word ("four", "a pair", "a dozen")
+or as a time ("past 10 minutes", "this week"). A digit inside a name (``llama-7b-ft``, ``x-7b``)
+is part of that name, never a count.
+
+Pure functions over plain data; no I/O.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+__all__ = ["Grounding", "is_product", "numbers_of"]
+
+_WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/@-]*[A-Za-z0-9]|[A-Za-z0-9]")
+_TOKEN = re.compile(r"[a-z0-9][a-z0-9._:/@'-]*[a-z0-9]|[a-z0-9]")
+
+_NUMBER_WORDS = {
+    w: n
+    for n, w in enumerate(
+        [
+            "zero",
+            "one",
+            "two",
+            "three",
+            "four",
+            "five",
+            "six",
+            "seven",
+            "eight",
+            "nine",
+            "ten",
+            "eleven",
+            "twelve",
+            "thirteen",
+            "fourteen",
+            "fifteen",
+            "sixteen",
+            "seventeen",
+            "eighteen",
+            "nineteen",
+            "twenty",
+        ]
+    )
+} | {"single": 1, "couple": 2, "pair": 2, "dozen": 12, "thirty": 30, "forty": 40, "fifty": 50}
+_NUMBER_WORDS |= {"sixty": 60, "hundred": 100}
+# a number with its unit in one word: "8x", "80gib", "15m", "3h", "2d", "12-gpu"
+_UNIT_SUFFIX = re.compile(
+    r"^([0-9]{1,6})-?(x|gi?b|gpus?|h|hrs?|hours?|m|mins?|minutes?|s|secs?|d|days?|w|weeks?)$"
+)
+_SECONDS = {
+    "second": 1, "sec": 1, "s": 1,
+    "minute": 60, "min": 60, "m": 60,
+    "hour": 3600, "hr": 3600, "h": 3600,
+    "day": 86400, "d": 86400,
+    "week": 604800, "w": 604800,
+}  # fmt: skip
+_UNIT_ALIAS = {"x": "gpu", "gib": "gib", "gb": "gib", "hr": "hour", "h": "hour", "min": "minute"}
+_UNIT_ALIAS |= {"m": "minute", "sec": "second", "s": "second", "d": "day", "w": "week"}
+_LIMIT_WORDS = frozenset({"top", "first", "latest", "newest", "recent", "biggest", "largest"})
+_PRODUCT = re.compile(r"^[A-Za-z]{1,4}[0-9]{1,4}[A-Za-z]{0,4}$")  # H100, A100, MI300X, L4, L40S
+_CPU_ONLY = re.compile(r"\b(cpu[- ]only|no gpus?|without (a |any )?gpus?|zero gpus?)\b")
+# "this week", "past 10 minutes", "last hour", "over the last 3 days", "today"
+_WINDOW = re.compile(
+    r"\b(?:(this|past|last|previous|recent)\s+(?:([0-9]+|[a-z]+)\s+)?"
+    r"(seconds?|secs?|minutes?|mins?|hours?|hrs?|days?|weeks?)|(today|yesterday))\b"
+)
+# after these words comes a name the user typed ("job warmup", "pvc checkpoints", "pause x")
+_BEFORE_NAME = frozenset(
+    [
+        "job",
+        "pod",
+        "node",
+        "pvc",
+        "namespace",
+        "ns",
+        "named",
+        "called",
+        "cancel",
+        "kill",
+        "delete",
+        "stop",
+        "abort",
+        "terminate",
+        "suspend",
+        "pause",
+        "resume",
+        "unpause",
+        "continue",
+        "submit",
+        "launch",
+    ]
+)
+_QUOTED = re.compile(r"\"([^\"]{1,200})\"|(?<![A-Za-z])'([^']{1,200})'(?![A-Za-z])")
+# words that name an argument without its own name ("search 'x'" for grep)
+_ALIASES = {
+    "grep": frozenset({"grep", "filter", "search", "containing", "matching", "mention"}),
+    "previous": frozenset({"previous", "earlier", "prior", "crashed", "restarted"}),
+}
+_NOT_NAME = frozenset(
+    [
+        "events",
+        "event",
+        "logs",
+        "log",
+        "status",
+        "progress",
+        "details",
+        "a",
+        "an",
+        "the",
+        "my",
+        "our",
+        "this",
+        "that",
+        "it",
+        "its",
+        "job",
+        "jobs",
+        "pod",
+        "pods",
+        "all",
+        "every",
+        "in",
+        "on",
+        "of",
+        "for",
+        "to",
+        "and",
+        "or",
+        "is",
+        "please",
+        "with",
+        "gpu",
+        "gpus",
+    ]
+)
+
+
+def _singular(word: str) -> str:
+    return word.removesuffix("s") if len(word) > 3 else word
+
+
+def is_product(word: str) -> bool:
+    """Whether a word looks like a GPU product (``H100``, ``MI300X``), not a name."""
+    return bool(_PRODUCT.fullmatch(word))
+
+
+def _unit(word: str) -> str:
+    w = _singular(word.lower())
+    return _UNIT_ALIAS.get(w, w)
+
+
+def _windows(text: str) -> dict[int, set[str]]:
+    """Time windows as seconds (``second``) and, when whole, hours (``hour``)."""
+    out: dict[int, set[str]] = {}
+    for m in _WINDOW.finditer(text):
+        _, count, unit, day = m.groups()
+        if day:
+            seconds = 86400
+        else:
+            n = int(count) if count and count.isdigit() else _NUMBER_WORDS.get(count or "", 1)
+            if count and not count.isdigit() and count not in _NUMBER_WORDS:
+                continue
+            seconds = max(1, n) * _SECONDS[_unit(unit).removesuffix("s")]
+        out.setdefault(seconds, set()).add("second")
+        if seconds % 3600 == 0:
+            out.setdefault(seconds // 3600, set()).add("hour")
+    return out
+
+
+def numbers_of(request: str) -> dict[int, frozenset[str]]:
+    """The counts and windows a request states, each with the words around it (singular):
+    ``{4: {"gpu", ...}}`` for "four GPUs", ``{600: {"second"}}`` for "past 10 minutes"."""
+    text = request.lower()
+    toks = _TOKEN.findall(text)
+    numbers: dict[int, set[str]] = {}
+    for i, tok in enumerate(toks):
+        near = [_unit(w) for w in toks[max(0, i - 1) : i] + toks[i + 1 : i + 3]]
+        value: int | None = None
+        m = _UNIT_SUFFIX.match(tok)
+        if tok.isdigit() and len(tok) < 10:
+            value = int(tok)
+        elif m:
+            value, near = int(m.group(1)), [_unit(m.group(2)), *near]
+        elif tok in _NUMBER_WORDS:
+            value = _NUMBER_WORDS[tok]
+            if tok in ("pair", "couple", "dozen") and (not i or toks[i - 1] not in ("a", "one")):
+                value = None  # only "a pair", "a dozen"
+        if value is None:
+            continue
+        if any(is_product(w) for w in toks[i + 1 : i + 3]):
+            near.append("gpu")  # "four A100s", "8x H100"
+        if _LIMIT_WORDS & set(toks[max(0, i - 2) : i + 2]):
+            near.append("limit")  # "top ten", "five latest"
+        numbers.setdefault(value, set()).update(near)
+    for value, units in _windows(text).items():
+        numbers.setdefault(value, set()).update(units)
+    if _CPU_ONLY.search(text):
+        numbers.setdefault(0, set()).add("gpu")
+    return {n: frozenset(v) for n, v in numbers.items()}
+
+
+_SPACE_BEFORE = frozenset({"namespace", "ns"})
+_SPACE_HINT = frozenset({"in", "to", "for"})  # "in team-a": a namespace, if a name
+_OBJECT_ROLES = frozenset({"name", "job", "pod", "node", "near_pvc", "container"})
+
+
+def _named(request: str) -> tuple[set[str], set[str]]:
+    """Words the request puts where a name goes: objects after ``job``, ``pod``, ``pvc`` or a
+    verb of change ("pause warmup", "pvc checkpoints"); namespaces after ``namespace`` (or after
+    ``in``/``to``/``for`` when the word looks like a name: "in team-a")."""
+    toks = _WORD.findall(request)
+    objects: set[str] = set()
+    spaces: set[str] = set()
+    for prev, word in itertools.pairwise(toks):
+        low, named = prev.lower(), word.lower() not in _NOT_NAME | _BEFORE_NAME
+        if low in _SPACE_BEFORE and named:
+            spaces.add(word)
+        elif low in _BEFORE_NAME and named:
+            objects.add(word)
+        elif low in _SPACE_HINT and "-" in word and not any(c.isupper() for c in word):
+            spaces.add(word)
+    return objects, spaces - objects
+
+
+@dataclass(frozen=True)
+class Grounding:
+    """Where argument values may come from: the words of the conversation that look like
+    names, the numbers the user wrote with the words around them, and the only values some
+    arguments can take (``known``: the served clusters)."""
+
+    words: frozenset[str]
+    numbers: dict[int, frozenset[str]]
+    known: dict[str, tuple[str, ...]]
+    mentions: frozenset[str] = frozenset()  # the request's words, lower case, singular
+    quoted: frozenset[str] = frozenset()  # text the request quotes (a grep pattern)
+    objects: frozenset[str] = frozenset()  # words where a job, pod or node name goes
+    spaces: frozenset[str] = frozenset()  # words where a namespace goes
+
+    @classmethod
+    def of(
+        cls,
+        request: str,
+        results: Sequence[str] = (),
+        known: dict[str, Sequence[str]] | None = None,
+    ) -> Grounding:
+        """From the request, the words with a digit, ``-`` or ``.`` (``team-a``, ``H100``)
+        and plain words where a name goes (``job warmup``); from tool results, every word."""
+        objects, spaces = _named(request)
+        words: set[str] = objects | spaces
+        for i, text in enumerate([request, *results]):
+            for w in _WORD.findall(text):
+                if i == 0 and not any(c.isdigit() or c in "-." for c in w):
+                    continue
+                words.add(w)
+                if w.endswith("s") and any(c.isdigit() for c in w):
+                    words.add(w[:-1])  # "H100s" names the product H100
+                if len(words) >= 2000:
+                    break
+        return cls(
+            frozenset(words),
+            numbers_of(request),
+            {k: tuple(v) for k, v in (known or {}).items()},
+            frozenset(_singular(t) for t in re.findall(r"[a-z]+", request.lower())),
+            frozenset(a or b for a, b in _QUOTED.findall(request)),
+            frozenset(objects),
+            frozenset(spaces),
+        )
+
+    def mentioned(self, name: str) -> bool:
+        """Whether the request names the argument (``pod``, ``previous``), or states a value in
+        its unit (a window for ``since_seconds``, "top ten" for ``limit``)."""
+        unit = _singular(name.split("_")[-1])
+        if any(unit in near for near in self.numbers.values()):
+            return True
+        if _ALIASES.get(name, frozenset()) & self.mentions:
+            return True
+        return any(_singular(p) in self.mentions for p in name.split("_") if len(p) > 2)
+
+    def counts(self, name: str, lo: float, hi: float, required: bool) -> list[int]:
+        """The numbers the request wrote in ``name``'s unit (any, for a required argument that
+        no number names), within bounds."""
+        unit = _singular(name.split("_")[-1])  # tail_lines -> line, since_hours -> hour
+        fit = sorted(n for n, near in self.numbers.items() if lo <= n <= hi and unit in near)
+        if fit or not required:
+            return fit
+        return sorted(n for n in self.numbers if lo <= n <= hi)
+
+    def in_role(self, name: str, values: list[str]) -> list[str]:
+        """Of the names that fit an argument, those the request puts in its role (a namespace
+        after ``in``, a job after ``job``), or else those it puts in no other role: a namespace
+        is never a job name."""
+        if name == "namespace":
+            mine, other = self.spaces, self.objects
+        elif name in _OBJECT_ROLES:
+            mine, other = self.objects, self.spaces
+        else:
+            return values
+        return [v for v in values if v in mine] or [v for v in values if v not in other]

@@ -1,0 +1,192 @@
+"""Grounding of tool-call arguments: number words, units, time windows, names in their roles and
+writes that ask instead of guessing (plain data, no model)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mcp_kube.llm import grammar as G
+from mcp_kube.llm import prompt as P
+from mcp_kube.llm.grounding import numbers_of
+
+SNAPSHOT = Path(__file__).parent / "snapshots" / "tools.json"
+CLUSTERS = ("gpu-east", "gpu-west")
+
+
+def schema_of(name: str) -> dict[str, Any]:
+    data = json.loads(SNAPSHOT.read_text())
+    tools = data if isinstance(data, list) else data["tools"]
+    return dict(next(t["inputSchema"] for t in tools if t["name"] == name))
+
+
+def offered(tool: str, arg: str, request: str) -> list[Any] | None:
+    """The values ``arg`` may take for ``request``: a list, None when it is not offered, or
+    ``["*"]`` when its schema is kept."""
+    schema = schema_of(tool)
+    g = G.Grounding.of(request, known={"cluster": CLUSTERS})
+    props = schema["properties"]
+    got = G._grounded(arg, props[arg], g, arg in schema.get("required", ()))
+    if got is None:
+        return None
+    return list(got["enum"]) if "enum" in got else ["*"]
+
+
+@pytest.mark.parametrize(
+    ("request_", "gpus"),
+    [
+        ("where can one H100 job run", 1),
+        ("need two GPUs somewhere", 2),
+        ("a job with three H100s - where?", 3),
+        ("where could four A100s fit", 4),
+        ("room for a pair of GPUs?", 2),
+        ("where do a dozen GPUs fit", 12),
+        ("an 8x H100 job, where", 8),
+        ("where does a 12-GPU job fit", 12),
+        ("twelve gpus, any node?", 12),
+    ],
+)
+def test_number_words_and_units_are_counts(request_: str, gpus: int) -> None:
+    assert offered("recommend_placement", "gpus", request_) == [gpus]
+
+
+@pytest.mark.parametrize(
+    "request_",
+    [
+        "submit llama-7b-ft to team-a with image reg.io/x:1 and one GPU",
+        "launch x-7b in team-a, image reg.io/x:1, 1 gpu",
+        "run qwen-14b in team-b with reg.io/q:2 and one GPU",
+    ],
+)
+def test_a_digit_inside_a_name_is_never_a_count(request_: str) -> None:
+    assert offered("submit_job", "gpus", request_) == [1]
+    assert offered("submit_job", "gpu_product", request_) is None  # "7b" is no product
+    nums = numbers_of(request_)
+    assert 7 not in nums
+    assert 14 not in nums
+
+
+def test_cpu_only_means_no_gpus() -> None:
+    assert offered("submit_job", "gpus", "start a CPU-only job lint-1 in team-a") == [0]
+    assert offered("submit_job", "gpus", "start a cpu only job lint-1 in team-a") == [0]
+
+
+def test_a_pair_needs_its_article_and_numbers_keep_their_unit() -> None:
+    assert 2 not in numbers_of("pair programming notes")
+    g = G.Grounding.of("need 2 gpus with 80 GiB each")
+    assert g.counts("gpus", 1, 64, True) == [2]
+    assert g.counts("min_gpu_memory_gib", 0, 4096, False) == [80]
+
+
+@pytest.mark.parametrize(
+    ("tool", "arg", "request_", "value"),
+    [
+        ("pod_logs", "since_seconds", "logs of job a-1 in team-a from the past 10 minutes", 600),
+        ("pod_logs", "since_seconds", "logs of job a-1 in team-a, last hour", 3600),
+        ("pod_logs", "since_seconds", "logs of job a-1 in team-a over the last 15 minutes", 900),
+        ("gpu_usage_report", "since_hours", "gpu hours this week", 168),
+        ("gpu_usage_report", "since_hours", "gpu usage for the last 7 days", 168),
+        ("gpu_usage_report", "since_hours", "usage over the past 24 hours", 24),
+        ("gpu_usage_report", "since_hours", "usage in the last hour", 1),
+    ],
+)
+def test_time_windows_become_the_tools_unit(tool: str, arg: str, request_: str, value: int) -> None:
+    got = offered(tool, arg, request_)
+    assert got is not None
+    assert value in got
+    g = G.Grounding.of(request_)
+    assert g.mentioned(arg)  # a window offers the argument even unnamed
+
+
+def test_limits_tail_lines_and_quoted_patterns() -> None:
+    assert offered("gpu_usage_report", "limit", "top ten namespaces by gpu time") == [10]
+    assert offered("pod_logs", "tail_lines", "last twenty lines from pod eval-0 in team-a") == [20]
+    g = G.Grounding.of("search 'Killed' in job phi-3-mini logs team-a")
+    assert g.mentioned("grep")
+    assert offered("pod_logs", "grep", "search 'Killed' in job phi-3-mini logs team-a") == [
+        "Killed",
+        "phi-3-mini",
+    ]
+
+
+def test_a_cluster_name_fills_only_cluster() -> None:
+    request = "why is job a-1 pending in team-a on gpu-west"
+    assert offered("explain_pending", "cluster", request) == ["gpu-west"]
+    assert "gpu-west" not in (offered("explain_pending", "namespace", request) or [])
+    assert "gpu-west" not in (offered("explain_pending", "job", request) or [])
+    assert "gpu-west" not in (offered("gpu_inventory", "node", "gpus of gpu-west") or [])
+
+
+def test_names_come_from_the_request_or_results_never_from_examples() -> None:
+    g = G.Grounding.of("pause warmup in team-a")
+    assert {"warmup", "team-a"} <= g.words
+    assert "team-x" not in g.words
+    assert "exp-1" not in g.words
+    assert "job" not in G.Grounding.of("cancel the job x-1 in team-a").words
+    from_result = G.Grounding.of("what is in team-b", ["bert-ft-0 Running"])
+    assert "bert-ft-0" in from_result.words
+
+
+def test_a_write_missing_a_required_argument_asks() -> None:
+    submit = schema_of("submit_job")
+    full = "submit phi-3-mini to team-a with image registry.internal/ml/phi:3 and one GPU"
+    assert G.missing(submit, G.Grounding.of(full)) == []
+    no_image = "submit phi-3-mini to team-a with one GPU"
+    assert G.missing(submit, G.Grounding.of(no_image)) == ["image"]
+    no_gpus = "submit phi-3-mini to team-a with image registry.internal/ml/phi:3"
+    assert G.missing(submit, G.Grounding.of(no_gpus)) == ["gpus"]
+    assert G.missing(schema_of("cancel_job"), G.Grounding.of("cancel it")) == [
+        "namespace",
+        "name",
+    ]
+    question = G.question_for("submit_job", ["image", "gpus"])
+    assert question.startswith("Which container image and GPU count")
+
+
+@pytest.mark.parametrize(
+    ("request_", "tools"),
+    [
+        ("stop job a-1 in team-a", ["cancel_job"]),
+        ("kill a-1 (team-a)", ["cancel_job"]),
+        ("delete mistral-7b-dpo team-b", ["cancel_job"]),
+        ("pause warmup in team-a", ["suspend_job"]),
+        ("put phi-3-mini (team-a) on hold", ["suspend_job"]),
+        ("unpause warmup in team-a", ["resume_job"]),
+        ("continue job a-1 in team-a", ["resume_job"]),
+        ("launch x-1 in team-a with image r/x:1 and 1 gpu", ["submit_job"]),
+        ("why is job a-1 pending in team-a?", []),
+        ("which team-b jobs are on hold", []),
+        ("mistral-7b-dpo in team-b won't start, why", []),
+        ("may I delete jobs in team-a?", []),
+        ("what happens if I cancel warmup in team-a?", []),
+        ("failed runs in team-a", []),
+    ],
+)
+def test_write_tools_are_told_apart_by_their_verbs(request_: str, tools: list[str]) -> None:
+    assert P.changes_asked(request_) == tools
+
+
+def test_names_go_to_the_role_the_request_gives_them() -> None:
+    request = "delete mistral-7b-dpo team-b gpu-west"
+    assert offered("cancel_job", "name", request) == ["mistral-7b-dpo"]
+    assert offered("cancel_job", "namespace", request) == ["team-b"]
+    request = "logs of job bert-ft in team-b"
+    assert offered("pod_logs", "namespace", request) == ["team-b"]
+    assert offered("pod_logs", "job", request) == ["bert-ft"]
+    assert offered("gpu_inventory", "node", "inventory of l4 gpus on node h200-1") == ["h200-1"]
+
+
+def test_a_write_names_the_cluster_the_user_named() -> None:
+    g = G.Grounding.of("cancel job a-1 in team-a on gpu-west", known={"cluster": CLUSTERS})
+    assert "cluster" in G.for_write(schema_of("cancel_job"), g)["required"]
+    plain = G.Grounding.of("cancel job a-1 in team-a", known={"cluster": CLUSTERS})
+    assert "cluster" not in G.for_write(schema_of("cancel_job"), plain)["required"]
+
+
+def test_a_question_is_not_an_order() -> None:
+    assert P.changes_asked("which workloads hold accelerators on gpu-west?") == []
+    assert P.is_question("when did job a-1 start?")
+    assert not P.is_question("Could you pause warmup in team-a?")
