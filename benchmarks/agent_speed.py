@@ -25,7 +25,6 @@ from typing import Any
 import anyio
 
 from mcp_kube.llm.agent import Agent
-from mcp_kube.llm.backend import load_cpu_backends
 from mcp_kube.llm.manifest import by_role, check, get_manifest
 from mcp_kube.llm.session import connect
 from mcp_kube.llm.worker import ModelProcess
@@ -54,7 +53,6 @@ async def interleaved(path: Path, server: str, runs: int) -> dict[str, Any]:
     from llama_cpp import Llama
 
     backend = ModelProcess(path, n_ctx=N_CTX)  # what ask, chat and the web page use
-    load_cpu_backends()  # this process's llama.cpp: the same build, its best CPU variant
     # the settings the model process uses: every CPU, the same context, the same seed
     raw = Llama(
         model_path=str(path), n_ctx=N_CTX, n_threads=os.cpu_count() or 1, verbose=False, seed=0

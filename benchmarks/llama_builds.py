@@ -40,9 +40,8 @@ DECODE_TOKENS = 128
 
 CHILD = r"""
 import hashlib, json, os, sys
-from mcp_kube.llm.backend import load_cpu_backends, system_info
-load_cpu_backends()
-import llama_cpp
+import llama_cpp  # a portable build registers its best CPU variant on import
+from mcp_kube.llm.backend import system_info
 from llama_cpp import Llama
 path, prompt, n_decode = sys.argv[1], sys.argv[2], int(sys.argv[3])
 llm = Llama(model_path=path, n_ctx=4096, n_threads=os.cpu_count() or 1, seed=0, verbose=False)

@@ -15,6 +15,7 @@ __all__ = [
     "KUBE_REQUESTS",
     "KUEUE_QUEUE_LABEL",
     "QUEUE_LABELS",
+    "RESERVED_PRIORITY_PREFIX",
     "TRACE_HEADERS",
     "VOLCANO_QUEUE_ANNOTATION",
     "ClusterName",
@@ -68,6 +69,10 @@ def is_gpu_resource(name: str) -> bool:
 # Where a workload names its queue. Kueue manages a Job only when the Job itself carries
 # KUEUE_QUEUE_LABEL; KAI-Scheduler reads a label too, Volcano an annotation.
 KUEUE_QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
+# PriorityClasses named system-* belong to cluster components (system-node-critical,
+# system-cluster-critical: priorities above 2,000,000,000, able to preempt anything). No policy
+# may grant them to a submitted job.
+RESERVED_PRIORITY_PREFIX = "system-"
 KAI_QUEUE_LABEL = "kai.scheduler/queue"
 VOLCANO_QUEUE_ANNOTATION = "scheduling.volcano.sh/queue-name"
 QUEUE_LABELS = (KUEUE_QUEUE_LABEL, KAI_QUEUE_LABEL)

@@ -136,7 +136,6 @@ class LlamaCppBackend:
                 "(or use an OpenAI-compatible endpoint with --endpoint)"
             ) from e
         self.label = label or model_path.name
-        load_cpu_backends()
         st = model_path.stat()
         self._identity = [model_path.name, st.st_size, st.st_mtime_ns, _llama_version()]
         self.load_s = 0.0
@@ -250,45 +249,11 @@ class LlamaCppBackend:
         self._llm.close()
 
 
-def load_cpu_backends() -> None:
-    """Register ggml's best CPU code for this CPU, once per process. A portable build carries
-    its CPU backend as one loadable module per x86-64 level (libggml-cpu-<variant>.so) and ggml
-    picks the best one this CPU runs; a native build has its CPU code linked in."""
-    import llama_cpp  # loads libllama and with it libggml
-
-    from mcp_kube.llm.cpu import llama_lib_dir
-
-    lib = llama_lib_dir()
-    if lib is None or not any(lib.glob("libggml-cpu-*.so")):
-        return
-    # The libggml that libllama loaded (by its soname), not another copy of the file: the
-    # backends must be registered where llama.cpp looks for them.
-    ggml = ctypes.CDLL(_loaded("libggml.so") or str(lib / "libggml.so"))
-    with _LOAD_LOCK:
-        if ggml.ggml_backend_reg_count() == 0:
-            ggml.ggml_backend_load_all_from_path.argtypes = [ctypes.c_char_p]
-            ggml.ggml_backend_load_all_from_path(str(lib).encode())
-    del llama_cpp
-
-
-def _loaded(name: str) -> str | None:
-    """The path of a shared library this process has mapped, by file name prefix."""
-    with contextlib.suppress(OSError), open("/proc/self/maps") as maps:
-        for line in maps:
-            path = line.rstrip("\n").split(maxsplit=5)[-1]
-            if os.path.basename(path).startswith(name):
-                return path
-    return None
-
-
 def system_info() -> str:
     """llama.cpp's own report of the CPU features its loaded code uses."""
     import llama_cpp
 
     return bytes(llama_cpp.llama_print_system_info()).decode(errors="replace").strip()
-
-
-_LOAD_LOCK = threading.Lock()
 
 
 def _llama_version() -> str:

@@ -14,6 +14,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
+from mcp_kube.domain import RESERVED_PRIORITY_PREFIX
+
 __all__ = [
     "RESERVED_PRIORITY_PREFIX",
     "Approval",
@@ -25,11 +27,6 @@ __all__ = [
     "Validation",
 ]
 
-
-# PriorityClasses named system-* belong to cluster components (system-node-critical,
-# system-cluster-critical: priorities above 2,000,000,000, able to preempt anything). No policy
-# may grant them to a submitted job; the loader refuses a policy that lists one.
-RESERVED_PRIORITY_PREFIX = "system-"
 
 _K8sName = Annotated[
     str,

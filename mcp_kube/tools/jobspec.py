@@ -43,7 +43,14 @@ from typing import Annotated
 from pydantic import Field, StringConstraints, field_validator, model_validator
 
 from mcp_kube.canonical import canonical_json
-from mcp_kube.domain import KUEUE_QUEUE_LABEL, DnsLabel, DnsSubdomain, Json, Principal
+from mcp_kube.domain import (
+    KUEUE_QUEUE_LABEL,
+    RESERVED_PRIORITY_PREFIX,
+    DnsLabel,
+    DnsSubdomain,
+    Json,
+    Principal,
+)
 from mcp_kube.tools.base import ClusterInput
 
 __all__ = [
@@ -69,8 +76,6 @@ KAI_SCHEDULER = "kai-scheduler"
 KAI_FRACTION_ANNOTATION = "gpu-fraction"
 CONTAINER = "trainer"
 MAX_DEADLINE_S = 30 * 24 * 3600
-
-RESERVED_PRIORITY_PREFIX = "system-"  # system-node-critical, system-cluster-critical
 
 _LABEL_VALUE = r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$"
 
