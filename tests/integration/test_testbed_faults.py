@@ -9,11 +9,13 @@ from pathlib import Path
 
 import pytest
 from support.testbed import stale_state
+from support.waiting import wait_for
 
 from mcp_kube.cli import main
 from mcp_kube.errors import ComponentFailed
 from mcp_kube.testbed import cluster
 from mcp_kube.testbed import paths as tb_paths
+from mcp_kube.testbed.processes import is_running
 
 
 def processes_using(folder: Path) -> list[int]:
@@ -73,6 +75,8 @@ def test_crashed_component_shows_in_status_and_down_still_cleans_up(tmp_path, ca
     state = cluster.up(profile="west", run_dir=run, report=quiet)
     sched = next(c for c in state.clusters[0].components if c.name == "kube-scheduler")
     os.kill(sched.pid, signal.SIGKILL)
+    # The signal is delivered asynchronously: on a busy host the process lingers a moment.
+    wait_for(lambda: not is_running(sched), "the killed scheduler to exit", timeout=10, every=0.05)
     info = cluster.status(run)
     assert info["running"] is False
     comps = {c["name"]: c["running"] for c in info["clusters"][0]["components"]}
