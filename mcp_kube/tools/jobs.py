@@ -18,6 +18,7 @@ from mcp_kube.domain import DnsLabel, DnsSubdomain
 from mcp_kube.errors import ToolError
 from mcp_kube.kube.objects import JobInfo, JobState, PodInfo
 from mcp_kube.kube.port import ClusterPort, Kind
+from mcp_kube.tools import nearby
 from mcp_kube.tools.base import (
     ClusterInput,
     Page,
@@ -224,7 +225,8 @@ async def _log_tail(ctx: ToolContext, port: ClusterPort, ns: str, pods: list[Pod
 
 async def _get_job(ctx: ToolContext, args: JobInput) -> JobDetail:
     port = ctx.cluster(args.cluster)
-    job = JobInfo.from_json(await port.get(Kind.JOBS, args.name, args.namespace))
+    raw = await nearby.get_named(ctx, port, Kind.JOBS, args.name, args.namespace)
+    job = JobInfo.from_json(raw)
     pods = await job_pods(port, args.namespace, args.name)
     names = {p.name for p in pods}
     events = await fetch_events(port, args.namespace, warnings_only=True)

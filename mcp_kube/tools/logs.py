@@ -16,6 +16,7 @@ from mcp_kube.domain import DnsLabel, DnsSubdomain
 from mcp_kube.errors import NotFound
 from mcp_kube.kube.objects import PodInfo
 from mcp_kube.kube.port import ClusterPort, Kind
+from mcp_kube.tools import nearby
 from mcp_kube.tools.base import ClusterInput, ToolContext, ToolOutput, ToolSpec
 from mcp_kube.tools.common import LINE_CHARS, clip_lines
 from mcp_kube.tools.reads import job_pods
@@ -72,20 +73,22 @@ class PodLogs(ToolOutput):
     note: str | None = Field(None, description="limits that were clamped, filters applied")
 
 
-async def _target(port: ClusterPort, args: PodLogsInput) -> PodInfo:
+async def _target(ctx: ToolContext, port: ClusterPort, args: PodLogsInput) -> PodInfo:
     if args.pod is not None:
-        return PodInfo.from_json(await port.get(Kind.PODS, args.pod, args.namespace))
+        return PodInfo.from_json(
+            await nearby.get_named(ctx, port, Kind.PODS, args.pod, args.namespace)
+        )
     assert args.job is not None
     pod = newest_pod(await job_pods(port, args.namespace, args.job))
-    if pod is None:
-        await port.get(Kind.JOBS, args.job, args.namespace)  # NotFound if no such job
+    if pod is None:  # not_found (with near matches) if there is no such job
+        await nearby.get_named(ctx, port, Kind.JOBS, args.job, args.namespace)
         raise NotFound(f"job {args.job} has no pods yet (pending creation or suspended)")
     return pod
 
 
 async def _pod_logs(ctx: ToolContext, args: PodLogsInput) -> PodLogs:
     port = ctx.cluster(args.cluster)
-    pod = await _target(port, args)
+    pod = await _target(ctx, port, args)
     container = args.container or (pod.containers[0] if pod.containers else "")
     if not pod.node:  # nothing to read; say why instead of returning an empty log
         return PodLogs(

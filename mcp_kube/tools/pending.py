@@ -15,9 +15,10 @@ import anyio
 from pydantic import Field, model_validator
 
 from mcp_kube.domain import KUEUE_QUEUE_LABEL, DnsLabel, DnsSubdomain, Json
-from mcp_kube.errors import ToolError
+from mcp_kube.errors import NotFound, ToolError
 from mcp_kube.kube.objects import JobInfo, PodInfo, QuotaInfo, quota_resource
 from mcp_kube.kube.port import ClusterPort, Kind
+from mcp_kube.tools import nearby
 from mcp_kube.tools.base import ClusterInput, ToolContext, ToolOutput, ToolSpec
 from mcp_kube.tools.common import clip
 from mcp_kube.tools.reads import fetch_events, job_pods
@@ -315,13 +316,16 @@ async def _explain(ctx: ToolContext, args: ExplainInput) -> PendingExplanation:
     port = ctx.cluster(args.cluster)
     ns = args.namespace
     quotas = gpu_quotas(await port.list_objects(Kind.RESOURCE_QUOTAS, ns, limit=100))
-    if args.job is not None:
-        what = f"job/{args.job}"
-        target = await _job_target(port, ns, args.job, quotas)
-    else:
-        assert args.pod is not None
-        what = f"pod/{args.pod}"
-        target = await _pod_target(port, ns, args.pod)
+    kind, name = (Kind.JOBS, args.job) if args.job is not None else (Kind.PODS, args.pod)
+    assert name is not None
+    what = f"{'job' if kind is Kind.JOBS else 'pod'}/{name}"
+    try:
+        if kind is Kind.JOBS:
+            target = await _job_target(port, ns, name, quotas)
+        else:
+            target = await _pod_target(port, ns, name)
+    except NotFound as e:
+        raise await nearby.missing(ctx, port, kind, name, ns, e) from e
     pending = [p for p in target.pods if p.phase == "Pending"][:3]
     if target.pods and not pending:
         target.settled = "not pending: its pods are " + ", ".join(

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from kubernetes import client, config
-from support.gates import call, error_code, ok
+from support.gates import call, error_code, error_of, ok
 from support.objects import H100, KWOK_COMPLETE, NS, job
 from support.waiting import wait_for
 
@@ -202,3 +202,28 @@ def test_other_cluster_and_empty_namespace(gate: Gate) -> None:
     out = ok(call(gate, LIST_JOBS, {"namespace": "team-b", "cluster": "gpu-west"}))
     assert out["cluster"] == "gpu-west"
     assert all(not j["name"].startswith("jt-") for j in out["jobs"])
+
+
+@pytest.mark.parametrize(
+    ("spec", "args", "near"),
+    [
+        # a job named after a bare pod: the pod is what exists
+        (EXPLAIN_PENDING, {"namespace": "team-b", "job": "bert-ft"}, "pod bert-ft-0 in team-b"),
+        (GET_JOB, {"namespace": "team-b", "name": "bert-fx"}, "pod bert-ft-0 in team-b"),
+        # the right pod name in the wrong namespace
+        (POD_LOGS, {"namespace": "team-a", "pod": "bert-ft-0"}, "pod bert-ft-0 in team-b"),
+        # a pod that exists only in the other cluster
+        (EXPLAIN_PENDING, {"namespace": "team-b", "pod": "vlm-train-0"}, "cluster gpu-west"),
+    ],
+)
+def test_not_found_names_near_matches(gate: Gate, spec: Any, args: dict, near: str) -> None:
+    code, message = error_of(call(gate, spec, args))
+    assert code == "not_found"
+    assert "Near matches:" in message and near in message, message
+
+
+def test_not_found_without_anything_near_says_so_plainly(gate: Gate) -> None:
+    code, message = error_of(call(gate, GET_JOB, {"namespace": "team-a", "name": "zzqq-nothing"}))
+    assert code == "not_found"
+    assert "Near matches" not in message
+    assert "no job zzqq-nothing in namespace team-a on cluster gpu-east" in message
