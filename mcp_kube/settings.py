@@ -234,6 +234,13 @@ class LlmSettings(BaseModel):
         description="after a successful result: answer at once (on_error), or let the model "
         "call another tool (model)",
     )
+    answer: str = Field(
+        "checked",
+        pattern="^(checked|facts|model)$",
+        description="the final answer: the model's, replaced by the results' own summaries when "
+        "it states a number or name no result holds or denies what a result says (checked); "
+        "the summaries only, no generation (facts); the model's, unchecked (model)",
+    )
     result_budget_chars: int = Field(
         6000, ge=500, le=200_000, description="characters of one tool result the model reads"
     )

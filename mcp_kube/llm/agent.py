@@ -20,11 +20,22 @@ from typing import Any, Protocol
 
 import anyio.to_thread
 
+from mcp_kube.llm import answer as A
 from mcp_kube.llm import grammar as G
 from mcp_kube.llm import prompt as P
 from mcp_kube.llm.backend import Backend, Generation
 
-__all__ = ["Agent", "AgentResult", "Events", "ToolCall", "ToolOutcome", "ToolRunner"]
+ANSWER_MODES = ("checked", "facts", "model")
+
+__all__ = [
+    "ANSWER_MODES",
+    "Agent",
+    "AgentResult",
+    "Events",
+    "ToolCall",
+    "ToolOutcome",
+    "ToolRunner",
+]
 
 
 @dataclass(frozen=True)
@@ -75,6 +86,8 @@ class AgentResult:
     seconds: float = 0.0
     stopped: str = ""  # why the loop ended: answer, ask, limit, repeat, plan, unparsed
     answer_prompt: str = ""  # the prompt the answer was generated from
+    answer_source: str = ""  # model (checked and kept), facts (the results' summaries), ask
+    answer_problems: list[str] = field(default_factory=list)  # why the model's was replaced
 
     @property
     def first_call_s(self) -> float | None:
@@ -100,7 +113,15 @@ class AgentResult:
             "answer_tokens_per_s": round(answer.tokens_per_s, 2) if answer else None,
             "unparsed": len(self.unparsed),
             "stopped": self.stopped,
+            "answer_source": self.answer_source,
+            "answer_problems": self.answer_problems,
         }
+
+
+def _served(outcome: ToolOutcome) -> bool:
+    """Whether a result answers its part of the request: a success, or ``not_found`` (the
+    object does not exist, and the error names what does); other errors call for another try."""
+    return not outcome.is_error or outcome.text.startswith("error [not_found]")
 
 
 class Agent:
@@ -116,6 +137,7 @@ class Agent:
         answer_tokens: int = 512,
         follow_up: str = "on_error",
         grounded: bool = True,
+        answer: str = "checked",
     ) -> None:
         if not tools:
             raise ValueError("the server lists no tools")
@@ -130,6 +152,11 @@ class Agent:
         if follow_up not in ("on_error", "model"):
             raise ValueError(f"follow_up must be 'on_error' or 'model', not {follow_up!r}")
         self.follow_up = follow_up
+        if answer not in ANSWER_MODES:
+            raise ValueError(f"answer must be one of {', '.join(ANSWER_MODES)}, not {answer!r}")
+        # checked: the model's answer, replaced by the facts when it strays from the results;
+        # facts: the results' own summaries, no generation; model: the model's, unchecked
+        self.answer_mode = answer
         self.grounded = grounded
         self.system = P.system_prompt(tools, instructions=instructions, clusters=clusters)
         # the byte-stable start of every prompt (what a backend may keep evaluated)
@@ -224,6 +251,7 @@ class Agent:
         messages = [P.Message("system", self.system), *self.history, P.Message("user", question)]
         result.stopped = await self._act(result, messages, None if plan else runner, events, t0)
         if result.stopped == "ask":  # the question to the human is the answer
+            result.answer_source = "ask"
             events.answer_start()
             events.text(result.answer)
         if result.stopped not in ("plan", "ask"):
@@ -245,16 +273,17 @@ class Agent:
         """Tool calls, each result appended to ``messages``, until the model answers or a limit
         stops it; why the calls ended (``plan``: the first call is decided, ``runner`` None)."""
         seen: set[str] = set()
-        context = [result.question]  # where grounded argument values may come from
+        asks = P.parts(result.question)  # a request may ask two things: one call for each
+        results: list[str] = []  # where grounded argument values may come from, besides asks
         while True:
             if len(result.calls) >= self.max_calls:
                 return "limit"
-            if (
-                result.outcomes
-                and not result.outcomes[-1].is_error
-                and self.follow_up == "on_error"
-            ):
+            done = sum(map(_served, result.outcomes))
+            if done and done >= len(asks) and self.follow_up == "on_error":
                 return "answer"
+            ask = asks[min(done, len(asks) - 1)]
+            # the ask at hand first; the whole request and the results may fill names too
+            context = [ask, result.question, *results] if len(asks) > 1 else [ask, *results]
             prompt = P.render(messages) + P.CALL_PREFIX
             call = await self._next_call(result, prompt, not result.calls, context)
             if isinstance(call, str):
@@ -274,13 +303,19 @@ class Agent:
             events.tool_call(call)
             outcome = await runner.call(call.name, call.arguments)
             result.outcomes.append(outcome)
-            context.append(outcome.text[: self.result_budget])
+            results.append(outcome.text[: self.result_budget])
             events.tool_result(call, outcome)
-            messages += self._exchange(call, outcome)
+            done = sum(map(_served, result.outcomes))
+            later = asks[done] if _served(outcome) and done < len(asks) else None
+            messages += self._exchange(call, outcome, later)
 
-    def _exchange(self, call: ToolCall, outcome: ToolOutcome) -> list[P.Message]:
-        """The call as the model's turn, then its result and what to do next as the user's."""
-        answering = not outcome.is_error and self.follow_up == "on_error"
+    def _exchange(self, call: ToolCall, outcome: ToolOutcome, later: str | None) -> list[P.Message]:
+        """The call as the model's turn, then its result and what to do next as the user's
+        (``later``: the part of the request still to serve)."""
+        answering = _served(outcome) and self.follow_up == "on_error" and later is None
+        then = P.REPLY if answering else P.NEXT
+        if later is not None:
+            then = P.NEXT_PART.format(part=P.escape_data(later))
         return [
             P.Message("assistant", json.dumps({"name": call.name, "arguments": call.arguments})),
             P.result_message(
@@ -288,23 +323,39 @@ class Agent:
                 outcome.text,
                 is_error=outcome.is_error,
                 budget=self.result_budget,
-                then=P.REPLY if answering else P.NEXT,
+                then=then,
             ),
         ]
 
     async def _answer(self, result: AgentResult, messages: list[P.Message], events: Events) -> None:
-        """The answer from the conversation so far, streamed to ``events``."""
+        """The answer from the conversation so far, streamed to ``events`` (``checked``: once
+        it has been held to the results)."""
+        results = [
+            A.Result(c.name, o.text, o.is_error)
+            for c, o in zip(result.calls, result.outcomes, strict=False)
+        ]
+        events.answer_start()
+        if self.answer_mode == "facts" and results:
+            result.answer, result.answer_source = A.facts(results), "facts"
+            events.text(result.answer)
+            return
         if messages[-1].role == "user" and messages[-1].content.endswith(P.NEXT):
             last = messages[-1].content
             messages[-1] = P.Message("user", last[: -len(P.NEXT)] + P.REPLY)
-        events.answer_start()
         result.answer_prompt = P.render(messages)
+        checked = self.answer_mode == "checked"
         answer = await self._generate(
             result,
             result.answer_prompt,
             grammar=None,
             max_tokens=self.answer_tokens,
             stop=[P.END, "<|im_start|>", "<|endoftext|>"],
-            on_text=events.text,
+            on_text=None if checked else events.text,
         )
-        result.answer = answer.strip()
+        result.answer, result.answer_source = answer.strip(), "model"
+        if checked:
+            result.answer, found = A.settle(answer, result.question, results)
+            if found:
+                result.answer_source = "facts"
+                result.answer_problems = [f"{p.kind}: {p.detail}" for p in found]
+            events.text(result.answer)

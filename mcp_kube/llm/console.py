@@ -124,6 +124,7 @@ def make_agent(backend: Backend, session: McpSession, cfg: LlmSettings) -> Agent
         result_budget=cfg.result_budget_chars,
         answer_tokens=cfg.answer_max_tokens,
         follow_up=cfg.follow_up,
+        answer=cfg.answer,
     )
     backend.warm(agent.prefix, cfg.prompt_cache)
     return agent

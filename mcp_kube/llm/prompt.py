@@ -147,6 +147,7 @@ def system_prompt(
 
 NEXT = "Call another tool if this does not answer my question yet, else answer it."
 REPLY = "Now answer my question from these results, in plain sentences (no JSON)."
+NEXT_PART = "Now call the tool for the next part of my request: {part}"
 
 
 def result_message(
@@ -233,3 +234,28 @@ def is_question(request: str) -> bool:
 def asks_for_change(request: str) -> bool:
     """Whether the user's own words ask for a change (see ``changes_asked``)."""
     return bool(changes_asked(request))
+
+
+# Where a request asks a second thing: "...pending and where could it run?", "...; then submit".
+_PART = re.compile(
+    r"\?\s+(?=\S)|;\s*|,\s*(?:and\s+)?then\s+|\s+and\s+then\s+|,\s*(?=if\b)|\.\s+(?=[A-Za-z])"
+    r"|,?\s+and\s+(?=(?:where|which|who|whose|what|how|why|when|is|are|does|do|can|could|"
+    r"show|list|tell|give|submit|start|launch|run|cancel|stop|suspend|pause|resume)\b)",
+    re.IGNORECASE,
+)
+MAX_PARTS = 3
+
+
+def parts(request: str) -> list[str]:
+    """The request's separate asks, in order (one element when it asks one thing). A piece of
+    fewer than three words stays with the one before it."""
+    pieces = [p.strip(" ,") for p in _PART.split(request) if p and p.strip(" ,")]
+    out: list[str] = []
+    for piece in pieces:
+        if out and (len(piece.split()) < 3 or len(out[-1].split()) < 3):
+            out[-1] = f"{out[-1]} {piece}"
+        else:
+            out.append(piece)
+    if len(out) > MAX_PARTS:  # the rest stays one last ask
+        out[MAX_PARTS - 1 :] = [" ".join(out[MAX_PARTS - 1 :])]
+    return out

@@ -260,13 +260,13 @@ def test_plan_makes_one_call_and_calls_nothing() -> None:
 
 def test_a_result_is_answered_from_and_never_approves_anything() -> None:
     backend = ScriptedBackend(
-        ['gpu_inventory"', ', "arguments": {}}', "There are 20 free H100 GPUs."]
+        ['gpu_inventory"', ', "arguments": {}}', "gpu-east has 14 free GPUs."]
     )
     runner = Runner([ToolOutcome("gpu-east: 14 free")])
     agent = Agent(backend, tool_defs(), clusters=CLUSTERS)
     result = run(agent, "how many GPUs are free?", runner)
     assert runner.calls == [("gpu_inventory", {})]
-    assert result.answer == "There are 20 free H100 GPUs."
+    assert result.answer == "gpu-east has 14 free GPUs."
     answer_prompt = backend.prompts[-1]
     assert '<tool_result name="gpu_inventory" status="ok">\ngpu-east: 14 free' in answer_prompt
     assert answer_prompt.endswith(P.REPLY + P.END + "\n<|im_start|>assistant\n")
@@ -283,12 +283,72 @@ def test_after_an_error_the_model_may_try_again_and_repeats_are_cut() -> None:
             "The job x-1 was not found.",
         ]
     )
-    runner = Runner([ToolOutcome('error [not_found]: jobs.batch "x-1" not found', True)])
+    runner = Runner([ToolOutcome("error [upstream_error]: gpu-east: timeout", True)])
     agent = Agent(backend, tool_defs(), clusters=CLUSTERS)
     result = run(agent, "why is x-1 pending in team-a?", runner)
     assert len(runner.calls) == 1
     assert result.stopped == "repeat"
     assert result.answer == "The job x-1 was not found."
+
+
+def test_not_found_is_an_answer_not_a_reason_to_wander_off() -> None:
+    backend = ScriptedBackend(
+        [
+            'explain_pending"',
+            ', "arguments": {"namespace": "team-a", "job": "x-1"}}',
+            "x-1 is pending because no GPU is free.",  # the premise the result denies
+        ]
+    )
+    missing = "error [not_found]: no job x-1 in namespace team-a. Near matches: pod x-1-0 in team-a"
+    runner = Runner([ToolOutcome(missing, True)])
+    result = run(Agent(backend, tool_defs(), clusters=CLUSTERS), "why is x-1 pending?", runner)
+    assert len(runner.calls) == 1
+    assert result.answer == "No job x-1 in namespace team-a. Near matches: pod x-1-0 in team-a"
+    assert result.answer_problems == ["premise: the answer does not say the object is missing"]
+
+
+def test_a_request_that_asks_two_things_makes_a_call_for_each() -> None:
+    backend = ScriptedBackend(
+        [
+            'explain_pending"',
+            ', "arguments": {"namespace": "team-a", "job": "x-1"}}',
+            'gpu_inventory"',
+            ', "arguments": {}}',
+            "x-1 waits for quota; 8 GPUs are free on h100-2.",
+        ]
+    )
+    runner = Runner(
+        [
+            ToolOutcome("gpu-east/team-a/job/x-1: pods cannot be created: quota 16/16"),
+            ToolOutcome("Free now: 8 of 56 GPUs\ngpu-east/h100-2 8 free"),
+        ]
+    )
+    agent = Agent(backend, tool_defs(), clusters=CLUSTERS)
+    result = run(agent, "why is x-1 in team-a waiting and what is free instead?", runner)
+    assert [c[0] for c in runner.calls] == ["explain_pending", "gpu_inventory"]
+    # after the first result the model is told which part of the request is still open
+    assert "next part of my request: what is free instead?" in backend.prompts[2]
+    assert result.answer == "x-1 waits for quota; 8 GPUs are free on h100-2."
+    assert result.answer_source == "model"
+
+
+def test_an_answer_that_strays_from_the_results_becomes_the_facts() -> None:
+    backend = ScriptedBackend(['gpu_inventory"', ', "arguments": {}}', '{"name": "whoami"}'])
+    runner = Runner([ToolOutcome("Free now: 8 of 56 GPUs")])
+    agent = Agent(backend, tool_defs(), clusters=CLUSTERS)
+    result = run(agent, "how many GPUs are free?", runner)
+    assert result.answer == "From gpu_inventory:\nFree now: 8 of 56 GPUs"
+    assert result.answer_source == "facts"
+    assert result.answer_problems == ["call: the answer is a tool call, not sentences"]
+    facts = Agent(
+        ScriptedBackend(['gpu_inventory"', ', "arguments": {}}']),
+        tool_defs(),
+        clusters=CLUSTERS,
+        answer="facts",
+    )
+    quick = run(facts, "how many GPUs are free?", Runner([ToolOutcome("Free now: 8 of 56 GPUs")]))
+    assert quick.answer == result.answer  # no generation at all
+    assert len(quick.generations) == 2
 
 
 def test_the_loop_is_bounded() -> None:
