@@ -335,7 +335,9 @@ class Agent:
             for c, o in zip(result.calls, result.outcomes, strict=False)
         ]
         events.answer_start()
-        if self.answer_mode == "facts" and results:
+        # nothing exists to answer about: the error (with its near matches) is the answer
+        missing = self.answer_mode == "checked" and A.premise_false(results) == "missing"
+        if results and (self.answer_mode == "facts" or missing):
             result.answer, result.answer_source = A.facts(results), "facts"
             events.text(result.answer)
             return

@@ -14,7 +14,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-__all__ = ["Problem", "facts", "problems", "settle", "tidy"]
+__all__ = ["Problem", "Result", "facts", "premise_false", "problems", "settle", "tidy"]
 
 _ERROR = re.compile(r"^error \[(?P<code>[a-z_]+)\]: ", re.M)
 _NAME = re.compile(r"\b[a-z0-9]+(?:[-.][a-z0-9]+)+\b")  # kebab names: h100-0, team-b, bert-ft-0
@@ -59,7 +59,7 @@ def looks_like_call(answer: str) -> bool:
         return False
 
 
-def _premise_false(results: Sequence[Result]) -> str | None:
+def premise_false(results: Sequence[Result]) -> str | None:
     """What a result says against the question's premise: ``missing`` (the object does not
     exist) or ``settled`` (the job asked about is not pending); None when nothing does."""
     for r in results:
@@ -94,7 +94,7 @@ def problems(answer: str, question: str, results: Sequence[Result]) -> list[Prob
     bare = _NAME.sub(" ", answer.lower())
     known = set(_NUMBER.findall(_NAME.sub(" ", low_source))) | set(re.findall(r"\d+", source))
     found += [Problem("number", n) for n in _NUMBER.findall(bare) if n not in known]
-    premise = _premise_false(results)
+    premise = premise_false(results)
     if premise and not _admits(premise, answer):
         found.append(Problem("premise", f"the answer does not say the object is {premise}"))
     return found

@@ -296,15 +296,17 @@ def test_not_found_is_an_answer_not_a_reason_to_wander_off() -> None:
         [
             'explain_pending"',
             ', "arguments": {"namespace": "team-a", "job": "x-1"}}',
-            "x-1 is pending because no GPU is free.",  # the premise the result denies
-        ]
+        ]  # no answer is generated: there is nothing to explain
     )
     missing = "error [not_found]: no job x-1 in namespace team-a. Near matches: pod x-1-0 in team-a"
     runner = Runner([ToolOutcome(missing, True)])
-    result = run(Agent(backend, tool_defs(), clusters=CLUSTERS), "why is x-1 pending?", runner)
+    result = run(
+        Agent(backend, tool_defs(), clusters=CLUSTERS), "why is x-1 in team-a pending?", runner
+    )
     assert len(runner.calls) == 1
     assert result.answer == "No job x-1 in namespace team-a. Near matches: pod x-1-0 in team-a"
-    assert result.answer_problems == ["premise: the answer does not say the object is missing"]
+    assert result.answer_source == "facts"
+    assert len(backend.prompts) == 2  # the call's name and arguments; no answer generation
 
 
 def test_a_request_that_asks_two_things_makes_a_call_for_each() -> None:
