@@ -25,10 +25,46 @@ sys.path.insert(0, str(Path(__file__).parent))
 from cases import SETS, is_write, load, score, write_wrong
 from report import print_comparison, print_report, summarize
 
-from mcp_kube.llm.agent import Agent
+from mcp_kube.llm import answer as A
+from mcp_kube.llm.agent import Agent, ToolOutcome
 from mcp_kube.llm.backend import LlamaCppBackend
 from mcp_kube.llm.manifest import by_role, check, get_manifest
 from mcp_kube.llm.session import connect
+
+
+class ReadsOnly:
+    """Runs read tools through the session; a write is recorded, never run (an evaluation
+    changes nothing)."""
+
+    def __init__(self, session: Any) -> None:
+        self.session = session
+
+    async def call(self, name: str, arguments: dict[str, Any]) -> ToolOutcome:
+        if is_write(name):
+            return ToolOutcome(f"{name} was not run: this is an evaluation")
+        out: ToolOutcome = await self.session.call(name, arguments)
+        return out
+
+
+def later_calls(case: dict[str, Any], result: Any, home: str | None) -> dict[str, Any]:
+    """For a two-call request run for real: were the later calls made, and does the answer
+    hold to the results (``mcp_kube.llm.answer``)?"""
+    made = [c.as_json() for c in result.calls[1:]]
+    wanted = case.get("calls", [])
+    found = sum(any(score({**w, "also": []}, m, home)[1] for m in made) for w in wanted)
+    results = [
+        A.Result(c.name, o.text, o.is_error)
+        for c, o in zip(result.calls, result.outcomes, strict=False)
+    ]
+    problems = A.problems(result.answer, case["request"], results)
+    return {
+        "later_expected": len(wanted),
+        "later_made": found,
+        "all_calls": [c.as_json() for c in result.calls],
+        "answer": result.answer,
+        "answer_source": result.answer_source,
+        "answer_problems": [f"{p.kind}: {p.detail}" for p in problems],
+    }
 
 
 def row(case: dict[str, Any], result: Any, home: str | None) -> dict[str, Any]:
@@ -70,8 +106,13 @@ async def evaluate(
             warm_s = time.perf_counter() - t0
             prefix_tokens = backend.count_tokens(agent.prefix)
             for i, case in enumerate(cases, 1):
-                result = await agent.ask(case["request"], None, plan=True)
+                agent.history.clear()
+                two = bool(case.get("calls"))  # run for real: the later calls need the first
+                runner = ReadsOnly(session) if two else None
+                result = await agent.ask(case["request"], runner, plan=not two)
                 r = row(case, result, home)
+                if two:
+                    r.update(later_calls(case, result, home))
                 rows.append(r)
                 mark = "WW  " if r["wrong_write"] else "ok  " if r["args_ok"] else "MISS"
                 print(

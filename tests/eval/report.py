@@ -25,12 +25,25 @@ def _tally(rows: list[dict[str, Any]], key: str) -> dict[str, dict[str, int]]:
     return dict(sorted(out.items()))
 
 
+def _multi_step(rows: list[dict[str, Any]]) -> dict[str, int]:
+    """Two-call requests: all their calls made; answers that hold to the results."""
+    two = [r for r in rows if "later_expected" in r]
+    return {
+        "requests": len(two),
+        "all_calls_made": sum(r["args_ok"] and r["later_made"] == r["later_expected"] for r in two),
+        "later_calls_made": sum(r["later_made"] for r in two),
+        "later_calls_expected": sum(r["later_expected"] for r in two),
+        "answers_held_to_results": sum(not r["answer_problems"] for r in two),
+        "answers_replaced_by_facts": sum(r["answer_source"] == "facts" for r in two),
+    }
+
+
 def summarize(
     model: str, set_name: str, rows: list[dict[str, Any]], warm_s: float, prefix_tokens: int
 ) -> dict[str, Any]:
     for r in rows:
         r["tool"] = r["expected"]["tool"]
-    secs = [r["seconds"] for r in rows]
+    secs = [r["seconds"] for r in rows if "later_expected" not in r]  # the first call only
     tokens = sum(r["tokens"] for r in rows)
     decode = sum(r["decode_s"] for r in rows)
     n = len(rows) or 1
@@ -49,6 +62,7 @@ def summarize(
         "decode_tokens_per_s": tokens / decode if decode else 0.0,
         "system_prompt_tokens": prefix_tokens,
         "system_prompt_eval_s": warm_s,
+        "multi_step": _multi_step(rows),
         "per_tool": _tally(rows, "tool"),
         "per_category": _tally(rows, "category"),
         "rows": rows,
@@ -78,6 +92,14 @@ def print_report(s: dict[str, Any], misses: bool = True) -> None:
         f"constrained decoding {s['decode_tokens_per_s']:.1f} tok/s · system prompt "
         f"{s['system_prompt_tokens']} tokens evaluated in {s['system_prompt_eval_s']:.1f}s"
     )
+    m = s["multi_step"]
+    if m["requests"]:
+        print(
+            f"two-call requests: all calls made {m['all_calls_made']}/{m['requests']} "
+            f"(later calls {m['later_calls_made']}/{m['later_calls_expected']}) · answers held "
+            f"to the results {m['answers_held_to_results']}/{m['requests']} "
+            f"({m['answers_replaced_by_facts']} by the facts)"
+        )
     if not misses:
         return
     for r in s["rows"]:
