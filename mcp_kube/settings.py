@@ -235,11 +235,12 @@ class LlmSettings(BaseModel):
         "call another tool (model)",
     )
     answer: str = Field(
-        "checked",
-        pattern="^(checked|facts|model)$",
-        description="the final answer: the model's, replaced by the results' own summaries when "
-        "it states a number or name no result holds or denies what a result says (checked); "
-        "the summaries only, no generation (facts); the model's, unchecked (model)",
+        "brief",
+        pattern="^(brief|checked|facts|model)$",
+        description="the final answer: one sentence of the model's, then the results' own "
+        "summaries (brief); the model's answer (checked); in both, an answer that states a "
+        "number or name no result holds, or denies what a result says, is replaced by the "
+        "summaries; the summaries only, no generation (facts); the model's, unchecked (model)",
     )
     result_budget_chars: int = Field(
         6000, ge=500, le=200_000, description="characters of one tool result the model reads"

@@ -25,7 +25,8 @@ from mcp_kube.llm import grammar as G
 from mcp_kube.llm import prompt as P
 from mcp_kube.llm.backend import Backend, Generation
 
-ANSWER_MODES = ("checked", "facts", "model")
+ANSWER_MODES = ("brief", "checked", "facts", "model")
+BRIEF_TOKENS = 64  # one sentence
 
 __all__ = [
     "ANSWER_MODES",
@@ -137,7 +138,7 @@ class Agent:
         answer_tokens: int = 512,
         follow_up: str = "on_error",
         grounded: bool = True,
-        answer: str = "checked",
+        answer: str = "brief",
     ) -> None:
         if not tools:
             raise ValueError("the server lists no tools")
@@ -154,6 +155,7 @@ class Agent:
         self.follow_up = follow_up
         if answer not in ANSWER_MODES:
             raise ValueError(f"answer must be one of {', '.join(ANSWER_MODES)}, not {answer!r}")
+        # brief: one sentence of the model's, checked, then the results' own summaries;
         # checked: the model's answer, replaced by the facts when it strays from the results;
         # facts: the results' own summaries, no generation; model: the model's, unchecked
         self.answer_mode = answer
@@ -328,36 +330,43 @@ class Agent:
         ]
 
     async def _answer(self, result: AgentResult, messages: list[P.Message], events: Events) -> None:
-        """The answer from the conversation so far, streamed to ``events`` (``checked``: once
-        it has been held to the results)."""
+        """The answer from the conversation so far, streamed to ``events`` (unless it is held
+        to the results first: ``brief`` and ``checked``)."""
         results = [
             A.Result(c.name, o.text, o.is_error)
             for c, o in zip(result.calls, result.outcomes, strict=False)
         ]
         events.answer_start()
+        mode = self.answer_mode
         # nothing exists to answer about: the error (with its near matches) is the answer
-        missing = self.answer_mode == "checked" and A.premise_false(results) == "missing"
-        if results and (self.answer_mode == "facts" or missing):
+        missing = mode in ("brief", "checked") and A.premise_false(results) == "missing"
+        if results and (mode == "facts" or missing):
             result.answer, result.answer_source = A.facts(results), "facts"
             events.text(result.answer)
             return
         if messages[-1].role == "user" and messages[-1].content.endswith(P.NEXT):
             last = messages[-1].content
             messages[-1] = P.Message("user", last[: -len(P.NEXT)] + P.REPLY)
+        if mode == "brief" and results:
+            last = messages[-1].content
+            messages[-1] = P.Message("user", last.removesuffix(P.REPLY) + P.BRIEF)
         result.answer_prompt = P.render(messages)
-        checked = self.answer_mode == "checked"
         answer = await self._generate(
             result,
             result.answer_prompt,
             grammar=None,
-            max_tokens=self.answer_tokens,
-            stop=[P.END, "<|im_start|>", "<|endoftext|>"],
-            on_text=None if checked else events.text,
+            max_tokens=BRIEF_TOKENS if mode == "brief" else self.answer_tokens,
+            stop=[P.END, "<|im_start|>", "<|endoftext|>", *(["\n"] if mode == "brief" else [])],
+            on_text=events.text if mode == "model" else None,
         )
         result.answer, result.answer_source = answer.strip(), "model"
-        if checked:
-            result.answer, found = A.settle(answer, result.question, results)
-            if found:
-                result.answer_source = "facts"
-                result.answer_problems = [f"{p.kind}: {p.detail}" for p in found]
-            events.text(result.answer)
+        if mode == "model":
+            return
+        result.answer, found = A.settle(answer, result.question, results)
+        if found:
+            result.answer_source = "facts"
+            result.answer_problems = [f"{p.kind}: {p.detail}" for p in found]
+        elif mode == "brief" and results:  # the sentence, then the facts it stands on
+            result.answer = f"{result.answer}\n\n{A.facts(results)}"
+            result.answer_source = "brief"
+        events.text(result.answer)

@@ -147,6 +147,7 @@ def system_prompt(
 
 NEXT = "Call another tool if this does not answer my question yet, else answer it."
 REPLY = "Now answer my question from these results, in plain sentences (no JSON)."
+BRIEF = "Now answer my question from these results in one short sentence (no JSON)."
 NEXT_PART = "Now call the tool for the next part of my request: {part}"
 
 

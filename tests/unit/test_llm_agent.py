@@ -263,7 +263,7 @@ def test_a_result_is_answered_from_and_never_approves_anything() -> None:
         ['gpu_inventory"', ', "arguments": {}}', "gpu-east has 14 free GPUs."]
     )
     runner = Runner([ToolOutcome("gpu-east: 14 free")])
-    agent = Agent(backend, tool_defs(), clusters=CLUSTERS)
+    agent = Agent(backend, tool_defs(), clusters=CLUSTERS, answer="checked")
     result = run(agent, "how many GPUs are free?", runner)
     assert runner.calls == [("gpu_inventory", {})]
     assert result.answer == "gpu-east has 14 free GPUs."
@@ -284,7 +284,7 @@ def test_after_an_error_the_model_may_try_again_and_repeats_are_cut() -> None:
         ]
     )
     runner = Runner([ToolOutcome("error [upstream_error]: gpu-east: timeout", True)])
-    agent = Agent(backend, tool_defs(), clusters=CLUSTERS)
+    agent = Agent(backend, tool_defs(), clusters=CLUSTERS, answer="checked")
     result = run(agent, "why is x-1 pending in team-a?", runner)
     assert len(runner.calls) == 1
     assert result.stopped == "repeat"
@@ -325,7 +325,7 @@ def test_a_request_that_asks_two_things_makes_a_call_for_each() -> None:
             ToolOutcome("Free now: 8 of 56 GPUs\ngpu-east/h100-2 8 free"),
         ]
     )
-    agent = Agent(backend, tool_defs(), clusters=CLUSTERS)
+    agent = Agent(backend, tool_defs(), clusters=CLUSTERS, answer="checked")
     result = run(agent, "why is x-1 in team-a waiting and what is free instead?", runner)
     assert [c[0] for c in runner.calls] == ["explain_pending", "gpu_inventory"]
     # after the first result the model is told which part of the request is still open
@@ -351,6 +351,19 @@ def test_an_answer_that_strays_from_the_results_becomes_the_facts() -> None:
     quick = run(facts, "how many GPUs are free?", Runner([ToolOutcome("Free now: 8 of 56 GPUs")]))
     assert quick.answer == result.answer  # no generation at all
     assert len(quick.generations) == 2
+
+
+def test_a_brief_answer_is_one_checked_sentence_then_the_facts() -> None:
+    backend = ScriptedBackend(['gpu_inventory"', ', "arguments": {}}', "8 GPUs are free."])
+    runner = Runner([ToolOutcome("Free now: 8 of 56 GPUs")])
+    result = run(Agent(backend, tool_defs(), clusters=CLUSTERS), "free GPUs?", runner)
+    assert result.answer == "8 GPUs are free.\n\nFrom gpu_inventory:\nFree now: 8 of 56 GPUs"
+    assert result.answer_source == "brief"
+    assert backend.prompts[-1].endswith(P.BRIEF + P.END + "\n<|im_start|>assistant\n")
+    stray = ScriptedBackend(['gpu_inventory"', ', "arguments": {}}', "9 GPUs are free."])
+    runner = Runner([ToolOutcome("Free now: 8 of 56 GPUs")])
+    result = run(Agent(stray, tool_defs(), clusters=CLUSTERS), "free GPUs?", runner)
+    assert result.answer == "From gpu_inventory:\nFree now: 8 of 56 GPUs"  # 9: no result says so
 
 
 def test_the_loop_is_bounded() -> None:
