@@ -23,6 +23,7 @@ import anyio.to_thread
 from mcp_kube.llm import answer as A
 from mcp_kube.llm import grammar as G
 from mcp_kube.llm import prompt as P
+from mcp_kube.llm import route as R
 from mcp_kube.llm.backend import Backend, Generation
 
 ANSWER_MODES = ("brief", "checked", "facts", "model")
@@ -200,7 +201,7 @@ class Agent:
         asked = [w for w in P.changes_asked(context[0]) if w in self.tools]
         # an order to change ("stop x") is the first call; a question may read first
         order = first and asked and not P.is_question(context[0])
-        offered = asked if order else self.reads + asked
+        offered = asked if order else R.route(context[0], self.reads) + asked
         grammar = G.choice_grammar(offered, allow_answer=not first)
         choice = await self._generate(result, prompt, grammar=grammar, max_tokens=24)
         name = choice.removesuffix('"')
