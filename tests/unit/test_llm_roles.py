@@ -1,0 +1,36 @@
+"""A read call's names go where the request's words put them."""
+
+from __future__ import annotations
+
+from mcp_kube.llm.roles import settle_roles
+
+PENDING = ["cluster", "namespace", "job", "pod"]
+CLUSTERS = ["gpu-east", "gpu-west"]
+
+
+def test_a_name_after_pod_is_a_pod_and_only_one_of_job_or_pod_is_kept() -> None:
+    args = {"namespace": "team-c", "job": "r-0", "pod": "r-0"}
+    got = settle_roles(args, PENDING, "pod r-0 (team-c) stuck?", [], CLUSTERS)
+    assert got == {"namespace": "team-c", "pod": "r-0"}
+    got = settle_roles(args, PENDING, "why is job r-0 waiting in team-c", [], CLUSTERS)
+    assert got == {"namespace": "team-c", "job": "r-0"}
+    assert args == {"namespace": "team-c", "job": "r-0", "pod": "r-0"}  # not changed in place
+
+
+def test_the_namespace_never_fills_another_role_too() -> None:
+    args = {"namespace": "ops", "name": "ops"}
+    assert settle_roles(args, ["namespace", "name"], "warnings ops", [], CLUSTERS) == {
+        "namespace": "ops"
+    }
+    kept = settle_roles(args, ["namespace", "name"], "events of name ops in ops", [], CLUSTERS)
+    assert kept == args  # the request does give it both roles
+
+
+def test_a_single_named_namespace_and_cluster_are_filled_in() -> None:
+    params = ["gpus", "namespace", "cluster"]
+    got = settle_roles({"gpus": 2}, params, "2 gpus for team-c on gpu-west", ["team-c"], CLUSTERS)
+    assert got == {"gpus": 2, "namespace": "team-c", "cluster": "gpu-west"}
+    two = settle_roles({}, ["namespace", "cluster"], "team-c or team-d, gpu-east or gpu-west",
+                       ["team-c", "team-d"], CLUSTERS)  # fmt: skip
+    assert two == {}  # ambiguous: left to the tool's default
+    assert settle_roles({}, ["cluster"], "gpus on gpu-eastern", [], CLUSTERS) == {}
