@@ -26,7 +26,7 @@ SUBJECTS: dict[str, re.Pattern[str]] = {
     "list_events": re.compile(r"\bevents?\b|\bwarnings?\b", _I),
     "idle_gpus": re.compile(
         r"\bidle\b|\bunused\b|\bwast(e|ed|ing)\b|\bdoing nothing\b|\bnobody\b.*\busing\b"
-        r"|\bbelow\b.*\b(percent|%)|\bunder\b.*\b(percent|%)|\bsitting (idle|unused)\b",
+        r"|\b(below|under)\b.*(\bpercent\b|%)|\bsitting (idle|unused)\b",
         _I,
     ),
     "gpu_utilization": re.compile(
@@ -88,14 +88,24 @@ SUBJECTS: dict[str, re.Pattern[str]] = {
     ),
     "gpu_inventory": re.compile(
         r"\bfree\b|\bavailable\b|\binventory\b|\binvnetory\b|\bhow many\b|\bin total\b"
-        r"|\bcapacity\b|\bmig\b|\bdetails of node\b|\bnode \S+\b",
+        r"|\bcapacity\b|\bmig\b(?!-)|\bdetails of node\b|\bnode \S+\b",
         _I,
     ),
 }
 
 
+# words that settle the subject alone: a question about one's rights, a utilization floor
+DECISIVE: dict[str, re.Pattern[str]] = {
+    "whoami": re.compile(r"\b(may|can|could) i\b|\ballowed to\b|\bpermitted\b|\bperms?\b", _I),
+    "idle_gpus": re.compile(r"\b(below|under)\b[^.?!]*(\bpercent\b|%)", _I),
+}
+
+
 def route(request: str, tools: Sequence[str]) -> list[str]:
     """Of ``tools``, those whose subject ``request`` names, in their order; all of them when
-    it names none."""
+    it names none. A decisive subject (``DECISIVE``) leaves only its own tool."""
+    decisive = [t for t in tools if (rx := DECISIVE.get(t)) is not None and rx.search(request)]
+    if decisive:
+        return decisive
     named = [t for t in tools if (rx := SUBJECTS.get(t)) is not None and rx.search(request)]
     return named or list(tools)

@@ -38,3 +38,12 @@ def test_only_offered_tools_are_returned_in_their_order() -> None:
         "pod_logs",
     ]
     assert route("logs of x-0", ["whoami"]) == ["whoami"]  # nothing offered matches: all
+
+
+def test_a_decisive_subject_leaves_only_its_tool() -> None:
+    assert route("may I delete jobs in team-c?", TOOLS) == ["whoami"]
+    assert route("gpus under 3 % busy for a day", TOOLS) == ["idle_gpus"]
+
+
+def test_a_name_is_not_a_subject() -> None:
+    assert "gpu_inventory" not in route("logs of mig-infer-0", TOOLS)
