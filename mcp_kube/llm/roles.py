@@ -31,6 +31,9 @@ def _one_of_job_or_pod(args: dict[str, Any], request: str) -> None:
     if isinstance(job, str) and (pod == job or pod is None) and _after("pod", job, request):
         args["pod"] = job
         del args["job"]
+    elif isinstance(pod, str) and job is None and _after("job", pod, request):
+        args["job"] = pod
+        del args["pod"]
     elif isinstance(job, str) and isinstance(pod, str):  # both: the role the request gives
         del args["pod" if _after("job", job, request) or not _after("pod", pod, request) else "job"]
 

@@ -68,6 +68,8 @@ def same(key: str, want: Any, got: Any) -> bool:
         if key in SUBSTRING_ARGS:
             return want.lower() in got.lower()
         return want.lower() == got.lower()
+    if isinstance(want, bool) or isinstance(got, bool):  # True is no 1 here, and no 1.0
+        return want is got
     if isinstance(want, int | float) and isinstance(got, int | float):
         return not isinstance(want, bool) and not isinstance(got, bool) and want == got
     return bool(want == got)

@@ -113,3 +113,12 @@ def test_scoring_counts_defaults_and_flags_wrong_writes() -> None:
     home = {"tool": "submit_job", "arguments": {**write["args"], "cluster": "gpu-east"}}
     assert not cases.write_wrong(write, home, "gpu-east")
     assert cases.write_wrong(case, {"tool": "cancel_job", "arguments": {}}, "gpu-east")
+
+
+def test_arguments_compare_by_type_booleans_included() -> None:
+    same = cases.same
+    assert same("previous", True, True)
+    assert not same("previous", True, False)
+    assert not same("limit", 1, True)  # a boolean is no count
+    assert same("gpus", 2, 2.0)
+    assert same("product", "H100", "NVIDIA-H100-80GB-HBM3")

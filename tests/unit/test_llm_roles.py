@@ -15,6 +15,8 @@ def test_a_name_after_pod_is_a_pod_and_only_one_of_job_or_pod_is_kept() -> None:
     got = settle_roles(args, PENDING, "why is job r-0 waiting in team-c", [], CLUSTERS)
     assert got == {"namespace": "team-c", "job": "r-0"}
     assert args == {"namespace": "team-c", "job": "r-0", "pod": "r-0"}  # not changed in place
+    got = settle_roles({"pod": "r"}, PENDING, "whyy is job r not runing", [], CLUSTERS)
+    assert got == {"job": "r"}
 
 
 def test_the_namespace_never_fills_another_role_too() -> None:
