@@ -17,7 +17,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["settle_roles"]
+__all__ = ["settle_choices", "settle_roles"]
 
 _OTHER_ROLES = ("name", "job", "pod", "node")
 
@@ -61,4 +61,69 @@ def settle_roles(
     named = [c for c in clusters if re.search(rf"\b{re.escape(c.lower())}\b", low)]
     if "cluster" in params and "cluster" not in out and len(named) == 1:
         out["cluster"] = named[0]
+    return out
+
+
+_I = re.IGNORECASE
+# tool -> argument -> value -> the words that choose it; (tuned on tests/eval/dev.yaml only)
+CHOICES: dict[str, dict[str, dict[Any, re.Pattern[str]]]] = {
+    "list_jobs": {
+        "status": {
+            "active": re.compile(r"\b(run+ing|active|in progress|ongoing)\b", _I),
+            "succeeded": re.compile(r"\b(succeeded|successful|completed?|finished|done)\b", _I),
+            "failed": re.compile(r"\b(fail(ed|ing|ures?)?|crashed|errored)\b", _I),
+            "suspended": re.compile(r"\b(suspended|paused|on hold|held)\b", _I),
+        }
+    },
+    "list_events": {
+        "kind": {
+            k: re.compile(
+                rf"\b{w}s?\W+events?\b|\bevents?\W+(of|for|about|on)\W+(the\W+)?{w}s?\b", _I
+            )
+            for k, w in (
+                ("Job", "job"),
+                ("Pod", "pod"),
+                ("Node", "node"),
+                ("PersistentVolumeClaim", "(pvc|persistentvolumeclaim)"),
+            )
+        },
+        "warnings_only": {
+            False: re.compile(r"\b(all|every)\W+events?\b|\bnormal\b|\bnot (just|only) warn", _I),
+            True: re.compile(r"\bwarn(ing)?s?\b", _I),
+        },
+    },
+    "gpu_utilization": {
+        "group_by": {
+            k: re.compile(rf"\b(per|by|each|for (each|every))\W+{w}\b|\b{w}s\b", _I)
+            for k, w in (
+                ("node", "node"),
+                ("namespace", "(namespace|team)"),
+                ("job", "job"),
+                ("pod", "pod"),
+            )
+        }
+    },
+    "pod_logs": {
+        "previous": {
+            True: re.compile(
+                r"\b(previous|earlier|prior|last)\W+(container|run|instance|attempt)\b"
+                r"|\bbefore (it|the) (crash|restart)",
+                _I,
+            )
+        }
+    },
+}
+GUESSES = {"status", "previous"}  # filters the model may not set on its own
+
+
+def settle_choices(tool: str, args: dict[str, Any], request: str) -> dict[str, Any]:
+    """``args`` with each choice the request's words make (exactly one value named) set, and
+    a filter of ``GUESSES`` the request names no value of dropped (a new dict)."""
+    out = dict(args)
+    for arg, values in CHOICES.get(tool, {}).items():
+        named = [v for v, rx in values.items() if rx.search(request)]
+        if len(named) == 1:
+            out[arg] = named[0]
+        elif not named and arg in GUESSES:
+            out.pop(arg, None)
     return out

@@ -36,3 +36,19 @@ def test_a_single_named_namespace_and_cluster_are_filled_in() -> None:
                        ["team-c", "team-d"], CLUSTERS)  # fmt: skip
     assert two == {}  # ambiguous: left to the tool's default
     assert settle_roles({}, ["cluster"], "gpus on gpu-eastern", [], CLUSTERS) == {}
+
+
+def test_a_choice_the_request_names_is_made_and_a_guessed_filter_dropped() -> None:
+    from mcp_kube.llm.roles import settle_choices
+
+    assert settle_choices("list_jobs", {}, "which jobs are on hold in team-c")["status"] == (
+        "suspended"
+    )
+    assert "status" not in settle_choices("list_jobs", {"status": "active"}, "jobs of team-c")
+    both = settle_choices("list_jobs", {"status": "failed"}, "failed or finished jobs")
+    assert both == {"status": "failed"}  # two named: the model's choice stands
+    events = settle_choices("list_events", {}, "all events for job x-1, normal ones too")
+    assert events == {"warnings_only": False, "kind": "Job"}
+    assert settle_choices("gpu_utilization", {}, "busy per node")["group_by"] == "node"
+    assert settle_choices("pod_logs", {"previous": True}, "logs of x-0") == {}
+    assert settle_choices("pod_logs", {}, "log of the earlier container")["previous"] is True
