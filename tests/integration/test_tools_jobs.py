@@ -219,7 +219,8 @@ def test_other_cluster_and_empty_namespace(gate: Gate) -> None:
 def test_not_found_names_near_matches(gate: Gate, spec: Any, args: dict, near: str) -> None:
     code, message = error_of(call(gate, spec, args))
     assert code == "not_found"
-    assert "Near matches:" in message and near in message, message
+    assert "Near matches:" in message, message
+    assert near in message, message
 
 
 def test_not_found_without_anything_near_says_so_plainly(gate: Gate) -> None:
