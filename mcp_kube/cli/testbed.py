@@ -14,7 +14,14 @@ from mcp_kube.errors import TestbedError
 __all__ = ["register"]
 
 _DIR_HELP = "run folder (default: $MCP_KUBE_TESTBED_DIR or ~/.cache/mcp-kube/testbed/run)"
-_COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok")
+_COMPONENTS = (
+    "etcd",
+    "kube-apiserver",
+    "kube-controller-manager",
+    "kube-scheduler",
+    "kwok",
+    "kueue",
+)
 
 
 def register(sub: SubParsers) -> None:

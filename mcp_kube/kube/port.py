@@ -2,6 +2,8 @@
 
 Calls are typed (a fixed set of resource kinds, validated names); there is no generic
 "request this path" method, no exec, no port-forward, no proxy and no kubeconfig access.
+GPU metrics are typed too: PromQL built from typed arguments (``mcp_kube.metrics.promql``),
+sent only to the cluster's configured metrics source.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from typing import Protocol, TypeVar
 
 from mcp_kube.domain import Json
 from mcp_kube.kube.objects import NodeInfo, PodInfo
+from mcp_kube.metrics.promql import PromQuery
+from mcp_kube.metrics.result import Sample
 
 __all__ = ["ClusterPort", "ClusterSource", "Kind", "LogChunk"]
 
@@ -31,9 +35,10 @@ class Kind(enum.Enum):
     NAMESPACES = ("/api/v1", "namespaces", False)
     CONFIG_MAPS = ("/api/v1", "configmaps", True)
     JOBS = ("/apis/batch/v1", "jobs", True)
-    KUEUE_CLUSTER_QUEUES = ("/apis/kueue.x-k8s.io/v1beta1", "clusterqueues", False)
-    KUEUE_LOCAL_QUEUES = ("/apis/kueue.x-k8s.io/v1beta1", "localqueues", True)
-    KUEUE_WORKLOADS = ("/apis/kueue.x-k8s.io/v1beta1", "workloads", True)
+    KUEUE_CLUSTER_QUEUES = ("/apis/kueue.x-k8s.io/v1beta2", "clusterqueues", False)
+    KUEUE_LOCAL_QUEUES = ("/apis/kueue.x-k8s.io/v1beta2", "localqueues", True)
+    KUEUE_WORKLOADS = ("/apis/kueue.x-k8s.io/v1beta2", "workloads", True)
+    KUEUE_RESOURCE_FLAVORS = ("/apis/kueue.x-k8s.io/v1beta2", "resourceflavors", False)
     KAI_QUEUES = ("/apis/scheduling.run.ai/v2", "queues", False)
     VOLCANO_QUEUES = ("/apis/scheduling.volcano.sh/v1beta1", "queues", False)
     SELF_SUBJECT_REVIEWS = ("/apis/authentication.k8s.io/v1", "selfsubjectreviews", False)
@@ -125,6 +130,15 @@ class ClusterPort(Protocol):
         limit_bytes: int,
         previous: bool,
     ) -> LogChunk: ...
+
+    async def query_metrics(self, query: PromQuery) -> list[Sample]:
+        """One instant query on this cluster's GPU metrics source (bounded, time-limited);
+        ``MetricsUnavailable`` when it has none, or it is down, slow or refuses."""
+        ...
+
+    def gpu_price(self, product: str) -> float | None:
+        """The configured price per GPU-hour of a GPU product (None: not priced)."""
+        ...
 
     def cache_sizes(self) -> dict[str, int]:
         """Objects in this port's watch caches, by kind, for metrics (default: no caches)."""

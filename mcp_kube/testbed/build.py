@@ -55,7 +55,21 @@ KWOK_STAGES = (
 )
 KUEUE_MODULE = "sigs.k8s.io/kueue"
 HELM_MODULE = "helm.sh/helm/v3"
-KUEUE_CRDS = ("resourceflavors", "clusterqueues", "localqueues", "workloads")
+PROMETHEUS_MODULE = "github.com/prometheus/prometheus"
+# Every CRD of the release: the controller exits when one of its kinds is missing.
+KUEUE_CRDS = (
+    "admissionchecks",
+    "clusterqueues",
+    "cohorts",
+    "localqueues",
+    "multikueueclusters",
+    "multikueueconfigs",
+    "provisioningrequestconfigs",
+    "resourceflavors",
+    "topologies",
+    "workloadpriorityclasses",
+    "workloads",
+)
 
 
 def to_stderr(msg: str) -> None:
@@ -68,9 +82,8 @@ def go_binary() -> str:
     if go is None:
         raise ToolchainMissing(
             "the Go toolchain ('go') is not on PATH; the testbed builds etcd, kube-apiserver, "
-            "kube-controller-manager, kube-scheduler, kwok, kubectl and helm from source and "
-            "needs Go >= 1.26 "
-            "(see testbed/go/*/go.mod)"
+            "kube-controller-manager, kube-scheduler, kwok, kueue, prometheus, kubectl and helm "
+            "from source and needs Go >= 1.26 (see testbed/go/*/go.mod)"
         )
     return go
 
@@ -91,6 +104,10 @@ def _ldflags(component: Component) -> str:
         flags.append(f"-X sigs.k8s.io/kwok/pkg/consts.Version={version.lstrip('v')}")
     elif component.module == HELM_MODULE:
         flags += _helm_ldflags(component, version)
+    elif component.module == PROMETHEUS_MODULE:  # v0.316.0 is Prometheus 3.16.0
+        minor, patch = version.lstrip("v").split(".")[1:3]
+        release = f"{int(minor) // 100}.{int(minor) % 100}.{patch}"
+        flags.append(f"-X github.com/prometheus/common/version.Version={release}")
     return " ".join(flags)
 
 
@@ -192,7 +209,7 @@ def _copy_kwok_stages(log: Path) -> None:
 
 def _copy_kueue_crds(log: Path, report: Report) -> None:
     dest = kueue_crd_dir()
-    if dest.is_dir():
+    if dest.is_dir() and len(list(dest.glob("*.yaml"))) == len(KUEUE_CRDS):
         return
     try:
         src = _module_dir("kueue", KUEUE_MODULE, log) / "config" / "components" / "crd" / "bases"
@@ -207,6 +224,7 @@ def _copy_kueue_crds(log: Path, report: Report) -> None:
     tmp = Path(tempfile.mkdtemp(dir=dest.parent))
     for f in files:
         shutil.copyfile(f, tmp / f.name)
+    shutil.rmtree(dest, ignore_errors=True)
     tmp.rename(dest)
 
 

@@ -18,12 +18,12 @@ from typing import Literal
 
 import yaml
 
-from mcp_kube.testbed import build, flags, kubeconfig
+from mcp_kube.testbed import build, flags, kubeconfig, kueue
 from mcp_kube.testbed.pki import Pki
 from mcp_kube.testbed.processes import Proc, http_ok, wait
 from mcp_kube.testbed.state import ComponentState
 
-__all__ = ["SPECS", "TABLE", "Probe", "Site", "Spec", "probe_url", "stages", "wait_ready"]
+__all__ = ["KUEUE", "SPECS", "TABLE", "Probe", "Site", "Spec", "probe_url", "stages", "wait_ready"]
 
 
 @dataclass(frozen=True)
@@ -94,6 +94,11 @@ def _kwok(site: Site, ports: dict[str, int]) -> list[str]:
     return flags.kwok(site.pki, kc, config, ports["kubelet"])
 
 
+def _kueue(site: Site, ports: dict[str, int]) -> list[str]:
+    config = kueue.prepare(site.folder, site.pki, ports)
+    return [f"--config={config}", f"--kubeconfig={site.component_kubeconfig(kueue.USER)}"]
+
+
 TABLE: tuple[Spec, ...] = (
     Spec("etcd", 0, ("client", "peer"), _etcd, Probe("client", "/health", "none", 30)),
     Spec(
@@ -120,7 +125,11 @@ TABLE: tuple[Spec, ...] = (
     # kwok's /healthz on its kubelet port: the simulated kubelets serve logs from there
     Spec("kwok", 3, ("kubelet",), _kwok, Probe("kubelet", "/healthz", "self-signed", 30)),
 )
-SPECS: dict[str, Spec] = {s.name: s for s in TABLE}
+
+# Started after the fleet is loaded, and only where the fleet has queues: Kueue exits unless
+# its CRDs are installed. Its command line is wrapped by ``kueue.command``.
+KUEUE = Spec("kueue", 4, kueue.PORTS, _kueue, Probe("health", "/readyz", "none", 120))
+SPECS: dict[str, Spec] = {s.name: s for s in (*TABLE, KUEUE)}
 
 
 def stages() -> list[tuple[Spec, ...]]:

@@ -37,6 +37,7 @@ AUDIT_POLICY: dict[str, Any] = {
             "level": "None",
             "users": [
                 "kwok-controller",
+                "kueue-controller",
                 "system:kube-controller-manager",
                 "system:kube-scheduler",
                 "system:apiserver",

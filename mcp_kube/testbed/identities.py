@@ -29,6 +29,7 @@ COMPONENT_IDENTITIES: tuple[Identity, ...] = (
     Identity("system:kube-controller-manager"),
     Identity("system:kube-scheduler"),
     Identity("kwok-controller", ("system:masters",)),  # plays every kubelet
+    Identity("kueue-controller", ("system:masters",)),  # admits queued Jobs
     Identity("kube-apiserver-kubelet-client", ("system:masters",)),
 )
 

@@ -53,6 +53,22 @@ COMPONENTS: tuple[Component, ...] = (
     Component("kubectl", "kubernetes", "k8s.io/kubernetes", "k8s.io/kubernetes/cmd/kubectl"),
     # renders and lints the Helm chart in deploy/helm
     Component("helm", "helm", "helm.sh/helm/v3", "helm.sh/helm/v3/cmd/helm"),
+    # admits the Jobs submitted to a queue, in the clusters whose fleet has a kueue block
+    Component("kueue", "kueue", "sigs.k8s.io/kueue", "sigs.k8s.io/kueue/cmd/kueue"),
+    # metrics: one Prometheus per cluster scrapes the simulated dcgm-exporter; promtool
+    # backfills its history at start
+    Component(
+        "prometheus",
+        "prometheus",
+        "github.com/prometheus/prometheus",
+        "github.com/prometheus/prometheus/cmd/prometheus",
+    ),
+    Component(
+        "promtool",
+        "prometheus",
+        "github.com/prometheus/prometheus",
+        "github.com/prometheus/prometheus/cmd/promtool",
+    ),
 )
 
 

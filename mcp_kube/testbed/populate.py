@@ -9,6 +9,7 @@ component of the cluster exits meanwhile.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 import yaml
@@ -24,17 +25,29 @@ __all__ = ["load_fleet"]
 Procs = list[tuple[Proc, ComponentState]]
 
 
-def load_fleet(rest: Rest, fl: fleet.Fleet, procs: Procs, report: Report) -> None:
-    """Create the fleet's objects in order, waiting until each step has taken effect."""
+def load_fleet(
+    rest: Rest,
+    fl: fleet.Fleet,
+    procs: Procs,
+    report: Report,
+    queues_ready: Callable[[], None] | None = None,
+) -> None:
+    """Create the fleet's objects in order, waiting until each step has taken effect.
+    ``queues_ready`` is called once the Kueue CRDs and queues exist (so the Kueue controller
+    starts while the nodes come up)."""
     started = time.monotonic()
     rest.create_many(fleet.namespace_manifests(fl))
     teams = [ns.name for ns in fl.namespaces]
     rest.create_many(identities.rbac_manifests(teams))
-    if fl.kueue is not None:
-        _load_kueue(rest, fl, procs, report)
+    crds = _kueue_crds(rest, fl, report) if fl.kueue is not None else []
 
     nodes = fleet.node_manifests(fl)
     rest.create_many(nodes)
+    if crds:  # established while the nodes were created
+        wait("Kueue CRDs to be established", lambda: _established(rest, crds), procs, 60)
+        rest.create_many(fleet.kueue_manifests(fl))
+        if queues_ready is not None:
+            queues_ready()
     managed = sum(1 for n in nodes if fleet.KWOK_ANNOTATION in n["metadata"]["annotations"])
     report(f"[{fl.cluster}] created {len(nodes)} nodes; waiting for {managed} to be Ready")
     wait(f"{managed} Ready nodes", lambda: _ready_nodes(rest) >= managed, procs, 600, 2)
@@ -50,15 +63,15 @@ def load_fleet(rest: Rest, fl: fleet.Fleet, procs: Procs, report: Report) -> Non
     report(f"[{fl.cluster}] fleet loaded in {time.monotonic() - started:.1f}s")
 
 
-def _load_kueue(rest: Rest, fl: fleet.Fleet, procs: Procs, report: Report) -> None:
+def _kueue_crds(rest: Rest, fl: fleet.Fleet, report: Report) -> list[dict[str, Any]]:
+    """Create the Kueue CRDs (every one: the controller needs them all); [] if not built."""
     crd_dir = build.kueue_crd_dir()
     if not crd_dir.is_dir():
         report(f"[{fl.cluster}] Kueue CRDs not built; queues skipped")
-        return
+        return []
     crds = [yaml.safe_load(p.read_text()) for p in sorted(crd_dir.glob("*.yaml"))]
     rest.create_many(crds)
-    wait("Kueue CRDs to be established", lambda: _established(rest, crds), procs, 60)
-    rest.create_many(fleet.kueue_manifests(fl))
+    return crds
 
 
 def _established(rest: Rest, crds: list[dict[str, Any]]) -> bool:

@@ -107,9 +107,16 @@ def _log_tail(path: str, lines: int = 12) -> str:
 
 
 def start(
-    name: str, args: list[str], log: Path, ports: dict[str, int], env: dict[str, str] | None = None
+    name: str,
+    args: list[str],
+    log: Path,
+    ports: dict[str, int],
+    env: dict[str, str] | None = None,
+    binary: str | None = None,
 ) -> tuple[subprocess.Popen[bytes], ComponentState]:
-    """Start a component in its own session, output to ``log``; refuse if a port is taken."""
+    """Start a component in its own session, output to ``log``; refuse if a port is taken.
+    ``binary``: what the process runs once started, when ``args[0]`` is a launcher that
+    execs it (default ``args[0]``)."""
     log.parent.mkdir(parents=True, exist_ok=True)
     busy = [p for p in ports.values() if port_in_use(p)]
     if busy:
@@ -125,7 +132,12 @@ def start(
         )
     _CHILDREN[proc.pid] = proc
     comp = ComponentState(
-        name=name, pid=proc.pid, binary=args[0], ports=ports, log=str(log), args=list(args)
+        name=name,
+        pid=proc.pid,
+        binary=binary or args[0],
+        ports=ports,
+        log=str(log),
+        args=list(args),
     )
     return proc, comp
 

@@ -21,6 +21,7 @@ from mcp_kube.kube.port import ClusterPort, Kind
 from mcp_kube.tools import nearby
 from mcp_kube.tools.base import ClusterInput, ToolContext, ToolOutput, ToolSpec
 from mcp_kube.tools.common import clip
+from mcp_kube.tools.kueueview import workload_findings
 from mcp_kube.tools.reads import fetch_events, job_pods
 from mcp_kube.tools.schedmsg import SchedulerFindings, parse_scheduler_message
 
@@ -102,14 +103,8 @@ def quota_reasons(quotas: list[QuotaView], request: dict[str, int]) -> list[Reas
     return out
 
 
-def _admitted(workload: Json) -> bool:
-    return any(
-        c.get("type") == "Admitted" and c.get("status") == "True"
-        for c in (workload.get("status") or {}).get("conditions") or []
-    )
-
-
 def kueue_reasons(workload: Json | None, queue: str) -> list[Reason]:
+    """Kueue's own account of the job's Workload (see ``kueueview.workload_findings``)."""
     if workload is None:
         return [
             Reason(
@@ -119,21 +114,11 @@ def kueue_reasons(workload: Json | None, queue: str) -> list[Reason]:
                 "(Kueue not running, or not yet reconciled)",
             )
         ]
-    out = []
-    for c in (workload.get("status") or {}).get("conditions") or []:
-        ctype, status = c.get("type"), c.get("status")
-        bad = (ctype in ("QuotaReserved", "Admitted") and status == "False") or (
-            ctype in ("Evicted", "Preempted", "Requeued") and status == "True"
-        )
-        if bad:
-            out.append(
-                Reason(
-                    source="kueue",
-                    reason=clip(f"{ctype}={status} {c.get('reason') or ''}".strip(), 128),
-                    detail=clip(c.get("message")),
-                )
-            )
-    if not out and not _admitted(workload):
+    out = [
+        Reason(source="kueue", reason=f.reason, detail=f.detail)
+        for f in workload_findings(workload)
+    ]
+    if not out:
         out.append(Reason(source="kueue", reason="not_admitted", detail=f"queued in {queue}"))
     return out
 
@@ -294,9 +279,20 @@ def _dedupe(reasons: list[Reason]) -> list[Reason]:
     return out[:30]
 
 
+def _kueue_blocker(reasons: list[Reason], first: dict[str, Reason]) -> Reason | None:
+    """Kueue's reason a suspended job in a queue does not start (its Workload is not admitted):
+    the decisive one, ahead of the namespace's quota, which applies only once admitted."""
+    if "suspended" not in first:
+        return None
+    passing = ("no_workload", "admitted", "quota_reserved", "not_admitted")
+    return next((r for r in reasons if r.source == "kueue" and r.reason not in passing), None)
+
+
 def _verdict(reasons: list[Reason], findings: SchedulerFindings | None) -> str:
     """The most decisive reason, in one line: quota, suspension, scheduler, then the rest."""
     first = {r.reason: r for r in reversed(reasons)}
+    if r := _kueue_blocker(reasons, first):
+        return clip(f"Kueue has not admitted it: {r.reason}: {r.detail}", 1100)
     if r := first.get("quota_exceeded"):
         return "pods cannot be created: the GPU request exceeds the quota: " + r.detail
     if r := first.get("suspended"):

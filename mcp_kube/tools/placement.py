@@ -2,9 +2,11 @@
 
 A pool is one product in one zone of one cluster. It fits when one schedulable node has N free
 units of a whole-GPU resource (a job's pod cannot span nodes), the namespace exists and its
-ResourceQuota has N of headroom. Data locality only ranks: a pool in the zone of the PVC's
-volume beats one elsewhere in its cluster, which beats a cluster without the PVC. Nothing is
-reserved; the answer is a snapshot.
+ResourceQuota has N of headroom, and, where the namespace has Kueue LocalQueues, one of their
+ClusterQueues can still admit N GPUs of a flavor whose node labels the pool's nodes carry (a
+queue with no quota left is not a place a job starts now). Data locality only ranks: a pool
+in the zone of the PVC's volume beats one elsewhere in its cluster, which beats a cluster
+without the PVC. Nothing is reserved; the answer is a snapshot.
 """
 
 from __future__ import annotations
@@ -22,8 +24,15 @@ from mcp_kube.kube.port import ClusterPort, Kind
 from mcp_kube.tools.base import StrictInput, ToolContext, ToolOutput, ToolSpec
 from mcp_kube.tools.common import ClusterStatus, clip, fan_out, unavailable_lines
 from mcp_kube.tools.gpuview import NodeGpus, cluster_nodes
+from mcp_kube.tools.kueueview import QueueFacts, queue_facts
 
-__all__ = ["RECOMMEND_PLACEMENT", "ClusterFacts", "PvcFacts", "headroom", "rank"]
+__all__ = [
+    "RECOMMEND_PLACEMENT",
+    "ClusterFacts",
+    "PvcFacts",
+    "headroom",
+    "rank",
+]
 
 PLACEABLE = ("nvidia.com/gpu", "amd.com/gpu")  # whole-GPU resources a job can ask N of
 ZONE_KEYS = ("topology.kubernetes.io/zone", "failure-domain.beta.kubernetes.io/zone")
@@ -37,7 +46,9 @@ class PlacementInput(StrictInput):
         None, max_length=128, description="product substring, case-insensitive, e.g. 'H100'"
     )
     min_gpu_memory_gib: float | None = Field(None, gt=0, le=4096, description="per GPU")
-    namespace: DnsLabel | None = Field(None, description="checks its GPU ResourceQuota headroom")
+    namespace: DnsLabel | None = Field(
+        None, description="checks its GPU ResourceQuota and Kueue queue headroom"
+    )
     near_pvc: DnsSubdomain | None = Field(
         None, description="prefer the cluster and zone of this PVC's volume (needs namespace)"
     )
@@ -59,6 +70,9 @@ class PlacementOption(ToolOutput):
     free_gpus_in_pool: int = Field(description="free units on the pool's schedulable nodes")
     largest_free_block: int = Field(description="most free units on one schedulable node")
     quota_headroom: int | None = Field(None, description="hard - used; None: no quota")
+    queue_headroom: int | None = Field(
+        None, description="GPUs the namespace's Kueue queues can still admit here; None: none"
+    )
     near_data: bool | None = Field(None, description="in the PVC's zone (None: no near_pvc)")
     score: float
     reason: str
@@ -86,6 +100,8 @@ class ClusterFacts:
     nodes: list[NodeGpus]
     memory_mib: dict[str, int] = field(default_factory=dict)  # node -> per-GPU memory
     headroom: dict[str, int] = field(default_factory=dict)  # resource -> quota headroom
+    queues: QueueFacts | None = None  # the namespace's Kueue queues (None: it has none)
+    labels: dict[str, dict[str, str]] = field(default_factory=dict)  # node -> its labels
     namespace_exists: bool = True
     pvc: PvcFacts | None = None
 
@@ -153,18 +169,38 @@ async def _namespace_exists(port: ClusterPort, namespace: str) -> bool:
     return True
 
 
+async def _queues(port: ClusterPort, namespace: str) -> QueueFacts | None:
+    """The namespace's Kueue queues (None: Kueue absent, no LocalQueue, or unreadable)."""
+    locals_ = await port.list_objects(Kind.KUEUE_LOCAL_QUEUES, namespace, limit=50)
+    if not locals_:
+        return None
+    try:
+        cqs = await port.list_objects(Kind.KUEUE_CLUSTER_QUEUES, limit=200)
+        flavors = await port.list_objects(Kind.KUEUE_RESOURCE_FLAVORS, limit=200)
+    except Forbidden:
+        return None  # cannot read the ClusterQueues: do not rule the namespace out
+    return queue_facts(locals_, cqs, flavors)
+
+
+def _queue_headroom(f: ClusterFacts, nodes: list[NodeGpus], resource: str) -> int | None:
+    if f.queues is None or resource != "nvidia.com/gpu":
+        return None  # no queue applies, or not a resource the queues meter
+    return f.queues.headroom_on([f.labels.get(n.name, {}) for n in nodes])
+
+
 async def gather(port: ClusterPort, args: PlacementInput) -> ClusterFacts:
     facts = ClusterFacts(cluster=port.name, nodes=[])
 
     async def nodes() -> None:
         facts.nodes = await cluster_nodes(port)
-        facts.memory_mib = {
-            n.name: m for n in await port.nodes() if (m := _memory_mib(n)) is not None
-        }
+        infos = await port.nodes()
+        facts.memory_mib = {n.name: m for n in infos if (m := _memory_mib(n)) is not None}
+        facts.labels = {n.name: n.labels for n in infos}
 
     async def namespace(ns: str) -> None:
         facts.namespace_exists = await _namespace_exists(port, ns)
         facts.headroom = headroom(await port.list_objects(Kind.RESOURCE_QUOTAS, ns))
+        facts.queues = await _queues(port, ns)
 
     async def pvc(ns: str, name: str) -> None:
         facts.pvc = await _pvc(port, ns, name)
@@ -236,6 +272,14 @@ def _option(
         said.append(
             f"quota headroom {left} {'>=' if quota_ok else '<'} {args.gpus} in {args.namespace}"
         )
+    queue_left = _queue_headroom(f, nodes, res) if args.namespace else None
+    if queue_left is not None and f.queues is not None:
+        queue_ok = queue_left >= args.gpus
+        quota_ok = quota_ok and queue_ok
+        said.append(
+            f"Kueue queue headroom {queue_left} {'>=' if queue_ok else '<'} {args.gpus} "
+            f"({', '.join(f.queues.names)})"
+        )
     if not f.namespace_exists:
         said.append(f"namespace {args.namespace} does not exist here")
     bonus, near, words = _locality(f.pvc, zone)
@@ -256,6 +300,7 @@ def _option(
         free_gpus_in_pool=pool_free,
         largest_free_block=block,
         quota_headroom=left,
+        queue_headroom=queue_left,
         near_data=near,
         score=round(score - (20.0 if shared else 0.0), 1),
         reason=f"{f.cluster}/{zone or '-'} {product}: " + "; ".join(said) + ".",
@@ -275,7 +320,7 @@ def _nothing_fits(
         return note
     return (
         f"nothing fits: nodes with {args.gpus} free GPUs exist, but not where "
-        f"namespace {args.namespace} exists with enough quota headroom"
+        f"namespace {args.namespace} exists with enough quota and Kueue queue headroom"
     )
 
 
@@ -326,8 +371,8 @@ RECOMMEND_PLACEMENT: ToolSpec[PlacementInput, Placement] = ToolSpec(
     description=(
         "Where a job needing N GPUs on one node can start now, over every cluster: pools "
         "(cluster, zone, product) ranked by fit on a schedulable node, product and GPU memory "
-        "filters, the namespace's GPU quota headroom and, with near_pvc, the zone of the data. "
-        "Says why when nothing fits. Reserves nothing."
+        "filters, the namespace's GPU quota and Kueue queue headroom and, with near_pvc, the zone "
+        "of the data. Says why when nothing fits. Reserves nothing."
     ),
     input=PlacementInput,
     output=Placement,

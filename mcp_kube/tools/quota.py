@@ -18,10 +18,18 @@ from mcp_kube.kube.port import ClusterPort, Kind
 from mcp_kube.kube.scalars import parse_count
 from mcp_kube.tools.base import ToolContext, ToolOutput, ToolSpec
 from mcp_kube.tools.common import ClusterStatus, FleetInput, clip, fan_out, unavailable_lines
+from mcp_kube.tools.kueueview import (
+    flavor_status,
+    workload_findings,
+    workload_gpus,
+    workload_queue,
+    workload_state,
+)
 
 __all__ = ["GPU_QUOTA", "cluster_queue_view", "quota_view"]
 
 MAX_ROWS = 200  # cap of every list: quotas and queues are not paged
+MAX_PENDING = 20  # waiting workloads listed per ClusterQueue
 
 
 class GpuQuotaInput(FleetInput):
@@ -50,15 +58,30 @@ class FlavorQuota(ToolOutput):
     borrowing_limit: int | None = None
     used: int | None = Field(None, description="status.flavorsUsage, when reported")
     reserved: int | None = Field(None, description="status.flavorsReservation, when reported")
+    borrowed: int | None = Field(None, description="of the usage, borrowed from the cohort")
+
+
+class QueuedWorkload(ToolOutput):
+    namespace: str
+    name: str
+    local_queue: str
+    gpus: int
+    state: str = Field(description="pending, quota_reserved, evicted or inactive")
+    message: str = Field(description="Kueue's reason, quoted from the Workload")
 
 
 class ClusterQueueView(ToolOutput):
     cluster: str
     name: str
     cohort: str | None = None
+    held: bool = Field(False, description="stopPolicy Hold/HoldAndDrain: admits nothing")
     flavors: list[FlavorQuota]
     pending_workloads: int | None = None
+    reserving_workloads: int | None = None
     admitted_workloads: int | None = None
+    pending: list[QueuedWorkload] = Field(
+        default_factory=list, description="workloads waiting in this queue (at most 20)"
+    )
 
 
 class LocalQueueView(ToolOutput):
@@ -121,40 +144,70 @@ def quota_view(cluster: str, obj: Json) -> ResourceQuotaView | None:
     )
 
 
-def _flavor_status(status: Json, key: str) -> dict[tuple[str, str], int | None]:
-    return {
-        (str(f.get("name")), str(r.get("name"))): parse_count(r.get("total"))
-        for f in status.get(key) or []
-        for r in f.get("resources") or []
-    }
-
-
 def cluster_queue_view(cluster: str, obj: Json) -> ClusterQueueView:
+    """A ClusterQueue's GPU quota per flavor and the usage its Kueue controller reports."""
     spec, status = obj.get("spec") or {}, obj.get("status") or {}
-    used = _flavor_status(status, "flavorsUsage")
-    reserved = _flavor_status(status, "flavorsReservation")
-    flavors = [
-        FlavorQuota(
-            flavor=clip(str(f.get("name")), 253),
-            resource=str(r.get("name")),
-            nominal=parse_count(r.get("nominalQuota")),
-            borrowing_limit=parse_count(r.get("borrowingLimit")),
-            used=used.get((str(f.get("name")), str(r.get("name")))),
-            reserved=reserved.get((str(f.get("name")), str(r.get("name")))),
-        )
-        for group in spec.get("resourceGroups") or []
-        for f in group.get("flavors") or []
-        for r in f.get("resources") or []
-        if is_gpu_resource(str(r.get("name")))
-    ]
+    used = flavor_status(status, "flavorsUsage")
+    reserved = flavor_status(status, "flavorsReservation")
+    flavors = []
+    for group in spec.get("resourceGroups") or []:
+        for f in group.get("flavors") or []:
+            for r in f.get("resources") or []:
+                key = (str(f.get("name")), str(r.get("name")))
+                if not is_gpu_resource(key[1]):
+                    continue
+                flavors.append(
+                    FlavorQuota(
+                        flavor=clip(key[0], 253),
+                        resource=key[1],
+                        nominal=parse_count(r.get("nominalQuota")),
+                        borrowing_limit=parse_count(r.get("borrowingLimit")),
+                        used=used[key][0] if key in used else None,
+                        reserved=reserved[key][0] if key in reserved else None,
+                        borrowed=used[key][1] if key in used else None,
+                    )
+                )
+    cohort = spec.get("cohortName") or spec.get("cohort")  # v1beta2 / v1beta1
     return ClusterQueueView(
         cluster=cluster,
         name=_meta(obj, "name"),
-        cohort=clip(spec["cohort"], 253) if spec.get("cohort") else None,
+        cohort=clip(str(cohort), 253) if cohort else None,
+        held=spec.get("stopPolicy") in ("Hold", "HoldAndDrain"),
         flavors=flavors[:MAX_ROWS],
         pending_workloads=parse_count(status.get("pendingWorkloads")),
+        reserving_workloads=parse_count(status.get("reservingWorkloads")),
         admitted_workloads=parse_count(status.get("admittedWorkloads")),
     )
+
+
+def queued_workloads(
+    workloads: list[Json], local_to_cluster: dict[tuple[str, str], str]
+) -> dict[str, list[QueuedWorkload]]:
+    """ClusterQueue -> its workloads not admitted yet, with Kueue's blocking reason."""
+    out: dict[str, list[QueuedWorkload]] = {}
+    for wl in workloads:
+        state = workload_state(wl)
+        if state in ("admitted", "finished"):
+            continue
+        ns, lq = _meta(wl, "namespace"), workload_queue(wl)
+        cq = local_to_cluster.get((ns, lq))
+        if cq is None:
+            continue
+        said = [f for f in workload_findings(wl) if f.blocking]
+        message = f"{said[0].reason}: {said[0].detail}" if said else "queued"
+        rows = out.setdefault(cq, [])
+        if len(rows) < MAX_PENDING:
+            rows.append(
+                QueuedWorkload(
+                    namespace=ns,
+                    name=_meta(wl, "name"),
+                    local_queue=lq,
+                    gpus=workload_gpus(wl),
+                    state=state,
+                    message=clip(message, 1100),
+                )
+            )
+    return out
 
 
 def kai_queue_view(cluster: str, obj: Json) -> KaiQueueView:
@@ -186,6 +239,7 @@ async def _cluster_quota(port: ClusterPort, namespace: str | None) -> GpuQuota:
         Kind.RESOURCE_QUOTAS,
         Kind.KUEUE_CLUSTER_QUEUES,
         Kind.KUEUE_LOCAL_QUEUES,
+        Kind.KUEUE_WORKLOADS,
         Kind.KAI_QUEUES,
         Kind.VOLCANO_QUEUES,
     )
@@ -211,12 +265,19 @@ async def _cluster_quota(port: ClusterPort, namespace: str | None) -> GpuQuota:
     queues = [
         o for o in raw[Kind.KUEUE_CLUSTER_QUEUES] if namespace is None or _meta(o, "name") in wanted
     ]
+    waiting = queued_workloads(
+        raw[Kind.KUEUE_WORKLOADS], {(lq.namespace, lq.name): lq.cluster_queue for lq in locals_}
+    )
+    views = [
+        view.model_copy(update={"pending": waiting.get(view.name, [])})
+        for view in (cluster_queue_view(name, o) for o in queues)
+    ]
     return GpuQuota(
         clusters=[],
         resource_quotas=[
             v for o in raw[Kind.RESOURCE_QUOTAS] if (v := quota_view(name, o)) is not None
         ],
-        cluster_queues=[cluster_queue_view(name, o) for o in queues],
+        cluster_queues=views,
         local_queues=locals_,
         kai_queues=[kai_queue_view(name, o) for o in raw[Kind.KAI_QUEUES]],
         volcano_queues=[volcano_queue_view(name, o) for o in raw[Kind.VOLCANO_QUEUES]],
@@ -240,6 +301,15 @@ async def _quota(ctx: ToolContext, args: GpuQuotaInput) -> GpuQuota:
     )
 
 
+def _flavor_words(f: FlavorQuota) -> str:
+    words = f"{f.flavor} {f.resource}: {f.used if f.used is not None else '?'}/{f.nominal} used"
+    if f.reserved is not None and f.reserved != f.used:
+        words += f", {f.reserved} reserved"
+    if f.borrowed:
+        words += f", {f.borrowed} borrowed"
+    return words
+
+
 def _quota_summary(out: GpuQuota) -> str:
     lines = unavailable_lines(out.clusters)
     for q in out.resource_quotas:
@@ -248,8 +318,11 @@ def _quota_summary(out: GpuQuota) -> str:
             + ", ".join(f"{r.resource} {r.used}/{r.hard}" for r in q.resources)
         )
     for cq in out.cluster_queues:
-        flavors = ", ".join(f"{f.flavor} {f.nominal}" for f in cq.flavors) or "no GPU flavors"
-        lines.append(f"{cq.cluster} Kueue ClusterQueue {cq.name}: {flavors}")
+        flavors = ", ".join(_flavor_words(f) for f in cq.flavors) or "no GPU flavors"
+        held = " (held: admits nothing)" if cq.held else ""
+        lines.append(f"{cq.cluster} Kueue ClusterQueue {cq.name}{held}: {flavors}")
+        for w in cq.pending:
+            lines.append(f"  waiting {w.namespace}/{w.name} ({w.gpus} GPUs): {w.message}")
     for lq in out.local_queues:
         lines.append(f"{lq.cluster}/{lq.namespace} LocalQueue {lq.name} -> {lq.cluster_queue}")
     for kq in out.kai_queues:

@@ -223,7 +223,7 @@ def submit(gate: Gate, job: str) -> Any:
         "name": job,
         "image": IMAGE,
         "gpus": 0,
-        "queue": "team-a-queue",  # unserved: Kueue keeps it suspended, it holds nothing
+        "queue": "team-a-hold",  # held: Kueue keeps it suspended, it holds nothing
     }
     return call(gate, SUBMIT_JOB, args, ALICE)
 

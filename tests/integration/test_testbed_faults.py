@@ -13,7 +13,7 @@ from support.waiting import wait_for
 
 from mcp_kube.cli import main
 from mcp_kube.errors import ComponentFailed
-from mcp_kube.testbed import cluster
+from mcp_kube.testbed import cluster, fleet
 from mcp_kube.testbed import paths as tb_paths
 from mcp_kube.testbed.processes import is_running
 
@@ -108,4 +108,32 @@ def test_stale_state_is_replaced_by_a_fresh_up(tmp_path) -> None:
         assert [c.name for c in state.clusters] == ["gpu-west"]
     finally:
         cluster.down(run, report=quiet)
+    assert processes_using(run) == []
+
+
+def test_kueue_crash_at_start_names_it_and_its_log(tmp_path, monkeypatch) -> None:
+    """Kueue starts after the fleet is loaded, where the fleet has queues (here: west's fleet
+    with the default fleet's queues); its failure is named with its log like any other."""
+    broken = tmp_path / "kueue"
+    broken.write_text(
+        "#!/bin/sh\necho 'ERROR setup Unable to load the configuration: boom'\nexit 1\n"
+    )
+    broken.chmod(0o755)
+    real_binary, real_fleet = cluster.binary_path, fleet.load_fleet
+    queues = real_fleet("default").kueue
+    monkeypatch.setattr(
+        cluster, "binary_path", lambda c: broken if c.name == "kueue" else real_binary(c)
+    )
+    monkeypatch.setattr(
+        fleet, "load_fleet", lambda p: real_fleet(p).model_copy(update={"kueue": queues})
+    )
+    run = tmp_path / "run"
+    with pytest.raises(ComponentFailed) as err:
+        cluster.up(profile="west", run_dir=run, report=quiet)
+    msg = str(err.value)
+    assert "kueue exited with code 1" in msg
+    assert "Unable to load the configuration: boom" in msg
+    log = run / "gpu-west" / "logs" / "kueue.log"
+    assert f"its log: {log}" in msg
+    assert log.is_file()
     assert processes_using(run) == []

@@ -114,8 +114,8 @@ def submit_args(job: str, **extra: Any) -> dict[str, Any]:
 
 
 def parked(job: str, **extra: Any) -> dict[str, Any]:
-    """A job that holds nothing: no GPUs, and suspended by its (unserved) Kueue queue."""
-    return submit_args(job, gpus=0, queue="team-a-queue", **extra)
+    """A job that holds nothing: no GPUs, and kept suspended by Kueue (its queue is held)."""
+    return submit_args(job, gpus=0, queue="team-a-hold", **extra)
 
 
 def foreign_job(job: str) -> dict[str, Any]:
@@ -292,13 +292,15 @@ def test_suspend_resume_cancel_ours(registry: ClusterRegistry, batch: client.Bat
     assert out["changed"] is True
     assert out["suspended"] is False
     assert out["audit_id"]
-    assert batch.read_namespaced_job(job, NS).spec.suspend is False
     assert ("resume_job", CLUSTER, NS) in policy.reviewed
-
-    out = ok(call(gate, SUSPEND_JOB, target, ALICE))
-    assert out["changed"] is True
-    assert out["suspended"] is True
-    assert batch.read_namespaced_job(job, NS).spec.suspend is True
+    # Kueue has not admitted it (its queue is held): the Kueue controller suspends it again
+    wait_for(
+        lambda: batch.read_namespaced_job(job, NS).spec.suspend is True,
+        f"Kueue to suspend {job} again",
+        30,
+    )
+    again = call(gate, SUSPEND_JOB, target, ALICE)
+    assert ok(again)["changed"] is False
 
     result = call(gate, CANCEL_JOB, target, ALICE)
     out = ok(result)

@@ -394,6 +394,11 @@ def test_explain_pending_suspended_kueue_job_and_workload() -> None:
             "nodes": None,
         }
     ]
+    # Kueue's refusal decides the verdict of a suspended job in a queue, in its own words
+    assert out["verdict"] == (
+        "Kueue has not admitted it: QuotaReserved=False Pending: "
+        "couldn't assign flavors to pod set main: insufficient quota"
+    )
 
 
 def test_explain_pending_not_pending() -> None:

@@ -1,4 +1,4 @@
-// Wrapper module: pins the Kueue release whose CRDs the testbed installs (nothing is built).
+// Wrapper module: builds the pinned Kueue controller; the testbed installs its CRDs too.
 module mcpkube.local/testbed/kueue
 
 go 1.26.0
