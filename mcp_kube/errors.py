@@ -11,6 +11,7 @@ Classes defined here are named bare; the others say in which module they live::
     │   ├── NotFound            the named object does not exist (404)
     │   ├── Forbidden           the cluster's RBAC refused the request (401, 403)
     │   ├── ClusterUnavailable  the cluster cannot be reached or timed out (no answer)
+    │   ├── MetricsUnavailable  the cluster's metrics source is not set, down, slow or refused
     │   ├── UpstreamError       the API server answered with another error (429, 5xx, ...)
     │   │   └── Conflict        the object exists already or changed since it was read (409)
     │   ├── PolicyDenied        the policy refused the call (names the rule and its message)
@@ -66,6 +67,7 @@ __all__ = [
     "Forbidden",
     "InvalidArgument",
     "McpKubeError",
+    "MetricsUnavailable",
     "NoClusters",
     "NotFound",
     "PolicyDenied",
@@ -114,6 +116,12 @@ class Forbidden(ToolError):
 
 class ClusterUnavailable(ToolError):
     code = "cluster_unavailable"
+
+
+class MetricsUnavailable(ToolError):
+    """GPU metrics cannot be read for a cluster; its allocation answers still can."""
+
+    code = "metrics_unavailable"
 
 
 class UpstreamError(ToolError):

@@ -20,10 +20,34 @@ __all__ = [
     "HttpSettings",
     "Limits",
     "LlmSettings",
+    "MetricsSource",
     "ModelSettings",
     "Settings",
     "TracingSettings",
 ]
+
+
+class MetricsSource(BaseModel):
+    """Where one cluster's GPU metrics (dcgm-exporter, scraped by Prometheus) are read.
+
+    Either ``url`` (a Prometheus reached directly, with ``ca_file`` and ``token_file``), or
+    ``service`` (``<namespace>/<name>:<port>`` of an in-cluster Prometheus, reached through
+    the API server's service proxy, so the cluster's RBAC and audit apply).
+    """
+
+    url: str | None = Field(None, pattern=r"^https?://[^\s/?#]+(/[^\s?#]*)?$")
+    ca_file: Path | None = Field(None, description="CA bundle that verifies url (https)")
+    token_file: Path | None = Field(None, description="bearer token for url, read per query")
+    service: str | None = Field(
+        None,
+        pattern=r"^[a-z0-9-]{1,63}/[a-z0-9-]{1,63}:[a-z0-9-]{1,15}$",
+        description="namespace/name:port of a Prometheus Service, e.g. monitoring/prometheus:9090",
+    )
+    timeout_s: float = Field(10.0, gt=0, le=120, description="time limit of one query")
+    max_series: int = Field(5000, ge=1, le=100_000, description="series one answer may hold")
+    max_bytes: int = Field(
+        8 * 1024 * 1024, ge=4096, le=256 * 1024 * 1024, description="bytes of one answer read"
+    )
 
 
 class ClusterSettings(BaseModel):
@@ -49,6 +73,14 @@ class ClusterSettings(BaseModel):
     watch_cache: bool = Field(True, description="keep a list+watch cache of nodes and pods")
     cache_max_objects: int = Field(
         200_000, gt=0, description="cache bound per cluster; beyond it the cache is dropped"
+    )
+    metrics: dict[str, MetricsSource] = Field(
+        default_factory=dict, description="GPU metrics source by cluster name (none: no metrics)"
+    )
+    gpu_prices: dict[str, float] = Field(
+        default_factory=dict,
+        description="price per GPU-hour by GPU product (the nvidia.com/gpu.product label); "
+        "a MIG slice costs its share of the GPU (1g = 1/7)",
     )
 
 

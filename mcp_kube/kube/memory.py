@@ -41,6 +41,7 @@ from mcp_kube.errors import (
     UnknownCluster,
 )
 from mcp_kube.kube.apiserver import matches, merge_patch, refused, resource_name
+from mcp_kube.kube.memory_metrics import MetricsTwin
 from mcp_kube.kube.objects import NodeInfo, PodInfo
 from mcp_kube.kube.port import ClusterPort, ClusterSource, Kind, LogChunk
 
@@ -70,7 +71,7 @@ class Request:
     limit_bytes: int | None = None
 
 
-class MemoryCluster:
+class MemoryCluster(MetricsTwin):
     """A ``ClusterPort`` over objects in memory (see the module docstring for its rules).
 
     ``objects``: what the cluster holds at the start, by kind. ``namespaces``: when given,

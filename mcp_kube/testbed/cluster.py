@@ -1,7 +1,8 @@
 """Start, load, inspect, restart and stop testbed control planes.
 
-Each cluster is etcd + kube-apiserver + kube-controller-manager + kube-scheduler + kwok, every
-listener on 127.0.0.1 at a port found free at start. Processes run in their own sessions and
+Each cluster is etcd + kube-apiserver + kube-controller-manager + kube-scheduler + kwok (and
+the Kueue controller where its fleet has queues, started once they exist), every listener on
+127.0.0.1 at a port found free at start. Processes run in their own sessions and
 are recorded (PID, binary, ports, log) in ``<run>/state.json`` as each one starts, so ``down``
 can stop exactly them, even after a crashed ``up``, and never a stranger that reused a PID.
 
@@ -19,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from mcp_kube.errors import ComponentFailed, TestbedError
-from mcp_kube.testbed import build, components, fleet, identities, kubeconfig, podlogs
+from mcp_kube.testbed import build, components, fleet, identities, kubeconfig, kueue, podlogs
 from mcp_kube.testbed.build import Report, to_stderr
 from mcp_kube.testbed.paths import COMPONENTS, binary_path, default_run_dir
 from mcp_kube.testbed.pki import Pki, make_pki
@@ -46,6 +47,7 @@ from mcp_kube.testbed.state import (
     save_state,
     state_path,
 )
+from mcp_kube.testbed.telemetry import PROBES, start_telemetry, wait_telemetry
 
 __all__ = [
     "ClusterState",
@@ -92,9 +94,22 @@ def up(
             Path(state.kubeconfig),
             [(cs.name, cs.server, Pki.load(Path(cs.folder) / "pki")) for cs, _, _ in loaded],
         )
+        queued: list[tuple[ClusterState, Proc, ComponentState]] = []
         for cs, rest, fl in loaded:
             procs: list[tuple[Proc, ComponentState]] = [(Watch(c), c) for c in cs.components]
-            load_fleet(rest, fl, procs, report)
+
+            def start_kueue(cs: ClusterState = cs) -> None:
+                queued.append((cs, *_start_kueue(state, cs)))
+
+            load_fleet(rest, fl, procs, report, queues_ready=start_kueue)
+        for cs, proc, comp in queued:
+            ca = Path(cs.folder) / "pki" / "ca.crt"
+            components.wait_ready([(components.KUEUE, comp.ports)], ca, [(proc, comp)])
+            report(
+                f"[{cs.name}] kueue ready ({components.probe_url(components.KUEUE, comp.ports)})"
+            )
+        for cs, _rest, fl in loaded:
+            start_telemetry(state, cs, fl, report)
     except BaseException:
         report("start failed; stopping what was started")
         down(run, report=lambda _m: None, keep_logs=True)
@@ -189,6 +204,28 @@ def _start_cluster(
     return cs, Rest(site.server, pki.ca_cert, admin_cert, admin_key), fl
 
 
+def _start_kueue(state: TestbedState, cs: ClusterState) -> tuple[Proc, ComponentState]:
+    """Start the Kueue controller of a loaded cluster (its CRDs and queues exist by now)."""
+    folder = Path(cs.folder)
+    site = components.Site(
+        cluster=cs.name,
+        folder=folder,
+        pki=Pki.load(folder / "pki"),
+        server=cs.server,
+        audit_log=Path(cs.audit_log),
+        pod_logs={k: Path(v) for k, v in cs.pod_logs.items()},
+    )
+    ports = {p: free_port() for p in components.KUEUE.ports}
+    flags = components.KUEUE.flags(site, ports)
+    kueue.check_mount_namespace(kueue.lower_dir(folder))
+    binary = str(binary_path(next(c for c in COMPONENTS if c.name == "kueue")))
+    args = kueue.command(binary, kueue.lower_dir(folder), flags)
+    proc, comp = start("kueue", args, folder / "logs" / "kueue.log", ports, binary=binary)
+    cs.components.append(comp)
+    save_state(state)
+    return proc, comp
+
+
 # --------------------------------------------------------------------------- restart / down
 
 
@@ -215,11 +252,14 @@ def restart(
     if kill(comp):
         report(f"[{cluster_name}] {component} (pid {comp.pid}) killed")
     time.sleep(down_s)
-    proc, fresh = start(component, args, Path(comp.log), dict(comp.ports))
+    proc, fresh = start(component, args, Path(comp.log), dict(comp.ports), binary=comp.binary)
     cs.components[cs.components.index(comp)] = fresh
     save_state(state)
     ca = Path(cs.folder) / "pki" / "ca.crt"
-    components.wait_ready([(components.SPECS[component], fresh.ports)], ca, [(proc, fresh)])
+    if component in PROBES:  # the simulated dcgm-exporter, Prometheus
+        wait_telemetry(proc, fresh)
+    else:
+        components.wait_ready([(components.SPECS[component], fresh.ports)], ca, [(proc, fresh)])
     report(f"[{cluster_name}] {component} running again (pid {fresh.pid})")
     return fresh
 

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from mcp_kube.errors import TestbedError
 from mcp_kube.testbed.paths import repo_root
+from mcp_kube.testbed.telemetry_spec import Telemetry, Utilization
 
 __all__ = [
     "KWOK_ANNOTATION",
@@ -109,6 +110,7 @@ class Workload(_Strict):
     count: int = 0
     container: str = "trainer"
     image: str = "registry.internal/ml/trainer:1.4.2"
+    utilization: Utilization | None = None  # for the simulated dcgm-exporter (default: idle)
 
 
 class GeneratedWorkloads(_Strict):
@@ -125,6 +127,7 @@ class Flavor(_Strict):
 class ClusterQueue(_Strict):
     name: str
     quotas: dict[str, int]  # flavor -> nominal nvidia.com/gpu
+    hold: bool = False  # stopPolicy Hold: Kueue admits nothing from it (jobs stay suspended)
 
 
 class LocalQueue(_Strict):
@@ -163,6 +166,7 @@ class Fleet(_Strict):
     workloads: list[Workload] = []
     generated_workloads: GeneratedWorkloads | None = None
     kueue: Kueue | None = None
+    telemetry: Telemetry | None = None  # simulated dcgm-exporter + Prometheus when set
     expected: Expected
 
     def group_of(self, node: str) -> NodeGroup:
@@ -344,10 +348,15 @@ def namespace_manifests(fleet: Fleet) -> list[Manifest]:
     return out
 
 
+# A ClusterQueue must cover every resource its jobs request (Kueue refuses the others): CPU
+# and memory are covered with room to spare, so the GPU quota is the one that binds.
+_QUEUE_CPU_MEMORY = {"cpu": "1024", "memory": "16Ti"}
+
+
 def kueue_manifests(fleet: Fleet) -> list[Manifest]:
     if fleet.kueue is None:
         return []
-    api = "kueue.x-k8s.io/v1beta1"
+    api = "kueue.x-k8s.io/v1beta2"  # the version Kueue stores and its controller writes
     out: list[Manifest] = [
         {
             "apiVersion": api,
@@ -359,21 +368,24 @@ def kueue_manifests(fleet: Fleet) -> list[Manifest]:
     ]
     for cq in fleet.kueue.cluster_queues:
         flavors = [
-            {"name": flavor, "resources": [{"name": "nvidia.com/gpu", "nominalQuota": str(n)}]}
+            {
+                "name": flavor,
+                "resources": [
+                    *({"name": r, "nominalQuota": q} for r, q in _QUEUE_CPU_MEMORY.items()),
+                    {"name": "nvidia.com/gpu", "nominalQuota": str(n)},
+                ],
+            }
             for flavor, n in cq.quotas.items()
         ]
+        covered = [*_QUEUE_CPU_MEMORY, "nvidia.com/gpu"]
+        spec: Manifest = {
+            "namespaceSelector": {},
+            "resourceGroups": [{"coveredResources": covered, "flavors": flavors}],
+        }
+        if cq.hold:
+            spec["stopPolicy"] = "Hold"
         out.append(
-            {
-                "apiVersion": api,
-                "kind": "ClusterQueue",
-                "metadata": {"name": cq.name},
-                "spec": {
-                    "namespaceSelector": {},
-                    "resourceGroups": [
-                        {"coveredResources": ["nvidia.com/gpu"], "flavors": flavors}
-                    ],
-                },
-            }
+            {"apiVersion": api, "kind": "ClusterQueue", "metadata": {"name": cq.name}, "spec": spec}
         )
     out += [
         {

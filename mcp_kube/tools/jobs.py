@@ -29,6 +29,7 @@ from mcp_kube.tools.base import (
     paginate,
 )
 from mcp_kube.tools.common import clip, clip_lines, gpu_text
+from mcp_kube.tools.gpumetrics import PodsGpuUse, pods_gpu_use
 from mcp_kube.tools.reads import EventView, Progress, fetch_events, job_pods, parse_progress
 
 __all__ = ["GET_JOB", "LIST_JOBS", "job_summary"]
@@ -176,6 +177,9 @@ class JobDetail(JobSummary):
     )
     log_note: str | None = None
     progress: Progress | None = Field(None, description="last values parsed from the log lines")
+    gpu_use: PodsGpuUse | None = Field(
+        None, description="its pods' GPU utilization over the last hour (or since it started)"
+    )
 
 
 def _conditions(job: JobInfo) -> list[Condition]:
@@ -253,6 +257,9 @@ async def _get_job(ctx: ToolContext, args: JobInput) -> JobDetail:
         log_lines=log.lines,
         log_note=log.note,
         progress=parse_progress(log.lines, ctx.progress_patterns),
+        gpu_use=await pods_gpu_use(port, args.namespace, names, job.started)
+        if job.gpus and names
+        else None,
     )
 
 
@@ -272,6 +279,14 @@ def _job_summary(out: JobDetail) -> str:
         p = out.progress
         parts = [f"{k}={v}" for k, v in p.model_dump().items() if v is not None]
         lines.append("  progress: " + " ".join(parts))
+    if out.gpu_use and out.gpu_use.stats:
+        g = out.gpu_use.stats
+        lines.append(
+            f"  GPU utilization (last {out.gpu_use.window_hours:g} h): mean "
+            f"{g.utilization_mean}%, p95 {g.utilization_p95}% over {g.gpus} GPUs"
+        )
+    elif out.gpu_use and out.gpu_use.note:
+        lines.append(f"  GPU utilization: {out.gpu_use.note}")
     for e in out.warnings:
         lines.append(f"  warning {e.reason} {e.object_kind}/{e.object_name}: {e.message}")
     if out.log_lines:

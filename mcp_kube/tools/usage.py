@@ -1,13 +1,17 @@
 """gpu_usage_report: GPU-hours over a recent window, grouped by namespace or a pod label.
 
 Usage is computed from the pods that still exist (start/finish times x GPU requests): it needs
-no metrics stack, and the report says that deleted pods are not counted.
+no metrics stack, and the report says that deleted pods are not counted. Where a cluster has a
+metrics source, each group also gets the GPU-hours metered by dcgm-exporter (held and used, so
+efficiency = used / held) and their cost at the configured price per GPU-hour of the product;
+a cluster whose metrics cannot be read is named, and its allocation numbers still stand.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
+from collections.abc import Callable
 
 from pydantic import Field, TypeAdapter, ValidationError, field_validator
 
@@ -16,8 +20,16 @@ from mcp_kube.kube.objects import PodInfo
 from mcp_kube.kube.port import ClusterPort
 from mcp_kube.tools.base import ToolContext, ToolOutput, ToolSpec
 from mcp_kube.tools.common import ClusterStatus, FleetInput, clip, fan_out, unavailable_lines
+from mcp_kube.tools.gpumetrics import Metered, cost_of, metered, product_of
 
-__all__ = ["GPU_USAGE_REPORT", "NO_LABEL", "group_key", "pod_gpu_hours", "usage_by_group"]
+__all__ = [
+    "GPU_USAGE_REPORT",
+    "NO_LABEL",
+    "group_key",
+    "pod_gpu_hours",
+    "usage_by_group",
+    "with_efficiency",
+]
 
 _LABEL_KEY: TypeAdapter[str] = TypeAdapter(LabelKey)
 
@@ -49,6 +61,10 @@ class UsageGroup(ToolOutput):
     pods: int
     by_resource: dict[str, float] = Field(description="GPU-hours per GPU resource")
     clusters: list[str]
+    metered_gpu_hours: float | None = Field(None, description="held, as metrics saw it")
+    used_gpu_hours: float | None = Field(None, description="utilization x time held")
+    efficiency: float | None = Field(None, description="used / metered, 0 to 1")
+    cost: float | None = Field(None, description="metered GPU-hours x price per GPU-hour")
 
 
 class GpuUsage(ToolOutput):
@@ -58,6 +74,10 @@ class GpuUsage(ToolOutput):
     groups: list[UsageGroup] = Field(description="largest first")
     groups_total: int
     total_gpu_hours: float
+    total_cost: float | None = Field(None, description="sum of the groups' cost")
+    metrics_unavailable: list[str] = Field(
+        default_factory=list, description="clusters without efficiency and cost, and why"
+    )
     note: str
 
 
@@ -114,15 +134,82 @@ def usage_by_group(
     return groups
 
 
+Price = Callable[[str, dict[str, str]], float | None]  # (cluster, device labels) -> price
+
+
+def _metered_key(m: Metered, pods: dict[tuple[str, str, str], PodInfo], group_by: str) -> str:
+    namespace = m.labels.get("namespace", "")
+    if group_by == "namespace":
+        return namespace
+    pod = pods.get((m.cluster, namespace, m.labels.get("pod", "")))
+    return group_key(pod, group_by) if pod is not None else NO_LABEL
+
+
+def with_efficiency(
+    groups: list[UsageGroup],
+    metered_by_cluster: dict[str, list[Metered]],
+    pods_by_cluster: dict[str, list[PodInfo]],
+    group_by: str,
+    price: Price,
+) -> list[UsageGroup]:
+    """``groups`` with the metered columns added (groups only metrics saw are added too)."""
+    pods = {(c, p.namespace, p.name): p for c, ps in pods_by_cluster.items() for p in ps}
+    held: dict[str, float] = defaultdict(float)
+    used: dict[str, float] = defaultdict(float)
+    cost: dict[str, float] = defaultdict(float)
+    where: dict[str, set[str]] = defaultdict(set)
+    for cluster, devices in metered_by_cluster.items():
+        for m in devices:
+            key = _metered_key(m, pods, group_by)
+            held[key] += m.held_hours
+            used[key] += m.used_hours
+            cost[key] += cost_of(m, price(cluster, m.labels)) or 0.0
+            where[key].add(cluster)
+    known = {g.group: g for g in groups}
+    for key in held.keys() - known.keys():
+        known[key] = UsageGroup(
+            group=key, gpu_hours=0.0, pods=0, by_resource={}, clusters=sorted(where[key])
+        )
+    out = [
+        g.model_copy(
+            update={
+                "metered_gpu_hours": round(held[g.group], 3),
+                "used_gpu_hours": round(used[g.group], 3),
+                "efficiency": round(used[g.group] / held[g.group], 4) if held[g.group] else None,
+                "cost": round(cost[g.group], 2),
+            }
+        )
+        if g.group in held
+        else g
+        for g in known.values()
+    ]
+    out.sort(key=lambda g: (-max(g.gpu_hours, g.metered_gpu_hours or 0.0), g.group))
+    return out
+
+
 async def _usage(ctx: ToolContext, args: GpuUsageInput) -> GpuUsage:
     async def pods(port: ClusterPort) -> list[PodInfo]:
         return await port.pods()
 
+    window_s = max(60, round(args.since_hours * 3600))
+
+    async def meter(port: ClusterPort) -> list[Metered]:
+        return await metered(port, window_s)
+
     ports = ctx.clusters(args.cluster)
     got, status = await fan_out(ports, pods, strict=args.cluster is not None)
+    served = [p for p in ports if p.name in got]
+    measured, meter_status = await fan_out(served, meter, strict=False)
     now = dt.datetime.now(dt.UTC)
     start = now - dt.timedelta(hours=args.since_hours)
+    by_name = {p.name: p for p in ports}
+
+    def price(cluster: str, labels: dict[str, str]) -> float | None:
+        return by_name[cluster].gpu_price(product_of(labels))
+
     groups = usage_by_group(got, args.group_by, start, now)
+    groups = with_efficiency(groups, measured, got, args.group_by, price)
+    costs = [g.cost for g in groups if g.cost is not None]
     return GpuUsage(
         clusters=status,
         since=start.isoformat(timespec="seconds"),
@@ -130,10 +217,14 @@ async def _usage(ctx: ToolContext, args: GpuUsageInput) -> GpuUsage:
         groups=groups[: args.limit],
         groups_total=len(groups),
         total_gpu_hours=round(sum(g.gpu_hours for g in groups), 3),
+        total_cost=round(sum(costs), 2) if costs else None,
+        metrics_unavailable=[f"{c.cluster}: {c.error}" for c in meter_status if not c.reachable],
         note=(
             "GPU-hours = GPU units requested x hours held within the window (a MIG slice or a "
             "time-sliced replica counts as one unit), from pods that still exist: deleted pods "
-            "are not counted."
+            "are not counted. metered/used GPU-hours come from dcgm-exporter (efficiency = "
+            "used / metered); cost = metered x the price per GPU-hour of the product (a MIG "
+            "slice at its share), for products with a configured price."
         ),
     )
 
@@ -141,7 +232,14 @@ async def _usage(ctx: ToolContext, args: GpuUsageInput) -> GpuUsage:
 def _usage_summary(out: GpuUsage) -> str:
     lines = unavailable_lines(out.clusters)
     lines.append(f"{out.total_gpu_hours} GPU-hours since {out.since} by {out.group_by}")
-    lines += [f"  {g.group}: {g.gpu_hours} GPU-h ({g.pods} pods)" for g in out.groups[:20]]
+    for g in out.groups[:20]:
+        line = f"  {g.group}: {g.gpu_hours} GPU-h ({g.pods} pods)"
+        if g.efficiency is not None:
+            line += f", metered {g.metered_gpu_hours} GPU-h at {g.efficiency:.0%} efficiency"
+        if g.cost is not None:
+            line += f", cost {g.cost}"
+        lines.append(line)
+    lines += [f"  metrics unavailable: {m}" for m in out.metrics_unavailable]
     if out.groups_total > min(len(out.groups), 20):
         lines.append(f"  ... {out.groups_total} groups in all")
     return "\n".join(lines)

@@ -172,16 +172,22 @@ def test_every_listening_socket_is_on_loopback(testbed: cluster.TestbedState) ->
 
 def test_kueue_queues_exist_with_gpu_quotas(east: client.ApiClient) -> None:
     custom = client.CustomObjectsApi(east)
-    cq = custom.get_cluster_custom_object("kueue.x-k8s.io", "v1beta1", "clusterqueues", "research")
+    cq = custom.get_cluster_custom_object("kueue.x-k8s.io", "v1beta2", "clusterqueues", "research")
     flavors = cq["spec"]["resourceGroups"][0]["flavors"]
-    assert {f["name"]: f["resources"][0]["nominalQuota"] for f in flavors} == {
-        "h100": "16",
-        "l4": "8",
+    gpus = {
+        f["name"]: r["nominalQuota"]
+        for f in flavors
+        for r in f["resources"]
+        if r["name"] == "nvidia.com/gpu"
     }
+    assert gpus == {"h100": "16", "l4": "8"}
     lq = custom.get_namespaced_custom_object(
-        "kueue.x-k8s.io", "v1beta1", "team-a", "localqueues", "team-a-queue"
+        "kueue.x-k8s.io", "v1beta2", "team-a", "localqueues", "team-a-queue"
     )
     assert lq["spec"]["clusterQueue"] == "research"
+    # the Kueue controller runs: it reports the queue active
+    active = [c for c in cq.get("status", {}).get("conditions", []) if c["type"] == "Active"]
+    assert [c["status"] for c in active] == ["True"], cq.get("status")
 
 
 def test_status_reports_components_ports_and_logs(testbed: cluster.TestbedState) -> None:
@@ -190,7 +196,9 @@ def test_status_reports_components_ports_and_logs(testbed: cluster.TestbedState)
     assert info["kubeconfig"] == testbed.kubeconfig
     assert "alice@gpu-east" in info["contexts"]
     names = [c["name"] for c in info["clusters"][0]["components"]]
-    assert names == ["etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok"]
+    control_plane = ["etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok"]
+    # gpu-east's fleet has queues (kueue) and telemetry (exporter + Prometheus)
+    assert names == [*control_plane, "kueue", "dcgm-exporter", "prometheus"]
     for comp in info["clusters"][0]["components"]:
         assert Path(comp["log"]).is_file()
         assert all(p > 0 for p in comp["ports"].values())
