@@ -10,17 +10,28 @@ kubernetes-mcp-server runs twice: at client-go's default limiter (5 requests/s, 
 tuned (KUBE_CLIENT_QPS / KUBE_CLIENT_BURST raised); ratios use the tuned one. Every client
 warms up (session, first calls) before a common start; throughput is the timed calls over the
 timed wall only, and the server's CPU time per call comes from its /proc counters over the
-timed calls.
+timed calls. A bare `mcp` SDK server (benchmarks/bare_server.py) takes the same load with a
+one-line tool: the CPU per call of the SDK's own machinery, which no tool on it goes under.
 """
 
 from __future__ import annotations
 
 import statistics
+import sys
 import time
 from typing import Any
 
 import anyio
-from bench_common import KMS_TUNED, MCP_KUBE, Setup, background, cpu_seconds, free_port, wait_port
+from bench_common import (
+    HERE,
+    KMS_TUNED,
+    MCP_KUBE,
+    Setup,
+    background,
+    cpu_seconds,
+    free_port,
+    wait_port,
+)
 from mcp import Client
 
 CLIENTS = (1, 10, 50)
@@ -30,6 +41,7 @@ OURS = {
     "cached": ("gpu_inventory", {"include_nodes": False}),
     "list": ("list_jobs", {"namespace": LIST_NAMESPACE}),
 }
+BARE = {"floor": ("echo", {"text": "x"})}
 KMS = {
     "cached": ("namespaces_list", {}),
     "list": ("pods_list_in_namespace", {"namespace": LIST_NAMESPACE}),
@@ -113,12 +125,22 @@ def _kms(s: Setup, env: dict[str, str], total: int) -> dict[str, Any]:
         return _series(f"http://127.0.0.1:{port}/mcp", proc.pid, KMS, total)
 
 
+def _bare(s: Setup, total: int) -> dict[str, Any]:
+    """The same load on a bare SDK server (benchmarks/bare_server.py): the SDK's own cost."""
+    port = free_port()
+    args = [sys.executable, str(HERE / "bare_server.py"), "--port", str(port)]
+    with background(args, s.env) as proc:
+        wait_port(port, proc)
+        return _series(f"http://127.0.0.1:{port}/mcp", proc.pid, BARE, total)
+
+
 def b2(s: Setup, total: int = 200) -> dict[str, Any]:
     out: dict[str, Any] = {"format": 2, "list_namespace": LIST_NAMESPACE}
     port = free_port()
     with background([MCP_KUBE, *s.ours_args(port)], s.ours_env) as proc:
         wait_port(port, proc)
         out["ours"] = _series(f"http://127.0.0.1:{port}/mcp", proc.pid, OURS, total)
+    out["bare_sdk"] = _bare(s, total)
     if "kms" in s.peers:
         out["kms"] = _kms(s, s.kms_env, total) | {"env": KMS_TUNED}
         # the default limiter allows 5 calls/s: 40 timed calls per level suffice

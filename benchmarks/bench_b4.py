@@ -1,5 +1,6 @@
 """B4: the last 10,000 lines of a 1 GB pod log, `pod_logs` against `kubectl logs --tail`;
-wall time and each one's own peak resident memory. B6: cold start to the tools/list answer.
+wall time and each one's own peak resident memory. B6: cold start to the tools/list answer,
+against a bare `mcp` SDK server started the same way in the same run.
 
 kubectl's peak: a child forked from this (large) benchmark process would report the parent's
 memory in ru_maxrss (fork copies the high-water mark and exec keeps it), so a tiny parent
@@ -125,8 +126,18 @@ async def _first_list(s: Setup, who: str) -> float:
 
 
 def b6(s: Setup) -> dict[str, Any]:
-    out = {}
+    """Each contender's runs alternate with a bare SDK server's (benchmarks/bare_server.py), so
+    that both see the same load; the ratio is of the medians."""
+    out: dict[str, Any] = {}
+    bare: list[float] = []
     for who in ("ours", *s.peers):
         anyio.run(_first_list, s, who)  # page cache warm for every contender
-        out[who] = stats([anyio.run(_first_list, s, who) for _ in range(s.runs)])
+        anyio.run(_first_list, s, "bare")
+        runs = []
+        for _ in range(s.runs):
+            runs.append(anyio.run(_first_list, s, who))
+            if who == "ours":
+                bare.append(anyio.run(_first_list, s, "bare"))
+        out[who] = stats(runs)
+    out["bare_sdk"] = stats(bare)
     return out

@@ -143,6 +143,10 @@ class Setup:
         return [*args, "--list-output", "yaml"]
 
     def stdio(self, who: str) -> StdioServerParameters:
+        if who == "bare":  # the SDK alone (benchmarks/bare_server.py), same interpreter
+            return StdioServerParameters(
+                command=sys.executable, args=[str(HERE / "bare_server.py")], env=self.env
+            )
         if who == "ours":
             return StdioServerParameters(command=MCP_KUBE, args=self.ours_args(), env=self.ours_env)
         if who == "kms":

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-__all__ = ["DEFAULT_IGNORABLE", "clean", "clean_tree"]
+__all__ = ["DEFAULT_IGNORABLE", "clean", "clean_tree", "plain_json"]
 
 # CSI (ESC [ ... final), OSC (ESC ] ... BEL or ST), and two-character escapes
 _ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b[@-_]")
@@ -84,3 +84,16 @@ def clean_tree(data: Any) -> tuple[Any, int]:
             total += nk + nv
         return out, total
     return data, 0
+
+
+# What json.dumps (ensure_ascii, the default) writes for any character clean() could remove:
+# every non-ASCII character and control but tab and newline is escaped as \uXXXX, \b, \f or
+# \r; DEL is the one it leaves as it is.
+_NOT_PLAIN = ("\\u", "\\b", "\\f", "\\r", "\x7f")
+
+
+def plain_json(text: str) -> bool:
+    """Whether ``text``, a tree's ``json.dumps`` with ``ensure_ascii``, shows that
+    ``clean_tree`` would change nothing in it: only printable ASCII, tabs and newlines. A
+    string that holds a backslash before u, b, f or r reads as not plain (the slow path)."""
+    return not any(bad in text for bad in _NOT_PLAIN)

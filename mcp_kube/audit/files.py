@@ -16,6 +16,8 @@ import hashlib
 import json
 import os
 import re
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +27,7 @@ from mcp_kube.errors import McpKubeError
 
 __all__ = [
     "DamagedTail",
+    "Flusher",
     "Head",
     "Tail",
     "count_newlines",
@@ -92,6 +95,38 @@ def lock_writer(lock_path: Path) -> int | None:
         os.close(lock_fd)
         return None
     return lock_fd
+
+
+class Flusher:
+    """Group commit: one ``fdatasync`` flushes every record written before it, so the callers
+    waiting meanwhile share it rather than taking turns at one each."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.synced = 0  # seq of the last record known to be on disk
+
+    def flushed(self, seq: int) -> None:
+        self.synced = max(self.synced, seq)
+
+    def sync(
+        self, seq: int, writer: threading.Lock, current: Callable[[], tuple[int | None, int]]
+    ) -> None:
+        """Return once ``seq`` is on disk. ``current()``, called holding ``writer``: the log's
+        descriptor and the seq of its last record (the descriptor is duplicated, so that a
+        rotation meanwhile cannot close it under the flush)."""
+        with self._lock:
+            if self.synced >= seq:
+                return
+            with writer:
+                fd, last = current()
+                if fd is None:
+                    raise OSError(errno.EBADF, "the audit log is not open")
+                fd = os.dup(fd)
+            try:
+                os.fdatasync(fd)
+            finally:
+                os.close(fd)
+            self.flushed(last)
 
 
 def write_all(fd: int, data: bytes, *, sync: bool) -> None:

@@ -21,6 +21,7 @@ Why it is built this way:
 * **Rotation keeps the chain.** When the file reaches ``max_bytes`` it is renamed to
   ``<name>.<n>`` (1 is the oldest) with one ``rename``; the next record in the new file
   points at the last one in the old.
+* **Group commit.** ``append(flush=False)``, then ``sync(seq)``: waiters share one fdatasync.
 * **structlog, locally.** Records are built by a processor chain on a logger wrapped here
   (never the global structlog configuration): timestamp, redaction, chaining, rendering.
 """
@@ -48,6 +49,7 @@ from mcp_kube.audit.chain import (
 )
 from mcp_kube.audit.files import (
     DamagedTail,
+    Flusher,
     Head,
     Tail,
     fsync_dir,
@@ -81,17 +83,6 @@ class AuditUnavailable(McpKubeError):
     code = "audit_unavailable"
 
 
-class _Writer:
-    """The logger at the end of the structlog chain: writes the rendered line."""
-
-    def __init__(self, owner: AuditLog) -> None:
-        self._owner = owner
-
-    def msg(self, line: bytes, record: dict[str, Any]) -> dict[str, Any]:
-        self._owner._write(line, record)
-        return record
-
-
 class AuditLog:
     """Append-only, hash-chained JSON Lines audit log (see the module docstring)."""
 
@@ -118,6 +109,8 @@ class AuditLog:
         self.fsync = fsync
         self.last_error: str | None = None
         self._lock = threading.Lock()
+        self._flusher = Flusher()
+        self._defer = False  # set while append(flush=False) writes
         self._fd: int | None = None
         self._lock_fd: int | None = None
         self._key: Ed25519PrivateKey | None = None
@@ -129,7 +122,7 @@ class AuditLog:
         self._prefix = b""  # written in front of the next line (ends a torn line)
         self._last_line = b""
         self._bound = structlog.wrap_logger(
-            _Writer(self),
+            structlog.ReturnLogger(),  # _render writes the line; the logger hands back the record
             processors=[
                 self._unpack,
                 structlog.processors.TimeStamper(fmt="iso", utc=True, key="time"),
@@ -159,12 +152,12 @@ class AuditLog:
         """``(seq, hash)`` of the last record written (``(0, GENESIS)`` for an empty log)."""
         return self._seq, self._head
 
-    def append(self, event: Mapping[str, Any]) -> dict[str, Any]:
+    def append(self, event: Mapping[str, Any], *, flush: bool = True) -> dict[str, Any]:
         """Write one record for ``event``; return it as written (with the chain fields).
 
         Raises :class:`AuditUnavailable` when the record could not be written; then nothing
         of it stays in the file. The kinds ``checkpoint`` and ``audit.recovered`` are the
-        sink's own (ValueError).
+        sink's own (ValueError). ``flush=False``: not yet flushed; :meth:`sync` its ``seq``.
         """
         if event.get("kind") in _RESERVED:
             raise ValueError(f"kind {event.get('kind')!r} is reserved for the audit sink")
@@ -174,7 +167,11 @@ class AuditLog:
             self._ensure_open()
             if self._size >= self.max_bytes:
                 self._rotate()
-            record = self._emit(event, internal=False)
+            self._defer = not flush
+            try:
+                record = self._emit(event, internal=False)
+            finally:
+                self._defer = False
             self._since_checkpoint += 1
             if self._since_checkpoint >= self.checkpoint_every:
                 try:
@@ -182,6 +179,21 @@ class AuditLog:
                 except AuditUnavailable as exc:  # the record is written; retried next append
                     log.error("audit checkpoint failed: %s", exc)
             return record
+
+    @property
+    def synced_through(self) -> int:
+        """The ``seq`` up to which records are on disk (every one written, without fsync)."""
+        return self._flusher.synced if self.fsync else self._seq
+
+    def sync(self, seq: int) -> None:
+        """Once record ``seq`` is on disk (a failure reopens the file, as a failed write does)."""
+        try:
+            self._flusher.sync(seq, self._lock, lambda: (self._fd, self._seq))
+        except OSError as exc:
+            with self._lock:
+                self.last_error = f"cannot flush {self.path}: {exc}"
+                self._close_fd()
+            raise AuditUnavailable(self.last_error) from exc
 
     def checkpoint(self) -> dict[str, Any] | None:
         """Write a signed checkpoint now (None when nothing was written since the last)."""
@@ -238,7 +250,9 @@ class AuditLog:
 
     def _render(self, _logger: Any, _method: str, ed: MutableMapping[str, Any]) -> Any:
         line = ed.pop(_LINE)
-        return (line, dict(ed)), {}
+        record = dict(ed)
+        self._write(line, record)
+        return (record,), {}
 
     # --- internals (all called with self._lock held) -------------------------------------
 
@@ -257,8 +271,9 @@ class AuditLog:
         fd = self._fd
         assert fd is not None
         data = self._prefix + line if self._prefix else line
+        sync = self.fsync and not self._defer
         try:
-            write_all(fd, data, sync=self.fsync)
+            write_all(fd, data, sync=sync)
         except OSError as exc:
             self.last_error = f"cannot write {self.path}: {exc}"
             log.error("audit: %s", self.last_error)
@@ -268,6 +283,8 @@ class AuditLog:
             raise AuditUnavailable(self.last_error) from exc
         self._seq = record["seq"]
         self._head = record["hash"]
+        if sync:  # this fdatasync flushed the records written before it too
+            self._flusher.flushed(self._seq)
         self._size += len(data)
         self._last_line = line
 

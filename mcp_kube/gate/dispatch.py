@@ -101,6 +101,7 @@ class Gate:
         # called with every finished call's record (metrics); must not raise or block
         self.observers: list[Callable[[CallRecord], None]] = []
         self._trail = AuditTrail(audit)
+        self._active = 0  # calls in progress: more than one, and their audit flushes are shared
         self._limiter = RateLimiter()
 
     @property
@@ -155,6 +156,7 @@ class Gate:
             trace=trace or new_trace(),
         )
         started = time.perf_counter()
+        self._active += 1
         requests_token = KUBE_REQUESTS.set(record.kube_requests)
         trace_token = TRACE_HEADERS.set(record.trace.headers())
         try:
@@ -175,8 +177,9 @@ class Gate:
             TRACE_HEADERS.reset(trace_token)
             record.latency_ms = (time.perf_counter() - started) * 1000
             self._remember(record)
+            self._active -= 1
         record.result_bytes = len(outcome.text)
-        written = self._trail.done(record)
+        written = await self._trail.done(record, shared=self._active > 0)
         if not written and spec.read_only and self.settings.audit.fail_closed_reads:
             outcome = Outcome.error("audit_unavailable", "the audit log is unavailable: refused")
         # The request id joins what a client saw with the audit record of the call; the trace

@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from mcp_kube.hygiene import clean, clean_tree
+from mcp_kube.hygiene import clean, clean_tree, plain_json
 from mcp_kube.tools.base import ToolOutput, ToolSpec
 
 __all__ = [
@@ -64,8 +64,13 @@ class InputNeeded(BaseException):
 
 def shape(spec: ToolSpec[Any, Any], output: ToolOutput, max_bytes: int) -> Outcome:
     """A tool's output as a result: cleaned, size-capped, summarised."""
-    data, removed = clean_tree(output.model_dump(mode="json"))
-    size = len(json.dumps(data, separators=(",", ":")))
+    data = output.model_dump(mode="json")
+    text = json.dumps(data, separators=(",", ":"))
+    removed = 0
+    if not plain_json(text):  # else nothing to clean: no copy of the tree walked
+        data, removed = clean_tree(data)
+        text = json.dumps(data, separators=(",", ":"))
+    size = len(text)
     if size > max_bytes:
         return Outcome.error(
             "response_too_large",

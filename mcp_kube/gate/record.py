@@ -13,14 +13,16 @@ import logging
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
+
+import anyio
 
 from mcp_kube.domain import Principal
 from mcp_kube.errors import McpKubeError
 from mcp_kube.policy.decision import Decision
 from mcp_kube.tracing import TraceContext, new_trace
 
-__all__ = ["AuditRefused", "AuditSink", "AuditTrail", "CallRecord", "audit_event"]
+__all__ = ["AuditRefused", "AuditSink", "AuditTrail", "CallRecord", "GroupCommit", "audit_event"]
 
 log = logging.getLogger("mcp_kube.gate")
 
@@ -44,6 +46,19 @@ class AuditSink(Protocol):
     def close(self) -> None:
         """Seal and release the log when the server stops (default: nothing held)."""
         return
+
+
+@runtime_checkable
+class GroupCommit(Protocol):
+    """A sink whose records can be written now and flushed later, many with one flush
+    (``AuditLog``): the event loop writes, a worker thread waits for the disk."""
+
+    def append(self, event: dict[str, Any], *, flush: bool = True) -> dict[str, Any]: ...
+
+    @property
+    def synced_through(self) -> int: ...
+
+    def sync(self, seq: int) -> None: ...
 
 
 class AuditRefused(McpKubeError):
@@ -117,12 +132,22 @@ class AuditTrail:
         except McpKubeError as e:
             raise AuditRefused(f"writes are refused while the audit log is unavailable: {e}") from e
 
-    def done(self, record: CallRecord) -> bool:
-        """The record of a finished call; False when it could not be written."""
-        if self.sink is None:
+    async def done(self, record: CallRecord, *, shared: bool = False) -> bool:
+        """The record of a finished call, on disk before this returns; False when it could
+        not be written. ``shared``: other calls are in progress; then a group-commit sink
+        flushes in a worker thread, sharing the flush with the calls that end meanwhile, and
+        the event loop serves them while the disk works. A call alone flushes at once (a
+        worker thread would only add its hand-over to the same one flush)."""
+        sink = self.sink
+        if sink is None:
             return True
         try:
-            self.sink.append(audit_event(record, "tool_call"))
+            if not shared or not isinstance(sink, GroupCommit):
+                sink.append(audit_event(record, "tool_call"))
+                return True
+            seq = sink.append(audit_event(record, "tool_call"), flush=False)["seq"]
+            if sink.synced_through < seq:
+                await anyio.to_thread.run_sync(sink.sync, seq)
         except McpKubeError as e:
             log.error("audit record of %s %s not written: %s", record.tool, record.request_id, e)
             return False

@@ -4,6 +4,12 @@ The first reader waits for the initial list (a cold call); later readers get the
 snapshot at once (warm). Watch errors, expired resource versions (410) and dropped
 connections lead to a fresh list. Objects are stored trimmed (``NodeInfo`` / ``PodInfo``), and
 the cache gives up (and readers fall back to failing clearly) past ``max_objects``.
+
+Memory: the list comes in pages (``limit`` + ``continue``), and each page is trimmed and let go
+before the next one is asked for, so that the raw objects of at most one page are alive at a
+time. A list of 10,000 pods parsed whole costs ~200 MiB of short-lived dicts, and the
+allocator keeps most of that resident afterwards (its arenas are pinned by the few survivors);
+page by page, the high-water mark stays near what the cache keeps.
 """
 
 from __future__ import annotations
@@ -11,7 +17,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Generic, TypeVar
 
 from mcp_kube.domain import Json
@@ -20,8 +26,10 @@ from mcp_kube.errors import ClusterUnavailable, ToolError
 __all__ = ["WatchCache"]
 
 T = TypeVar("T")
-# list(resource_version | None) -> (items, resourceVersion); watch(rv) -> event stream
-Lister = Callable[[], tuple[list[Json], str]]
+# list() -> its pages, each (items, resourceVersion of the list); watch(rv) -> event stream.
+# The cache empties each page's list as it trims it: a lister must not keep a reference.
+Page = tuple[list[Json], str]
+Lister = Callable[[], Iterable[Page]]
 Watcher = Callable[[str], Iterator[Json]]
 
 
@@ -93,10 +101,17 @@ class WatchCache(Generic[T]):
         return len(self._items)
 
     def _relist(self) -> str:
-        items, rv = self._lister()
-        if len(items) > self._max:
-            raise ClusterUnavailable(f"{len(items)} {self.what} exceed the cache bound {self._max}")
-        fresh = {self._key(o): self._trim(o) for o in items}
+        fresh: dict[str, T] = {}
+        rv = ""
+        for items, page_rv in self._lister():
+            rv = page_rv  # every page carries the list's resourceVersion
+            if len(fresh) + len(items) > self._max:
+                total = len(fresh) + len(items)
+                raise ClusterUnavailable(f"{total} {self.what} exceed the cache bound {self._max}")
+            items.reverse()
+            while items:  # each raw object goes as soon as it is trimmed
+                obj = items.pop()
+                fresh[self._key(obj)] = self._trim(obj)
         with self._lock:
             self._items = fresh
             self.version += 1

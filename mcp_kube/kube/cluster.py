@@ -19,9 +19,12 @@ from mcp_kube.domain import Json
 from mcp_kube.errors import InvalidArgument, NotFound
 from mcp_kube.kube.cache import WatchCache, iter_watch_lines
 from mcp_kube.kube.credentials import Chosen, Credentials, choose_credentials
+from mcp_kube.kube.metrics import MetricsClient
 from mcp_kube.kube.objects import NodeInfo, PodInfo
 from mcp_kube.kube.port import Kind, LogChunk
 from mcp_kube.kube.transport import Query, Transport
+from mcp_kube.metrics.promql import PromQuery
+from mcp_kube.metrics.result import Sample
 from mcp_kube.settings import ClusterSettings
 
 __all__ = ["KubeCluster"]
@@ -32,6 +35,7 @@ _LIMITER = anyio.CapacityLimiter(16)  # concurrent blocking API calls per proces
 WATCH_TIMEOUT_S = 290  # the API server ends a watch after this long; the cache watches again
 WATCH_READ_TIMEOUT_S = 330  # no byte (not even a bookmark) for this long: the watch is dead
 MAX_DERIVED = 32  # views kept by derived() before they are all dropped
+LIST_PAGE = 500  # objects per page of a cache's list (kubectl's chunk size too)
 
 
 class KubeCluster:
@@ -69,13 +73,15 @@ class KubeCluster:
             Kind.NODES, NodeInfo.from_json, settings
         )
         self._pod_cache: WatchCache[PodInfo] = self._cache(Kind.PODS, PodInfo.from_json, settings)
+        self._metrics = MetricsClient(name, settings.metrics.get(name), self._http, self._client)
+        self._prices = dict(settings.gpu_prices)
 
     def _cache(
         self, kind: Kind, parse: Callable[[Json], T], settings: ClusterSettings
     ) -> WatchCache[T]:
         return WatchCache(
             f"{kind.plural} of {self.name}",
-            lambda: self._list_raw(kind),
+            lambda: self._list_pages(kind),
             lambda rv: self._watch_raw(kind, rv),
             parse,
             settings.cache_max_objects,
@@ -119,9 +125,27 @@ class KubeCluster:
     def _get_json(self, path: str, query: Query | None = None) -> Json:
         return self._http.get_json(self._client(), path, query)
 
-    def _list_raw(self, kind: Kind) -> tuple[list[Json], str]:
-        data = self._get_json(self._path(kind, None))
-        return data.get("items") or [], data.get("metadata", {}).get("resourceVersion", "")
+    def _list_pages(self, kind: Kind) -> Iterator[tuple[list[Json], str]]:
+        """Every object of a kind, ``LIST_PAGE`` at a time: (items, the list's resourceVersion)
+        per page. Only the page being yielded is held here (see ``WatchCache``)."""
+        path = self._path(kind, None)
+        query: Query = [("limit", str(LIST_PAGE))]
+        while query:
+            data = self._get_json(path, query)
+            meta = data.get("metadata") or {}
+            items: list[Json] = data.get("items") or []
+            del data
+            token = meta.get("continue")
+            query = [("limit", str(LIST_PAGE)), ("continue", token)] if token else []
+            yield items, str(meta.get("resourceVersion") or "")
+            del items
+
+    def _list_trimmed(self, kind: Kind, trim: Callable[[Json], T]) -> list[T]:
+        """Every object of a kind, trimmed page by page (no cache)."""
+        out: list[T] = []
+        for items, _ in self._list_pages(kind):
+            out += map(trim, items)
+        return out
 
     def _watch_raw(self, kind: Kind, rv: str) -> Iterator[Json]:
         query: Query = [
@@ -206,14 +230,12 @@ class KubeCluster:
     async def nodes(self) -> list[NodeInfo]:
         if self._use_cache:
             return await self._run(self._node_cache.snapshot, self._timeout)
-        items, _ = await self._run(self._list_raw, Kind.NODES)
-        return [NodeInfo.from_json(o) for o in items]
+        return await self._run(self._list_trimmed, Kind.NODES, NodeInfo.from_json)
 
     async def pods(self) -> list[PodInfo]:
         if self._use_cache:
             return await self._run(self._pod_cache.snapshot, self._timeout)
-        items, _ = await self._run(self._list_raw, Kind.PODS)
-        return [PodInfo.from_json(o) for o in items]
+        return await self._run(self._list_trimmed, Kind.PODS, PodInfo.from_json)
 
     async def derived(self, key: str, build: Callable[[list[NodeInfo], list[PodInfo]], T]) -> T:
         """``build(nodes, pods)``, reused while the watch caches have not changed since."""
@@ -256,6 +278,12 @@ class KubeCluster:
             query.append(("previous", "true"))
         path = self._path(Kind.PODS, namespace, pod) + "/log"
         return await self._run(self._read_log, path, query, limit_bytes)
+
+    async def query_metrics(self, query: PromQuery) -> list[Sample]:
+        return await self._run(self._metrics.query, query)
+
+    def gpu_price(self, product: str) -> float | None:
+        return self._prices.get(product)
 
     def cache_sizes(self) -> dict[str, int]:
         return {"nodes": len(self._node_cache), "pods": len(self._pod_cache)}
@@ -304,6 +332,7 @@ class KubeCluster:
     def close(self) -> None:
         self._node_cache.stop()
         self._pod_cache.stop()
+        self._metrics.close()
         with self._api_lock:
             if self._api is not None:
                 self._api.close()

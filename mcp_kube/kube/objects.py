@@ -5,11 +5,16 @@ owner and state, and nothing else (no env values, no annotations, no Secret refe
 cache of 10,000 pods stays small and no tool can leak what it never holds. A Job becomes a
 ``JobInfo`` (with the one rule for its state) and a ResourceQuota a ``QuotaInfo`` (its GPU
 lines), each parsed once here rather than walked as dicts by every caller.
+
+The strings a fleet repeats (namespaces, node names, phases, owner and scheduler names, label
+keys and values, resource names) are interned, so that the cache holds each once, not once per
+pod; names and uids, unique per object, are kept as parsed.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
@@ -45,6 +50,16 @@ _NODE_LABEL_PREFIXES = (
     "kubernetes.io/hostname",
 )
 TERMINAL_PHASES = frozenset({"Succeeded", "Failed"})
+POD_LABELS_KEPT = 32  # the first labels of a pod, for grouping and queue names
+
+
+def _intern(text: object) -> str:
+    """One shared copy of a repeated string (a JSON null reads as "", anything else as text)."""
+    return sys.intern(text if type(text) is str else "" if text is None else str(text))
+
+
+def _interned(labels: Mapping[str, str]) -> dict[str, str]:
+    return {_intern(k): _intern(v) for k, v in labels.items()}
 
 
 def _parts(obj: Json) -> tuple[Json, Json, Json]:
@@ -69,7 +84,9 @@ def _gpu_requests(containers: list[Json] | None) -> list[dict[str, int]]:
     for c in containers or []:
         res = c.get("resources") or {}
         merged = {**(res.get("requests") or {}), **(res.get("limits") or {})}
-        out.append({k: int(parse_quantity(v)) for k, v in merged.items() if is_gpu_resource(k)})
+        out.append(
+            {_intern(k): int(parse_quantity(v)) for k, v in merged.items() if is_gpu_resource(k)}
+        )
     return out
 
 
@@ -99,18 +116,20 @@ class NodeInfo:
     @classmethod
     def from_json(cls, obj: Json) -> NodeInfo:
         meta, spec, status = _parts(obj)
-        labels = {
-            k: v
-            for k, v in (meta.get("labels") or {}).items()
-            if k.startswith(_NODE_LABEL_PREFIXES)
-        }
+        labels = _interned(
+            {
+                k: v
+                for k, v in (meta.get("labels") or {}).items()
+                if k.startswith(_NODE_LABEL_PREFIXES)
+            }
+        )
         ready = any(
             c.get("type") == "Ready" and c.get("status") == "True"
             for c in status.get("conditions") or []
         )
         taints = tuple(
             sorted(
-                (t.get("key", ""), t.get("effect", ""))
+                (_intern(t.get("key", "")), _intern(t.get("effect", "")))
                 for t in spec.get("taints") or []
                 if t.get("effect") in ("NoSchedule", "NoExecute")
             )
@@ -118,11 +137,13 @@ class NodeInfo:
 
         def gpus(section: Json | None) -> dict[str, int]:
             return {
-                k: int(parse_quantity(v)) for k, v in (section or {}).items() if is_gpu_resource(k)
+                _intern(k): int(parse_quantity(v))
+                for k, v in (section or {}).items()
+                if is_gpu_resource(k)
             }
 
         return cls(
-            name=meta.get("name", ""),
+            name=_intern(meta.get("name", "")),  # pods name their node: one string for both
             labels=labels,
             allocatable=gpus(status.get("allocatable")),
             capacity=gpus(status.get("capacity")),
@@ -174,26 +195,26 @@ class PodInfo:
         reason = message = ""
         for cond in status.get("conditions") or []:
             if cond.get("type") == "PodScheduled" and cond.get("status") == "False":
-                reason = cond.get("reason") or ""
+                reason = _intern(cond.get("reason") or "")
                 message = (cond.get("message") or "")[:500]
         return cls(
             name=meta.get("name", ""),
-            namespace=meta.get("namespace", ""),
+            namespace=_intern(meta.get("namespace", "")),
             uid=meta.get("uid", ""),
-            node=spec.get("nodeName") or "",
-            phase=status.get("phase") or "Pending",
+            node=_intern(spec.get("nodeName") or ""),
+            phase=_intern(status.get("phase") or "Pending"),
             gpus=pod_gpus(spec),
-            owner_kind=owner.get("kind", ""),
-            owner_name=owner.get("name", ""),
-            labels=dict(list((meta.get("labels") or {}).items())[:32]),
+            owner_kind=_intern(owner.get("kind", "")),
+            owner_name=_intern(owner.get("name", "")),
+            labels=_interned(dict(list((meta.get("labels") or {}).items())[:POD_LABELS_KEPT])),
             created=parse_time(meta.get("creationTimestamp")),
             started=parse_time(status.get("startTime")),
             finished=finished,
             restarts=restarts,
-            scheduler=spec.get("schedulerName") or "default-scheduler",
+            scheduler=_intern(spec.get("schedulerName") or "default-scheduler"),
             pending_reason=reason,
             pending_message=message,
-            containers=tuple(c.get("name", "") for c in spec.get("containers") or []),
+            containers=tuple(_intern(c.get("name", "")) for c in spec.get("containers") or []),
         )
 
     @property

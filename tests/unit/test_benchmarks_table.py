@@ -61,14 +61,34 @@ def test_new_format_renders(report: ModuleType) -> None:
             "kubectl_jq": stats | {"checked": True},
             "kms": {"cold": stats, "warm": stats, "checked": True},
         },
-        "b2": {"format": 2, "ours": series, "kms": series, "kms_default": series},
+        "b2": {
+            "format": 2,
+            "ours": series,
+            "kms": series,
+            "kms_default": series,
+            "bare_sdk": {"floor": {"tool": "echo", "1": cpu, "10": cpu, "50": cpu}},
+        },
         "b4": {
             "ours": stats | {"peak_rss_mib": 90.0, "idle_rss_mib": 80.0},
             "kubectl": stats | {"peak_rss_mib": 40.0},
             "log_bytes": 1_000_000_000,
         },
+        "b6": {"ours": stats, "bare_sdk": stats | {"median_ms": 8.0}},
+        "b7": {
+            "idle_rss_mib": 90.0,
+            "warm_rss_mib": 116.0,
+            "peak_rss_mib": 120.0,
+            "per_10k_pods_mib": 26.0,
+            "cached_pods": 10_000,
+            "cached_nodes": 1_000,
+        },
     }
     text = report.render(run)
+    assert "bare mcp SDK server" in text
+    assert "B2 floor: bare mcp SDK server, `echo`, 50 client(s)" in text
+    assert "vs bare SDK 1.25x (goal <= 1.15x) missed" in text
+    assert "+26.0 MiB per 10,000 pods (goal <= 40 MiB): met" in text
+    assert "RSS idle 90.0 MiB, warm 116.0 MiB, peak 120.0 MiB" in text
     assert "checked against the fleet file" in text
     assert "server CPU 0.9 ms/call" in text
     assert "at default limiter" in text

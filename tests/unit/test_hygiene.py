@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mcp_kube.hygiene import DEFAULT_IGNORABLE, clean, clean_tree
+from mcp_kube.hygiene import DEFAULT_IGNORABLE, clean, clean_tree, plain_json
 
 
 @pytest.mark.parametrize(
@@ -117,3 +117,25 @@ def test_no_default_ignorable_survives_and_each_is_counted(
     assert tree["labels"] == {"team/" + "".join(p[1] for p in label): expected}
     reason_removed = clean(raw[:5])[1]
     assert total == 2 * count + reason_removed + sum(p[2] for p in label)
+
+
+_TREES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=500)
+@given(_TREES)
+def test_a_tree_read_as_plain_json_is_one_clean_tree_leaves_alone(tree: object) -> None:
+    """The gate skips clean_tree when the JSON text is plain: never when it would change."""
+    if plain_json(json.dumps(tree)):
+        assert clean_tree(tree) == (tree, 0)
+
+
+@pytest.mark.parametrize("bad", ["\x1b[31m", "\r", "\x7f", "\x85", "\u200b", "\b", "\x0c", "é"])
+def test_anything_clean_could_remove_is_not_plain(bad: str) -> None:
+    assert not plain_json(json.dumps({"k": [f"a{bad}b"]}))
+    assert not plain_json(json.dumps({f"a{bad}": 1}))
+    assert plain_json(json.dumps({"k": ["a\tb\nc", 1, None]}))

@@ -21,7 +21,7 @@ def test_events_update_the_snapshot_and_errors_trigger_a_relist() -> None:
 
     def lister():
         lists.append(1)
-        return ([obj("a", "1"), obj("b", "1")] if len(lists) == 1 else [obj("z", "9")]), "1"
+        return [([obj("a", "1"), obj("b", "1")] if len(lists) == 1 else [obj("z", "9")], "1")]
 
     def watcher(rv):
         if len(lists) == 1:
@@ -69,7 +69,7 @@ def test_a_failing_list_is_reported_at_once_not_after_the_timeout() -> None:
 def test_a_list_beyond_the_bound_is_refused() -> None:
     cache = WatchCache(
         "things",
-        lambda: ([obj(str(i), "1") for i in range(11)], "1"),
+        lambda: [([obj(str(i), "1") for i in range(6)], "1"), ([obj("x", "1")] * 5, "1")],
         lambda rv: iter(()),
         lambda o: o,
         10,
@@ -77,6 +77,35 @@ def test_a_list_beyond_the_bound_is_refused() -> None:
     try:
         with pytest.raises(ClusterUnavailable, match="exceed the cache bound 10"):
             cache.snapshot(5)
+    finally:
+        cache.stop()
+
+
+def test_a_paged_list_is_trimmed_page_by_page_and_watched_from_its_version() -> None:
+    """Each page is trimmed (and its raw objects let go) before the next one is fetched."""
+    pages = [[obj("a", "1"), obj("b", "1")], [obj("c", "1")]]
+    held: list[int] = []  # raw objects still in earlier pages when the next one is fetched
+    watched: list[str] = []
+
+    def lister():
+        for i, page in enumerate(pages):
+            held.append(sum(len(p) for p in pages[:i]))
+            yield page, "7"
+
+    def watcher(rv):
+        watched.append(rv)
+        time.sleep(5)
+        yield from ()
+
+    cache = WatchCache("things", lister, watcher, lambda o: o["metadata"]["name"], 100)
+    try:
+        assert cache.snapshot(5) == ["a", "b", "c"]  # in list order
+        assert held == [0, 0]
+        deadline = time.monotonic() + 5
+        while not watched:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        assert watched == ["7"]
     finally:
         cache.stop()
 
