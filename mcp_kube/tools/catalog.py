@@ -9,7 +9,9 @@ from mcp_kube.domain import Json, Principal
 from mcp_kube.tools.base import ToolSpec
 from mcp_kube.tools.clusters import LIST_CLUSTERS
 from mcp_kube.tools.events import LIST_EVENTS
+from mcp_kube.tools.follow import WAIT_JOB
 from mcp_kube.tools.identity import WHOAMI
+from mcp_kube.tools.idle import IDLE_GPUS
 from mcp_kube.tools.inventory import GPU_INVENTORY
 from mcp_kube.tools.jobs import GET_JOB, LIST_JOBS
 from mcp_kube.tools.jobspec import SubmitJobInput, build_job
@@ -18,6 +20,7 @@ from mcp_kube.tools.pending import EXPLAIN_PENDING
 from mcp_kube.tools.placement import RECOMMEND_PLACEMENT
 from mcp_kube.tools.quota import GPU_QUOTA
 from mcp_kube.tools.usage import GPU_USAGE_REPORT
+from mcp_kube.tools.utilization import GPU_UTILIZATION
 from mcp_kube.tools.workloads import GPU_WORKLOADS
 from mcp_kube.tools.writes import CANCEL_JOB, RESUME_JOB, SUBMIT_JOB, SUSPEND_JOB
 
@@ -30,11 +33,14 @@ TOOLS: tuple[ToolSpec[Any, Any], ...] = (
     GPU_QUOTA,
     LIST_JOBS,
     GET_JOB,
+    WAIT_JOB,
     POD_LOGS,
     LIST_EVENTS,
     EXPLAIN_PENDING,
     RECOMMEND_PLACEMENT,
     GPU_USAGE_REPORT,
+    GPU_UTILIZATION,
+    IDLE_GPUS,
     WHOAMI,
     SUBMIT_JOB,
     CANCEL_JOB,
