@@ -43,8 +43,9 @@ from mcp_kube.kube.port import ClusterSource, Kind
 from mcp_kube.policy.decision import Policy, ReadOnlyPolicy
 from mcp_kube.server.auth import build_verifier, principal_of_token, public_url
 from mcp_kube.server.headers import with_param_headers
+from mcp_kube.server.tasks import TasksExtension
 from mcp_kube.settings import Settings
-from mcp_kube.tools import catalog
+from mcp_kube.tools import catalog, progress
 from mcp_kube.tools.base import ToolSpec
 from mcp_kube.tracing import TraceContext, child_of
 
@@ -91,6 +92,7 @@ class GatedTool(Tool):
     ) -> CallToolResult | InputRequiredResult:
         gate: Gate = self.gate_ref()
         principal: Principal = self.principal_of(context)
+        reporting = progress.REPORTER.set(context.report_progress)  # sent if the client asked
         try:
             outcome = await gate.call(
                 self.spec,
@@ -104,6 +106,8 @@ class GatedTool(Tool):
         except InputNeeded as needed:
             result: InputRequiredResult = needed.payload
             return result
+        finally:
+            progress.REPORTER.reset(reporting)
         return tool_result(outcome)
 
 
@@ -284,6 +288,7 @@ def build_server(
         instructions=INSTRUCTIONS,
         version=__version__,
         tools=tools,
+        extensions=[TasksExtension(tools)],  # submit_job as a task, for clients that ask
         lifespan=lifespan,
         log_level="WARNING",
         token_verifier=verifier,
