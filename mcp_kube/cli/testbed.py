@@ -115,6 +115,13 @@ def up(args: argparse.Namespace) -> int:
     contexts = ", ".join(c.context for c in state.clusters)
     print(f"kubeconfig: {state.kubeconfig} (clusters: {contexts})")
     print(f"export KUBECONFIG={state.kubeconfig}")
+    from mcp_kube.testbed.telemetry import server_env
+
+    env = server_env(state)
+    if env:  # the server's metrics sources: `set -a; . FILE; set +a` before `mcp-kube serve`
+        path = Path(state.run_dir) / "server.env"
+        path.write_text("".join(f"{k}='{v}'\n" for k, v in env.items()))
+        print(f"set -a; . {path}; set +a   # GPU metrics from the testbed's Prometheus")
     return 0
 
 

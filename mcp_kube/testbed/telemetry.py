@@ -12,6 +12,7 @@ stops them; everything listens on 127.0.0.1 only.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -22,7 +23,7 @@ import yaml
 from mcp_kube.errors import ComponentFailed
 from mcp_kube.testbed import gpusim
 from mcp_kube.testbed.build import Report
-from mcp_kube.testbed.fleet import Fleet
+from mcp_kube.testbed.fleet import Fleet, load_fleet
 from mcp_kube.testbed.paths import COMPONENTS, binary_path
 from mcp_kube.testbed.pki import Pki
 from mcp_kube.testbed.processes import Proc, free_port, http_ok, start, wait
@@ -34,6 +35,7 @@ __all__ = [
     "PROBES",
     "PROMETHEUS",
     "prometheus_url",
+    "server_env",
     "start_telemetry",
     "wait_telemetry",
 ]
@@ -46,6 +48,26 @@ READY_TIMEOUT_S = 60.0
 
 def _binary(name: str) -> str:
     return str(binary_path(next(c for c in COMPONENTS if c.name == name)))
+
+
+def server_env(state: TestbedState) -> dict[str, str]:
+    """The settings that point an mcp-kube server at the testbed's Prometheus servers (and
+    the fleets' GPU prices), as environment variables; empty without telemetry."""
+    sources: dict[str, dict[str, object]] = {}
+    prices: dict[str, float] = {}
+    for cs in state.clusters:
+        url = prometheus_url(cs)
+        tel = load_fleet(cs.profile).telemetry
+        if url is None or tel is None:
+            continue
+        sources[cs.name] = {"url": url, "timeout_s": 10}
+        prices |= tel.prices
+    if not sources:
+        return {}
+    return {
+        "MCP_KUBE_CLUSTERS__METRICS": json.dumps(sources, separators=(",", ":")),
+        "MCP_KUBE_CLUSTERS__GPU_PRICES": json.dumps(prices, separators=(",", ":")),
+    }
 
 
 def prometheus_url(cs: ClusterState) -> str | None:

@@ -17,6 +17,7 @@ from mcp_kube.llm.manifest import ModelMissing, by_role, check
 from mcp_kube.llm.session import connect
 from mcp_kube.llm.worker import ModelProcess
 from mcp_kube.testbed import cluster
+from mcp_kube.testbed.telemetry import server_env
 
 from .mcp_helpers import MCP_KUBE
 
@@ -35,6 +36,7 @@ EXPECTED: dict[str, list[tuple[str, dict[str, Any]]]] = {
     "which teams used the most GPU hours over the last day?": [
         ("gpu_usage_report", {"since_hours": 24})
     ],
+    "which allocated GPUs are sitting idle, and whose are they?": [("idle_gpus", {})],
 }
 
 
@@ -73,7 +75,7 @@ async def _ask_all(server: str, model: str, cache: Path) -> list[AgentResult]:
 
 
 def test_every_readme_question_is_answered_from_its_results(
-    testbed: cluster.TestbedState, tmp_path: Path
+    testbed: cluster.TestbedState, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     try:
         model = by_role("ci").name
@@ -84,6 +86,10 @@ def test_every_readme_question_is_answered_from_its_results(
         f"{MCP_KUBE} serve --kubeconfig {testbed.kubeconfig} --context gpu-east "
         f"--context gpu-west --audit-log {tmp_path / 'audit.jsonl'}"
     )
+    metrics = server_env(testbed)  # the server reads the testbed's Prometheus, as in `make demo`
+    assert metrics, "the testbed runs no Prometheus"
+    for key, value in metrics.items():
+        monkeypatch.setenv(key, value)
     t0 = time.monotonic()
     results = anyio.run(_ask_all, server, model, tmp_path / "states")
     for q, result in zip(EXPECTED, results, strict=True):
