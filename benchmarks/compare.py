@@ -13,6 +13,9 @@ B5 agent decode speed vs raw llama-cpp-python (benchmarks/agent_speed.py).
 B6 cold start: spawning the stdio server until its tools/list answer.
 B7 server memory: RSS idle, with every node and pod cached, and its peak; growth per 10,000 pods
    (benchmarks/bench_memory.py).
+B8 telemetry: idle_gpus and gpu_utilization warm p50/p95 over MCP against the testbed's
+   Prometheus, and the memory its Prometheus, dcgm-exporter and Kueue add
+   (benchmarks/bench_telemetry.py).
 
 Each figure is the median of --runs (min and max shown). `make bench` runs it on the scale
 profile (`mcp-kube testbed up --profile scale --dir DIR`); any profile works. The peers come
@@ -44,6 +47,7 @@ from bench_b2 import b2
 from bench_b4 import b4, b6
 from bench_common import HERE, Setup
 from bench_memory import memory
+from bench_telemetry import telemetry
 
 
 def _script(name: str, *args: str) -> dict[str, Any]:
@@ -116,6 +120,7 @@ def main() -> int:
     run.step("b3", _b3)
     run.step("b6", lambda: b6(bench))  # after B1-B3: a new scale cluster has settled by then
     run.step("b7", lambda: memory(bench))
+    run.step("b8", lambda: telemetry(bench))
     run.step("b4", lambda: b4(bench))
     run.step("b5", lambda: _script("agent_speed.py", bench.kubeconfig, bench.context))
     if args.llama and args.llama.is_file():

@@ -215,6 +215,21 @@ def _b7(b: R) -> list[Row]:
     ]
 
 
+def _b8(b: R) -> list[Row]:
+    idle, util = b["idle_gpus"], b["gpu_utilization"]
+    extra = ", ".join(f"{k} {num(v)}" for k, v in b["testbed_extra_rss_mib"].items())
+    met = "met" if idle["p50_ms"] <= 500 else "missed"
+    return [
+        (
+            "B8 idle_gpus / gpu_utilization, warm (Prometheus)",
+            f"p50 {num(idle['p50_ms'])} ms / {num(util['p50_ms'])} ms "
+            f"(p95 {num(idle['p95_ms'])} / {num(util['p95_ms'])} ms)",
+            f"testbed telemetry + Kueue RSS {num(b['testbed_extra_rss_total_mib'])} MiB ({extra})",
+            f"idle_gpus p50 <= 500 ms: {met}",
+        )
+    ]
+
+
 def _llama(b: R) -> list[Row]:
     def tok(f: R) -> str:
         return f"decode {f['decode_tokens_per_s']} tok/s, prompt {f['prompt_tokens_per_s']} tok/s"
@@ -239,6 +254,7 @@ SECTIONS = (
     ("b5", _b5),
     ("b6", _b6),
     ("b7", _b7),
+    ("b8", _b8),
     ("llama_builds", _llama),
 )
 
