@@ -86,6 +86,8 @@ def test_crashed_component_shows_in_status_and_down_still_cleans_up(tmp_path, ca
         "kube-controller-manager": True,
         "kube-scheduler": False,
         "kwok": True,
+        "dcgm-exporter": True,  # the west fleet has GPU telemetry
+        "prometheus": True,
     }
     assert main(["testbed", "status", "--dir", str(run)]) == 1
     assert "NOT RUNNING" in capsys.readouterr().out
