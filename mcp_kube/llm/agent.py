@@ -241,6 +241,18 @@ class Agent:
             return G.question_for(name, invented)
         return ToolCall(name, args)
 
+    def _asks(self, question: str) -> list[str]:
+        """The request's asks: a later part is its own ask only when its words name a subject
+        of its own (a tool's, or a change); "and whose are they?" is about the same result."""
+        asks: list[str] = []
+        for part in P.parts(question):
+            own = R.route(part, self.reads) != self.reads or P.changes_asked(part)
+            if asks and not own:
+                asks[-1] = f"{asks[-1]}, {part}"
+            else:
+                asks.append(part)
+        return asks
+
     def _invented(self, value: Any, ground: G.Grounding | None) -> bool:
         return ground is not None and value in self.examples and value not in ground.words
 
@@ -281,7 +293,7 @@ class Agent:
         """Tool calls, each result appended to ``messages``, until the model answers or a limit
         stops it; why the calls ended (``plan``: the first call is decided, ``runner`` None)."""
         seen: set[str] = set()
-        asks = P.parts(result.question)  # a request may ask two things: one call for each
+        asks = self._asks(result.question)  # a request may ask two things: one call for each
         results: list[str] = []  # where grounded argument values may come from, besides asks
         while True:
             if len(result.calls) >= self.max_calls:

@@ -42,7 +42,7 @@ class Result:
 
 @dataclass(frozen=True)
 class Problem:
-    kind: str  # call, empty, number, name, premise
+    kind: str  # call, empty, question, number, name, premise
     detail: str
 
 
@@ -86,6 +86,8 @@ def problems(answer: str, question: str, results: Sequence[Result]) -> list[Prob
         return [Problem("empty", "no answer text")]
     if looks_like_call(answer):
         return [Problem("call", "the answer is a tool call, not sentences")]
+    if answer.rstrip().endswith("?"):
+        return [Problem("question", "the answer asks instead of answering")]
     source = question + "\n" + "\n".join(r.text for r in results)
     low_source = source.lower()
     found: list[Problem] = []

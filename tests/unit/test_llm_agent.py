@@ -366,6 +366,14 @@ def test_a_brief_answer_is_one_checked_sentence_then_the_facts() -> None:
     assert result.answer == "From gpu_inventory:\nFree now: 8 of 56 GPUs"  # 9: no result says so
 
 
+def test_a_later_part_without_a_subject_of_its_own_is_the_same_ask() -> None:
+    agent = Agent(ScriptedBackend([]), tool_defs(), clusters=CLUSTERS)
+    assert agent._asks("which GPUs are idle, and whose are they?") == [
+        "which GPUs are idle, whose are they?"
+    ]
+    assert len(agent._asks("why is x-1 pending and where could it run instead?")) == 2
+
+
 def test_the_loop_is_bounded() -> None:
     outputs: list[str] = []
     for i in range(3):

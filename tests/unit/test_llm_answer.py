@@ -90,3 +90,9 @@ def test_a_request_is_split_into_its_asks(request_: str, asks: int) -> None:
     assert len(got) == asks, got
     words = request_.replace("?", " ").replace(",", " ").split()
     assert all(w in words for p in got for w in p.replace("?", " ").replace(",", " ").split())
+
+
+def test_an_answer_that_asks_back_is_no_answer() -> None:
+    assert kinds("How much GPU quota is left in team-b?", "quota of team-b", INVENTORY) == [
+        "question"
+    ]
