@@ -54,7 +54,8 @@ def settle_roles(
     for role in _OTHER_ROLES:
         if ns is not None and out.get(role) == ns and not _after(role, ns, request):
             del out[role]
-    named_spaces = sorted(set(spaces) - set(clusters))
+    # only a word that looks like a name ("team-a", "ns2"), never a plain one ("namespace over")
+    named_spaces = sorted(w for w in set(spaces) - set(clusters) if re.search(r"[-\d]", w))
     if "namespace" in params and "namespace" not in out and len(named_spaces) == 1:
         out["namespace"] = named_spaces[0]
     low = request.lower()

@@ -21,6 +21,7 @@ from mcp_kube.testbed.telemetry import server_env
 
 from .mcp_helpers import MCP_KUBE
 
+ROLES = {"namespace", "cluster", "job", "pod", "node", "name"}
 README = Path(__file__).resolve().parents[2] / "README.md"
 # question -> the calls it needs: (tool, arguments that must be there), in any order
 EXPECTED: dict[str, list[tuple[str, dict[str, Any]]]] = {
@@ -37,6 +38,9 @@ EXPECTED: dict[str, list[tuple[str, dict[str, Any]]]] = {
         ("gpu_usage_report", {"since_hours": 24})
     ],
     "which allocated GPUs are sitting idle, and whose are they?": [("idle_gpus", {})],
+    "how busy were the GPUs per namespace over the last 6 hours?": [
+        ("gpu_utilization", {"group_by": "namespace", "window_hours": 6})
+    ],
 }
 
 
@@ -98,6 +102,11 @@ def test_every_readme_question_is_answered_from_its_results(
         print("      " + result.answer.replace("\n", "\n      "))
         for tool, want in EXPECTED[q]:
             assert _made(result, tool, want), (q, calls)
+        for c in result.calls:  # every name an argument holds is one the question names
+            for key in ROLES & set(c.arguments):
+                value = str(c.arguments[key])
+                assert value in q, (q, c.name, key, value)
+                assert re.search(r"[-\d]", value), (q, c.name, key, value)
         found = A.problems(
             result.answer,
             q,

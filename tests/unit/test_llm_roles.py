@@ -36,6 +36,8 @@ def test_a_single_named_namespace_and_cluster_are_filled_in() -> None:
                        ["team-c", "team-d"], CLUSTERS)  # fmt: skip
     assert two == {}  # ambiguous: left to the tool's default
     assert settle_roles({}, ["cluster"], "gpus on gpu-eastern", [], CLUSTERS) == {}
+    plain = settle_roles({}, ["namespace"], "busy per namespace over 6 hours", ["over"], CLUSTERS)
+    assert plain == {}  # "over" is no namespace's name
 
 
 def test_a_choice_the_request_names_is_made_and_a_guessed_filter_dropped() -> None:
