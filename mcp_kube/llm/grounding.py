@@ -10,7 +10,6 @@ Pure functions over plain data; no I/O.
 
 from __future__ import annotations
 
-import itertools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -207,6 +206,7 @@ def numbers_of(request: str) -> dict[int, frozenset[str]]:
 
 
 _SPACE_BEFORE = frozenset({"namespace", "ns"})
+_GROUPING = frozenset({"per", "by", "each", "every"})
 _SPACE_HINT = frozenset({"in", "to", "for"})  # "in team-a": a namespace, if a name
 _OBJECT_ROLES = frozenset({"name", "job", "pod", "node", "near_pvc", "container"})
 
@@ -218,8 +218,10 @@ def _named(request: str) -> tuple[set[str], set[str]]:
     toks = _WORD.findall(request)
     objects: set[str] = set()
     spaces: set[str] = set()
-    for prev, word in itertools.pairwise(toks):
+    for before, prev, word in zip(["", *toks], toks, toks[1:], strict=False):
         low, named = prev.lower(), word.lower() not in _NOT_NAME | _BEFORE_NAME
+        if before.lower() in _GROUPING:  # "per namespace over ...": a grouping, no name follows
+            continue
         if low in _SPACE_BEFORE and named:
             spaces.add(word)
         elif low in _BEFORE_NAME and named:

@@ -54,3 +54,11 @@ def test_a_choice_the_request_names_is_made_and_a_guessed_filter_dropped() -> No
     assert settle_choices("gpu_utilization", {}, "busy per node")["group_by"] == "node"
     assert settle_choices("pod_logs", {"previous": True}, "logs of x-0") == {}
     assert settle_choices("pod_logs", {}, "log of the earlier container")["previous"] is True
+
+
+def test_a_grouping_word_is_followed_by_no_name() -> None:
+    from mcp_kube.llm.grounding import Grounding
+
+    g = Grounding.of("how busy were the GPUs per namespace over the last 6 hours?")
+    assert "over" not in g.spaces
+    assert "over" not in g.words
