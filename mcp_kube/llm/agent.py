@@ -198,7 +198,8 @@ class Agent:
         self, result: AgentResult, prompt: str, first: bool, context: list[str]
     ) -> ToolCall | str | None:
         """The model's next tool call; None when it chose to answer (or wrote no call); a
-        question to the human when a write lacks an argument the request does not state."""
+        question to the human when a write lacks an argument the request does not state.
+        ``first``: the first call for the ask ``context[0]`` (no answer may come before it)."""
         asked = [w for w in P.changes_asked(context[0]) if w in self.tools]
         # an order to change ("stop x") is the first call; a question may read first
         order = first and asked and not P.is_question(context[0])
@@ -305,7 +306,9 @@ class Agent:
             # the ask at hand first; the whole request and the results may fill names too
             context = [ask, result.question, *results] if len(asks) > 1 else [ask, *results]
             prompt = P.render(messages) + P.CALL_PREFIX
-            call = await self._next_call(result, prompt, not result.calls, context)
+            # a new ask (none yet, or the last result served the one before) must get a call
+            fresh = not result.outcomes or _served(result.outcomes[-1])
+            call = await self._next_call(result, prompt, fresh, context)
             if isinstance(call, str):
                 result.answer = call
                 return "ask"

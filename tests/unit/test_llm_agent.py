@@ -330,6 +330,8 @@ def test_a_request_that_asks_two_things_makes_a_call_for_each() -> None:
     assert [c[0] for c in runner.calls] == ["explain_pending", "gpu_inventory"]
     # after the first result the model is told which part of the request is still open
     assert "next part of my request: what is free instead?" in backend.prompts[2]
+    assert 'answer\\"' not in backend.grammars[2]  # the open ask gets a call, not an answer
+    assert backend.grammars[2] == 'root ::= ("gpu_inventory\\"")\n'  # routed: "free"
     assert result.answer == "x-1 waits for quota; 8 GPUs are free on h100-2."
     assert result.answer_source == "model"
 
