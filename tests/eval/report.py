@@ -112,13 +112,32 @@ def print_report(s: dict[str, Any], misses: bool = True) -> None:
 
 
 def print_comparison(results: list[dict[str, Any]]) -> None:
-    """One line per model, for the README."""
-    print("\n| model | set | right tool + key args | parse rate | wrong write args | p50 | p95 |")
-    print("|---|---|---|---|---|---|---|")
+    """One line per model, for the README (its table is pasted from here)."""
+    print(
+        "\n| model | set | right tool + key args | right tool | parse rate | wrong write args "
+        "| two-call: all calls made | p50 / p95 |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
     for s in results:
+        m = s.get("multi_step") or {"requests": 0, "all_calls_made": 0}
         print(
             f"| {s['model']} | {s['set']} | {s['right']}/{s['requests']} = "
-            f"{s['tool_and_args_accuracy']:.0%} | {s['parse_rate']:.0%} | "
-            f"{s['wrong_write_arguments']} | {s['latency_p50_s']:.1f}s | "
-            f"{s['latency_p95_s']:.1f}s |"
+            f"{s['tool_and_args_accuracy']:.0%} | {s['tool_accuracy']:.0%} | "
+            f"{s['parse_rate']:.0%} | {s['wrong_write_arguments']} | "
+            f"{m['all_calls_made']}/{m['requests']} | "
+            f"{s['latency_p50_s']:.1f} s / {s['latency_p95_s']:.1f} s |"
         )
+
+
+def main() -> int:
+    """Print the README table from an evaluation's JSON (``evaluate.py --json``)."""
+    import json
+    import sys
+    from pathlib import Path
+
+    print_comparison(json.loads(Path(sys.argv[1]).read_text()))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
