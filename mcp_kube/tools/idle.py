@@ -11,12 +11,14 @@ from __future__ import annotations
 import time
 from collections import defaultdict
 
+import anyio
 from pydantic import Field
 
 from mcp_kube.domain import DnsLabel
+from mcp_kube.errors import ToolError
 from mcp_kube.kube.port import ClusterPort
 from mcp_kube.metrics.promql import first_seen, last_above, over_window
-from mcp_kube.metrics.result import device_key
+from mcp_kube.metrics.result import Sample, device_key
 from mcp_kube.tools.base import ToolContext, ToolOutput, ToolSpec
 from mcp_kube.tools.common import ClusterStatus, FleetInput, fan_out, unavailable_lines
 from mcp_kube.tools.gpumetrics import holder_matchers, mig_share
@@ -73,21 +75,33 @@ async def _idle_in(port: ClusterPort, args: IdleGpusInput, now: float) -> list[I
     held = holder_matchers(args.namespace, None, held=True)
     idle_s = max(60, round(args.idle_hours * 3600))
     look_s = max(idle_s, round(args.lookback_hours * 3600))
-    peak = await port.query_metrics(over_window("max", "DCGM_FI_DEV_GPU_UTIL", idle_s, held, now))
-    idle = [s for s in peak if s.labels.get("pod") and s.value < args.threshold_percent]
+    queries = {  # independent: asked at once (the latency is the slowest, not the sum)
+        "peak": over_window("max", "DCGM_FI_DEV_GPU_UTIL", idle_s, held, now),
+        "busy": last_above(args.threshold_percent, look_s, held, now),
+        "seen": first_seen(look_s, held, now),
+    }
+    got: dict[str, list[Sample]] = {}
+    failed: list[ToolError] = []
+
+    async def ask(name: str) -> None:
+        try:
+            got[name] = await port.query_metrics(queries[name])
+        except ToolError as e:  # raised below as itself, not inside an exception group
+            failed.append(e)
+
+    async with anyio.create_task_group() as tg:
+        for name in queries:
+            tg.start_soon(ask, name)
+    if failed:
+        raise failed[0]
+    idle = [s for s in got["peak"] if s.labels.get("pod") and s.value < args.threshold_percent]
     if not idle:
         return []
     pods = {(p.namespace, p.name): p for p in await port.pods() if not p.terminal}
     # held now: a pod that ended within the window left its series behind
     idle = [s for s in idle if (s.labels.get("namespace", ""), s.labels["pod"]) in pods]
-    busy = {
-        device_key(s.labels): s.value
-        for s in await port.query_metrics(last_above(args.threshold_percent, look_s, held, now))
-    }
-    seen = {
-        device_key(s.labels): s.value
-        for s in await port.query_metrics(first_seen(look_s, held, now))
-    }
+    busy = {device_key(s.labels): s.value for s in got["busy"]}
+    seen = {device_key(s.labels): s.value for s in got["seen"]}
     jobs = {
         key: next((p.labels[k] for k in JOB_LABELS if p.labels.get(k)), None)
         for key, p in pods.items()
