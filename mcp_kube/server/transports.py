@@ -112,11 +112,8 @@ class RateLimit:
         await self.app(scope, receive, send)
 
 
-def serve(
-    settings: Settings, transport: Literal["stdio", "http"], policy_paths: list[Path] | None = None
-) -> None:
-    """Serve until stopped. An invalid policy stops the start (PolicyError names file and rule)."""
-    # Logs go to stderr: on stdio, stdout carries the protocol.
+def _log_to_stderr(settings: Settings) -> None:
+    """Logs go to stderr (on stdio, stdout carries the protocol), as text or JSON lines."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(
         JsonLines()
@@ -125,6 +122,13 @@ def serve(
     )
     logging.basicConfig(handlers=[handler], level=logging.WARNING, force=True)
     log.setLevel(logging.INFO)  # the server's own start line; libraries stay at WARNING
+
+
+def serve(
+    settings: Settings, transport: Literal["stdio", "http"], policy_paths: list[Path] | None = None
+) -> None:
+    """Serve until stopped. An invalid policy stops the start (PolicyError names file and rule)."""
+    _log_to_stderr(settings)
     policy = ReloadablePolicy(policy_paths) if policy_paths else None
     if policy is not None:
 

@@ -17,7 +17,7 @@ from pydantic import Field
 from mcp_kube.domain import DnsLabel
 from mcp_kube.errors import ToolError
 from mcp_kube.kube.port import ClusterPort
-from mcp_kube.metrics.promql import first_seen, last_above, over_window
+from mcp_kube.metrics.promql import PromQuery, first_seen, last_above, over_window
 from mcp_kube.metrics.result import Sample, device_key
 from mcp_kube.tools.base import ToolContext, ToolOutput, ToolSpec
 from mcp_kube.tools.common import ClusterStatus, FleetInput, fan_out, unavailable_lines
@@ -71,6 +71,25 @@ def suggested_action(cluster: str, namespace: str, pod: str, job: str | None) ->
     return f"ask the owner of pod {namespace}/{pod} to stop it (no Job: no tool suspends it)"
 
 
+async def _ask_all(port: ClusterPort, queries: dict[str, PromQuery]) -> dict[str, list[Sample]]:
+    """Every query at once; a failing one is raised as itself, not inside an exception group."""
+    got: dict[str, list[Sample]] = {}
+    failed: list[ToolError] = []
+
+    async def ask(name: str) -> None:
+        try:
+            got[name] = await port.query_metrics(queries[name])
+        except ToolError as e:
+            failed.append(e)
+
+    async with anyio.create_task_group() as tg:
+        for name in queries:
+            tg.start_soon(ask, name)
+    if failed:
+        raise failed[0]
+    return got
+
+
 async def _idle_in(port: ClusterPort, args: IdleGpusInput, now: float) -> list[IdleHolder]:
     held = holder_matchers(args.namespace, None, held=True)
     idle_s = max(60, round(args.idle_hours * 3600))
@@ -80,20 +99,7 @@ async def _idle_in(port: ClusterPort, args: IdleGpusInput, now: float) -> list[I
         "busy": last_above(args.threshold_percent, look_s, held, now),
         "seen": first_seen(look_s, held, now),
     }
-    got: dict[str, list[Sample]] = {}
-    failed: list[ToolError] = []
-
-    async def ask(name: str) -> None:
-        try:
-            got[name] = await port.query_metrics(queries[name])
-        except ToolError as e:  # raised below as itself, not inside an exception group
-            failed.append(e)
-
-    async with anyio.create_task_group() as tg:
-        for name in queries:
-            tg.start_soon(ask, name)
-    if failed:
-        raise failed[0]
+    got = await _ask_all(port, queries)
     idle = [s for s in got["peak"] if s.labels.get("pod") and s.value < args.threshold_percent]
     if not idle:
         return []
