@@ -73,30 +73,36 @@ def test_component_crash_at_start_names_it_and_its_log(tmp_path, monkeypatch) ->
 def test_crashed_component_shows_in_status_and_down_still_cleans_up(tmp_path, capsys) -> None:
     run = tmp_path / "run"
     state = cluster.up(profile="west", run_dir=run, report=quiet)
-    sched = next(c for c in state.clusters[0].components if c.name == "kube-scheduler")
-    os.kill(sched.pid, signal.SIGKILL)
-    # The signal is delivered asynchronously: on a busy host the process lingers a moment.
-    wait_for(lambda: not is_running(sched), "the killed scheduler to exit", timeout=10, every=0.05)
-    info = cluster.status(run)
-    assert info["running"] is False
-    comps = {c["name"]: c["running"] for c in info["clusters"][0]["components"]}
-    assert comps == {
-        "etcd": True,
-        "kube-apiserver": True,
-        "kube-controller-manager": True,
-        "kube-scheduler": False,
-        "kwok": True,
-        "dcgm-exporter": True,  # the west fleet has GPU telemetry
-        "prometheus": True,
-    }
-    assert main(["testbed", "status", "--dir", str(run)]) == 1
-    assert "NOT RUNNING" in capsys.readouterr().out
-    # A second `up` on a live run folder is refused rather than clobbering it.
-    with pytest.raises(Exception, match="already running"):
-        cluster.up(profile="west", run_dir=run, report=quiet)
-    assert main(["testbed", "down", "--dir", str(run)]) == 0
-    assert processes_using(run) == []
-    assert not run.exists()
+    try:
+        sched = next(c for c in state.clusters[0].components if c.name == "kube-scheduler")
+        os.kill(sched.pid, signal.SIGKILL)
+        # The signal is delivered asynchronously: on a busy host the process lingers a moment.
+        wait_for(
+            lambda: not is_running(sched), "the killed scheduler to exit", timeout=10, every=0.05
+        )
+        info = cluster.status(run)
+        assert info["running"] is False
+        comps = {c["name"]: c["running"] for c in info["clusters"][0]["components"]}
+        assert comps == {
+            "etcd": True,
+            "kube-apiserver": True,
+            "kube-controller-manager": True,
+            "kube-scheduler": False,
+            "kwok": True,
+            "dcgm-exporter": True,  # the west fleet has GPU telemetry
+            "prometheus": True,
+        }
+        assert main(["testbed", "status", "--dir", str(run)]) == 1
+        assert "NOT RUNNING" in capsys.readouterr().out
+        # A second `up` on a live run folder is refused rather than clobbering it.
+        with pytest.raises(Exception, match="already running"):
+            cluster.up(profile="west", run_dir=run, report=quiet)
+        assert main(["testbed", "down", "--dir", str(run)]) == 0
+        assert processes_using(run) == []
+        assert not run.exists()
+    finally:  # a failed assertion must not leave the cluster running
+        if run.exists():
+            cluster.down(run, report=quiet)
 
 
 def test_stale_state_is_replaced_by_a_fresh_up(tmp_path) -> None:
