@@ -26,6 +26,7 @@ from mcp_kube.llm import prompt as P
 from mcp_kube.llm import route as R
 from mcp_kube.llm.backend import Backend, Generation
 from mcp_kube.llm.roles import settle_choices, settle_roles
+from mcp_kube.llm.slots import settle_numbers
 
 ANSWER_MODES = ("brief", "checked", "facts", "model")
 BRIEF_TOKENS = 64  # one sentence
@@ -237,6 +238,7 @@ class Agent:
             params = list(tool.input_schema.get("properties", {}))
             args = settle_roles(args, params, context[0], sorted(ground.spaces), self.clusters)
             args = settle_choices(name, args, context[0])
+            args = settle_numbers(args, tool.input_schema, context[0])
         invented = [k for k, v in args.items() if self._invented(v, ground)]
         if invented:  # a name from the examples, not from the user or a result
             return G.question_for(name, invented)

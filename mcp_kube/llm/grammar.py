@@ -226,14 +226,16 @@ def question_for(tool: str, args: list[str]) -> str:
 
 
 def for_write(schema: dict[str, Any], ground: Grounding) -> dict[str, Any]:
-    """A write's schema in which a cluster the user named is required: a change happens where
-    the user said, never on the default cluster by omission."""
+    """A write's schema in which a cluster the user named is required, and a GPU product: a
+    change happens where the user said, never on the default cluster or any GPU by omission."""
     named = [
         k
         for k in ground.known
         if _grounded(k, schema.get("properties", {}).get(k, {}), ground, False)
     ]
     extra = [k for k in named if k in schema.get("properties", {})]
+    if "gpu_product" in schema.get("properties", {}) and any(map(is_product, ground.words)):
+        extra.append("gpu_product")  # "eight A100s": on those GPUs, not on any
     if not extra:
         return schema
     return {**schema, "required": [*schema.get("required", ()), *extra]}

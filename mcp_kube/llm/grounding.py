@@ -88,6 +88,8 @@ _BEFORE_NAME = frozenset(
         "terminate",
         "suspend",
         "pause",
+        "freeze",
+        "halt",
         "resume",
         "unpause",
         "continue",

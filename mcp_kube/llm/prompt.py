@@ -193,15 +193,20 @@ def _unmark(text: str) -> str:
 # the verbs of each change: a write tool is offered only when its own verb is in the request
 CHANGES = {
     "cancel_job": "cancel|kill|delete|remove|stop|terminate|abort",
-    "suspend_job": "suspend|pause|on hold|hold job",
-    "resume_job": "resume|unpause|continue|restart|unsuspend",
+    "suspend_job": "suspend|pause|on hold|hold job|freeze|halt",
+    "resume_job": "resume|unpause|continue|restart|unsuspend|un-suspend|un-pause|unfreeze",
     "submit_job": "submit|submitt|run|launch|start|create|schedule|queue|enqueue",
 }
-_VERBS = {tool: re.compile(rf"\b({verbs})\b", re.IGNORECASE) for tool, verbs in CHANGES.items()}
+# "un-suspend" resumes: a verb right after "un" / "un-" is not its own change
+_VERBS = {
+    tool: re.compile(rf"(?<!un-)(?<!un)\b({verbs})\b", re.IGNORECASE)
+    for tool, verbs in CHANGES.items()
+}
 # "won't start", "may I delete", "what happens if I cancel": a question, not a request
 _NOT_ASKED = re.compile(
     r"\b(not|never|won't|can't|cannot|don't|doesn't|didn't|isn't|(are|is|was|were)( on)?)\s+$"
-    r"|\b(may i|can i|could i|am i|allowed to|permitted to|if i|what happens|would|should i)\b",
+    r"|\b(may i|can i|could i|am i|allowed to|permitted to|if i|what happens|would|should i)\b"
+    r"|\b(i'?ll|i will|we'?ll|later)\b",
     re.IGNORECASE,
 )
 

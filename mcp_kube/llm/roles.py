@@ -17,18 +17,29 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
+from mcp_kube.llm.slots import is_quantity
+
 __all__ = ["settle_choices", "settle_roles"]
 
 _OTHER_ROLES = ("name", "job", "pod", "node")
+_ROLES = ("namespace", "cluster", *_OTHER_ROLES)
+_POD_INDEX = re.compile(r"-[0-9]{1,3}$")  # a Job's pods: <job>-<index>
 
 
 def _after(word: str, value: str, request: str) -> bool:
     return bool(re.search(rf"\b{word}s?\W+{re.escape(value)}\b", request, re.IGNORECASE))
 
 
+def _pod_named(name: str, request: str) -> bool:
+    """A pod: after "pod", or named like one of a Job's pods ("train-0") with no "job" before."""
+    if _after("pod", name, request):
+        return True
+    return bool(_POD_INDEX.search(name)) and not _after("job", name, request)
+
+
 def _one_of_job_or_pod(args: dict[str, Any], request: str) -> None:
     job, pod = args.get("job"), args.get("pod")
-    if isinstance(job, str) and (pod == job or pod is None) and _after("pod", job, request):
+    if isinstance(job, str) and (pod == job or pod is None) and _pod_named(job, request):
         args["pod"] = job
         del args["job"]
     elif isinstance(pod, str) and job is None and _after("job", pod, request):
@@ -36,6 +47,23 @@ def _one_of_job_or_pod(args: dict[str, Any], request: str) -> None:
         del args["pod"]
     elif isinstance(job, str) and isinstance(pod, str):  # both: the role the request gives
         del args["pod" if _after("job", job, request) or not _after("pod", pod, request) else "job"]
+
+
+def _swap_pod_named_namespace(args: dict[str, Any]) -> None:
+    """A namespace named like a Job's pod ("eval-0") and a pod or job named like a namespace
+    ("team-b") trade places: pods end in their index, namespaces rarely do."""
+    ns = args.get("namespace")
+    if not isinstance(ns, str) or not _POD_INDEX.search(ns):
+        return
+    for role in ("pod", "job", "name"):
+        other = args.get(role)
+        if isinstance(other, str) and not _POD_INDEX.search(other):
+            args["namespace"], args[role] = other, ns
+            return
+
+
+def _quantity(value: Any) -> bool:
+    return isinstance(value, str) and is_quantity(value)
 
 
 def settle_roles(
@@ -47,7 +75,8 @@ def settle_roles(
 ) -> dict[str, Any]:
     """``args`` with names moved, dropped or filled in as above (a new dict). ``params``: the
     tool's argument names; ``spaces``: the words the request puts where a namespace goes."""
-    out = dict(args)
+    out = {k: v for k, v in args.items() if not (k in _ROLES and _quantity(v))}
+    _swap_pod_named_namespace(out)
     if "job" in params and "pod" in params:
         _one_of_job_or_pod(out, request)
     ns = out.get("namespace")
@@ -115,6 +144,18 @@ CHOICES: dict[str, dict[str, dict[Any, re.Pattern[str]]]] = {
     },
 }
 GUESSES = {"status", "previous"}  # filters the model may not set on its own
+FIRST_WINS = {"warnings_only"}  # "all events, not just warnings": the first value named wins
+_BY_LABEL = re.compile(r"\bby (?:the )?label\W+([A-Za-z0-9][\w./-]{0,62})", re.IGNORECASE)
+_KINDS = {"job": "Job", "pod": "Pod", "node": "Node", "pvc": "PersistentVolumeClaim"}
+
+
+def _kind_of(name: str, request: str) -> str | None:
+    """The kind the request gives an object: "job x", "x job", "pod x-0"."""
+    for word, kind in _KINDS.items():
+        value = re.escape(name)
+        if re.search(rf"\b{word}s?\W+{value}\b|\b{value}\W+{word}\b", request, _I):
+            return kind
+    return None
 
 
 def settle_choices(tool: str, args: dict[str, Any], request: str) -> dict[str, Any]:
@@ -123,8 +164,16 @@ def settle_choices(tool: str, args: dict[str, Any], request: str) -> dict[str, A
     out = dict(args)
     for arg, values in CHOICES.get(tool, {}).items():
         named = [v for v, rx in values.items() if rx.search(request)]
-        if len(named) == 1:
+        if len(named) == 1 or (named and arg in FIRST_WINS):
             out[arg] = named[0]
         elif not named and arg in GUESSES:
             out.pop(arg, None)
+    label = _BY_LABEL.search(request)
+    if tool == "gpu_usage_report" and label:
+        out["group_by"] = f"label:{label.group(1)}"
+    name = out.get("name")
+    if tool == "list_events" and isinstance(name, str) and "kind" not in out:
+        kind = _kind_of(name, request)
+        if kind:
+            out["kind"] = kind
     return out

@@ -20,7 +20,7 @@ _I = re.IGNORECASE
 SUBJECTS: dict[str, re.Pattern[str]] = {
     "pod_logs": re.compile(
         r"\blogs?\b|\blogged\b|\bprint(ed|s)?\b|\boutput\b|\bstdout\b|\bstderr\b|\bgrep\b"
-        r"|\blines?\b|\b(earlier|previous|last) container\b|\bcrash(ed)?\b",
+        r"|\blines?\b|\b(earlier|previous|last) container\b|\bcrash(ed)?\b|\bwr[io]te\b",
         _I,
     ),
     "list_events": re.compile(r"\bevents?\b|\bwarnings?\b", _I),
@@ -31,48 +31,55 @@ SUBJECTS: dict[str, re.Pattern[str]] = {
     ),
     "gpu_utilization": re.compile(
         r"\butili[sz]ation\b|\butli[sz]ation\b|\butil\b|\bbusy\b|\bloaded\b|\bhow hard\b"
-        r"|\bpower\b|\bgpu memory\b|\bmemory used\b|\bdcgm\b",
+        r"|\bpower\b|\bgpu memory\b|\bmemory used\b|\bdcgm\b|\bcomputing\b|\bpercentage\b",
         _I,
     ),
     "gpu_quota": re.compile(
-        r"\bquotas?\b|\bcap\b|\bheadroom\b|\bqueues?\b|\bkueue\b|\ballowance\b|\blimit left\b",
+        r"\bquotas?\b|\bcap\b|\bheadroom\b|\bqueues?\b|\bkueue\b|\ballowance\b|\blimit left\b"
+        r"|\bbudget\b",
         _I,
     ),
     "explain_pending": re.compile(
-        r"\bpending\b|\bwaiting\b|\bstuck\b|\bqueued\b|\bwon'?t (start|run|schedule)\b"
+        r"\bpending\b|\bwaiting\b|\bstuck\b|\bqueued\b"
+        r"|\b(won'?t|can'?t|cannot) (start|run|schedule)\b"
         r"|\b(hasn'?t|has not|isn'?t|is not|not) (been )?(start|run|schedul|admit)\w*"
-        r"|\bwhy\b.*\bnot\b",
+        r"|\bwhy\b.*\b(not|can'?t|cannot|won'?t)\b",
         _I,
     ),
     "recommend_placement": re.compile(
-        r"\bwhere\b.*\b(fit|run|go|place|land|put|schedule)s?\b|\bfit\b|\bplacement\b"
+        r"\bwhere\b.*\b(fit|run|go|place|land|put|schedule)s?\b|\bfits?\b|\bplacement\b|\bplace\b"
         r"|\bbest (spot|node|place)\b|\bwhich node\b|\b(a|one|my) job with\b.*\bwhere\b"
         r"|\bwhere\?",
         _I,
     ),
     "gpu_usage_report": re.compile(
-        r"\bgpu[- ]?hours?\b|\bgpu time\b|\bburn(ed|t)?\b|\bconsum\w*|\busage\b|\bused the most\b"
+        r"\bgpu[- ]?hours?\b|\bgpu time\b|\bburn(ed|t)?\b|\bconsum(ed|es|ing|ption)\b|\busage\b"
+        r"|\bused the most\b"
         r"|\bcost\w*\b|\bspen[dt]\b|\bby label\b|\befficien\w*",
         _I,
     ),
     "whoami": re.compile(
-        r"\bwho am i\b|\bperm(s|issions?)\b|\bmay i\b|\bcan i\b|\ballowed\b"
-        r"|\bmy (role|rights|access)\b|\blogged in\b|\bidentity\b",
+        r"\bwho am i\b|\bperm(s|issions?)\b|(?<!where )(?<!how )\b(may|can) i\b|\ballowed\b"
+        r"|\bmy (role|rights|access)\b|\blogged in\b|\bidentity\b|\bacting as\b"
+        r"|\b(which|what) user\b|\bservice ?account\b",
         _I,
     ),
     "list_clusters": re.compile(
-        r"\bclusters?\b.*\b(list|see|reach|available)\b|\bcluster list\b|\bcontexts?\b"
+        r"\bclusters?\b.*\b(list|see|reach|available|connected)\b|\bcluster list\b|\bcontexts?\b"
+        r"|\b(list|show|which|what)\b.*\bclusters\b"
         r"|\bversions?\b",
         _I,
     ),
     "get_job": re.compile(
         r"\bprogress\b|\bepochs?\b|\bsteps?\b|\bloss\b|\bfinished\b|\bdone\b|\balive\b"
         r"|\bstatus of\b|\bdetails? of job\b|\bhow far\b|\bhow long\b|\bwhere it'?s at\b"
-        r"|\bstill running\b|\bwhat happens\b",
+        r"|\bstill running\b|\bwhat happens\b|\bstatus\b|\bstate\b|\bsucceed\b"
+        r"|\babout (the )?job\b",
         _I,
     ),
     "wait_job": re.compile(
-        r"\buntil\b.*\b(ends?|finish\w*|done|complete\w*|succeed\w*|fail\w*)\b|\bwait for\b"
+        r"\b(until|till?)\b.*\b(ends?|finish\w*|done|complete\w*|succeed\w*|fail\w*)\b|\bwait for\b"
+        r"|\blet me know when\b|\bnotify\b|\bping me\b|\bkeep an eye\b"
         r"|\b(once|when)\b.*\b(succeeded|failed|finished|done|completes?)\b|\bfollow\b|\bwatch\b",
         _I,
     ),
@@ -82,13 +89,13 @@ SUBJECTS: dict[str, re.Pattern[str]] = {
         _I,
     ),
     "gpu_workloads": re.compile(
-        r"\bpods\b|\bworkloads?\b|\bhold(s|ing)?\b|\bwho\b.*\busing\b|\bsitting on\b"
-        r"|\busing (the )?gpus\b",
+        r"\bpods\b|\bworkloads?\b|\bhold(s|ing)?\b|\bwho'?s?\b.*\busing\b|\bsitting on\b"
+        r"|\busing (the )?gpus\b|\boccupy\w*|\bconsumers?\b|\battached\b",
         _I,
     ),
     "gpu_inventory": re.compile(
         r"\bfree\b|\bavailable\b|\binventory\b|\binvnetory\b|\bhow many\b|\bin total\b"
-        r"|\bcapacity\b|\bmig\b(?!-)|\bdetails of node\b|\bnode \S+\b",
+        r"|\bcapacity\b|\bmig\b(?!-)|\bdetails of node\b|\bnode [a-z]+[0-9]*-[\w-]+",
         _I,
     ),
 }
@@ -96,16 +103,70 @@ SUBJECTS: dict[str, re.Pattern[str]] = {
 
 # words that settle the subject alone: a question about one's rights, a utilization floor
 DECISIVE: dict[str, re.Pattern[str]] = {
-    "whoami": re.compile(r"\b(may|can|could) i\b|\ballowed to\b|\bpermitted\b|\bperms?\b", _I),
+    "whoami": re.compile(
+        r"(?<!where )(?<!how )\b(may|can|could) i\b|\ballowed to\b|\bpermitted\b|\bperms?\b", _I
+    ),
     "idle_gpus": re.compile(r"\b(below|under)\b[^.?!]*(\bpercent\b|%)", _I),
+    "recommend_placement": re.compile(
+        r"\bfits?\b|\bplacement\b|\bbest (spot|node|place) for\b", _I
+    ),
 }
+# a subject that makes a neighbour's moot: following a job to its end is more than its state
+OUTRANKS = {"wait_job": ("get_job",), "gpu_utilization": ("gpu_inventory",)}
+# a name like a Job's ("t5-xl", "bert-ft"): not after in/to/for/on (a namespace or cluster)
+_JOB_LIKE = re.compile(
+    r"(?<!\bin )(?<!\bto )(?<!\bfor )(?<!\bon )\b[a-z][a-z0-9]*(?:-[a-z0-9]+)+\b"
+)
+
+
+# a why-question about a waiting job is explain_pending's, whatever else it names ("kueue")
+_WHY = re.compile(r"\bwhy\b|\breasons?\b|\bblock(ed|ing)?\b|\bholding (it|them) (up|back)\b", _I)
+# the plain words of the subjects above, for requests typed with a slip ("qouta", "logz")
+KEYWORDS = (
+    "logs", "events", "warnings", "idle", "unused", "utilization", "busy", "quota", "queue",
+    "list", "pending", "waiting", "stuck", "queued", "placement", "usage", "cost", "permissions",
+    "clusters", "contexts", "versions", "progress", "status", "finished", "jobs", "running",
+    "failed", "suspended", "pods", "workloads", "inventory", "available", "capacity", "free",
+)  # fmt: skip
+
+
+def _close(word: str, key: str) -> bool:
+    """One slip apart: a letter changed, added, dropped, or two neighbours swapped."""
+    if word == key or word[0] != key[0] or abs(len(word) - len(key)) > 1:
+        return False
+    if len(word) == len(key):
+        diff = [i for i, (a, b) in enumerate(zip(word, key, strict=True)) if a != b]
+        swapped = len(diff) == 2 and diff[1] == diff[0] + 1 and word[diff[0]] == key[diff[1]]
+        return len(diff) == 1 or (swapped and word[diff[1]] == key[diff[0]])
+    short, long = sorted((word, key), key=len)
+    return any(long[:i] + long[i + 1 :] == short for i in range(len(long)))
+
+
+def spelled(request: str) -> str:
+    """``request`` with each plain word one slip from a subject word written as that word."""
+
+    def fix(m: re.Match[str]) -> str:
+        word = m.group(0).lower()
+        if len(word) < 4 or word in KEYWORDS:
+            return m.group(0)
+        return next((k for k in KEYWORDS if _close(word, k)), m.group(0))
+
+    return re.sub(r"(?<![\w-])[A-Za-z]+(?![\w-])", fix, request)
 
 
 def route(request: str, tools: Sequence[str]) -> list[str]:
     """Of ``tools``, those whose subject ``request`` names, in their order; all of them when
-    it names none. A decisive subject (``DECISIVE``) leaves only its own tool."""
+    it names none. A decisive subject (``DECISIVE``) leaves only its own tool, as does a why
+    about a waiting job."""
+    request = spelled(request)
     decisive = [t for t in tools if (rx := DECISIVE.get(t)) is not None and rx.search(request)]
     if decisive:
         return decisive
     named = [t for t in tools if (rx := SUBJECTS.get(t)) is not None and rx.search(request)]
+    if "explain_pending" in named and _WHY.search(request):
+        return ["explain_pending"]
+    moot = {m for t in named for m in OUTRANKS.get(t, ())}
+    named = [t for t in named if t not in moot]
+    if not named and "get_job" in tools and _JOB_LIKE.search(request):
+        return ["get_job"]  # a job named, no subject: where it stands
     return named or list(tools)

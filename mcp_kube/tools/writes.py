@@ -21,6 +21,7 @@ from mcp_kube.kube.port import ClusterPort, Kind
 from mcp_kube.tools.base import ClusterInput, ManifestReview, ToolContext, ToolOutput, ToolSpec
 from mcp_kube.tools.common import job_gpus, job_status
 from mcp_kube.tools.jobspec import (
+    GPU_PRODUCT_LABEL,
     IDEMPOTENCY_LABEL,
     MANAGED_BY,
     MANAGED_BY_LABEL,
@@ -101,8 +102,29 @@ def _same_identity(built: Json, final: Json) -> None:
             raise InvalidArgument(f"the policy review changed the label {key}: refused")
 
 
+async def _resolved_product(port: ClusterPort, args: SubmitJobInput) -> SubmitJobInput:
+    """``gpu_product`` as the nodes' label spells it: "A100" stands for the one product label
+    on the cluster that contains it (``NVIDIA-A100-SXM4-80GB``). A value that is no node's
+    label and names none, or several, is refused: the Job would wait for a node forever."""
+    want = args.gpu_product
+    if want is None:
+        return args
+    products = sorted({p for n in await port.nodes() if (p := n.labels.get(GPU_PRODUCT_LABEL))})
+    if want in products:
+        return args
+    hits = [p for p in products if want.lower() in p.lower()]
+    if len(hits) == 1:
+        return args.model_copy(update={"gpu_product": hits[0]})
+    which = f"matches several: {', '.join(hits)}" if hits else "matches no node's label"
+    known = ", ".join(products[:20]) or "none"
+    raise InvalidArgument(
+        f"gpu_product {want!r} {which} ({GPU_PRODUCT_LABEL} on {port.name}: {known})"
+    )
+
+
 async def _submit_job(ctx: ToolContext, args: SubmitJobInput) -> SubmitJobOutput:
     port = ctx.cluster(args.cluster)
+    args = await _resolved_product(port, args)
     built = build_job(args, ctx.principal)
     review = ctx.review_manifest(port.name, args.namespace, built)
     manifest = review.manifest

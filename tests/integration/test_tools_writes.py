@@ -118,6 +118,11 @@ def parked(job: str, **extra: Any) -> dict[str, Any]:
     return submit_args(job, gpus=0, queue="team-a-hold", **extra)
 
 
+def held(job: str, **extra: Any) -> dict[str, Any]:
+    """A one-GPU job that Kueue keeps suspended (its queue is held)."""
+    return submit_args(job, gpus=1, queue="team-a-hold", **extra)
+
+
 def foreign_job(job: str) -> dict[str, Any]:
     """A job created directly, not through mcp-kube (suspended: it holds nothing)."""
     return job_manifest(job, NS, gpus=0, suspend=True)
@@ -175,6 +180,22 @@ def test_submit_runs_restricted_with_policy_default(
 
     wait_for(complete, f"{job} to complete")
     batch.delete_namespaced_job(job, NS, propagation_policy="Background")
+
+
+def test_a_short_gpu_product_is_the_label_it_names_or_refused(
+    registry: ClusterRegistry, batch: client.BatchV1Api
+) -> None:
+    gate = make_gate(source=registry, tools=WRITES, policy=DefaultsPolicy())
+    job = name("short")
+    out = ok(call(gate, SUBMIT_JOB, held(job, gpu_product="a100"), ALICE))
+    selector = out["preview"]["spec"]["template"]["spec"]["nodeSelector"]
+    assert selector == {"nvidia.com/gpu.product": "NVIDIA-A100-SXM4-80GB"}
+    assert job_or_none(batch, job).spec.template.spec.node_selector == selector
+    batch.delete_namespaced_job(job, NS, propagation_policy="Background")
+    for vague in ("NVIDIA", "B200"):  # several products, none: never a Job that cannot run
+        result = call(gate, SUBMIT_JOB, held(name("vague"), gpu_product=vague), ALICE)
+        assert error_code(result) == "invalid_argument"
+        assert "NVIDIA-H100-80GB-HBM3" in result.text
 
 
 def test_same_idempotency_key_makes_one_job(

@@ -186,6 +186,13 @@ def test_a_write_names_the_cluster_the_user_named() -> None:
     assert "cluster" not in G.for_write(schema_of("cancel_job"), plain)["required"]
 
 
+def test_a_write_runs_on_the_gpus_the_user_named() -> None:
+    g = G.Grounding.of("submit x-1 in team-a, image r/i:1, eight A100s")
+    assert "gpu_product" in G.for_write(schema_of("submit_job"), g)["required"]
+    plain = G.Grounding.of("submit x-1 in team-a, image r/i:1, eight GPUs")
+    assert "gpu_product" not in G.for_write(schema_of("submit_job"), plain).get("required", [])
+
+
 def test_a_question_is_not_an_order() -> None:
     assert P.changes_asked("which workloads hold accelerators on gpu-west?") == []
     assert P.is_question("when did job a-1 start?")

@@ -62,3 +62,20 @@ def test_a_grouping_word_is_followed_by_no_name() -> None:
     g = Grounding.of("how busy were the GPUs per namespace over the last 6 hours?")
     assert "over" not in g.spaces
     assert "over" not in g.words
+
+
+def test_a_quantity_is_never_a_name() -> None:
+    got = settle_roles(
+        {"namespace": "3h", "cluster": "gpu-west"},
+        ["namespace", "cluster"],
+        "idle for 3h on gpu-west",
+        [],
+        CLUSTERS,
+    )
+    assert got == {"cluster": "gpu-west"}
+
+
+def test_a_pod_named_namespace_trades_places_with_a_namespace_named_pod() -> None:
+    args = {"namespace": "nb-0", "job": "team-c"}
+    got = settle_roles(args, PENDING, "logs for nb-0 team-c", [], CLUSTERS)
+    assert got == {"namespace": "team-c", "pod": "nb-0"}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mcp_kube.llm.route import SUBJECTS, route
+from mcp_kube.llm.route import SUBJECTS, route, spelled
 
 TOOLS = list(SUBJECTS)
 
@@ -47,3 +47,37 @@ def test_a_decisive_subject_leaves_only_its_tool() -> None:
 
 def test_a_name_is_not_a_subject() -> None:
     assert "gpu_inventory" not in route("logs of mig-infer-0", TOOLS)
+
+
+@pytest.mark.parametrize(
+    ("typed", "meant"),
+    [("qouta of team-c", "quota"), ("logz for x-0", "logs"), ("invnetory", "inventory")],
+)
+def test_a_subject_word_typed_with_one_slip_still_routes(typed: str, meant: str) -> None:
+    assert meant in spelled(typed).lower()
+    assert route(typed, TOOLS) == route(spelled(typed), TOOLS) != TOOLS
+
+
+def test_names_are_never_respelled() -> None:
+    """(Respelling serves routing only: the arguments come from the words as typed.)"""
+    assert spelled("job lgos-1 in team-c") == "job lgos-1 in team-c"
+    assert spelled("pods of node qouta-0") == "pods of node qouta-0"
+
+
+def test_a_why_about_a_waiting_job_is_explain_pending_whatever_else_it_names() -> None:
+    assert route("r-2 (team-c) not admitted by kueue, reason?", TOOLS) == ["explain_pending"]
+    assert "gpu_quota" in route("is the kueue queue of team-c admitting anything?", TOOLS)
+
+
+def test_where_can_i_is_no_question_about_rights() -> None:
+    assert "whoami" not in route("where can I run a job needing 2 GPUs", TOOLS)
+    assert route("can I delete jobs in team-c?", TOOLS) == ["whoami"]
+
+
+def test_a_job_named_with_no_subject_asks_where_it_stands() -> None:
+    assert route("would z-9 survive a node drain? just asking", TOOLS) == ["get_job"]
+    assert route("hello there in team-c", TOOLS) == TOOLS  # a namespace is no job
+
+
+def test_following_a_job_outranks_reading_its_state_once() -> None:
+    assert route("let me know when z-9 in team-c is done", TOOLS) == ["wait_job"]
