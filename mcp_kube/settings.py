@@ -278,6 +278,13 @@ class LlmSettings(BaseModel):
         6000, ge=500, le=200_000, description="characters of one tool result the model reads"
     )
     answer_max_tokens: int = Field(512, ge=16, le=8192)
+    task_follow_s: float = Field(
+        600.0,
+        ge=0,
+        le=86_400,
+        description="seconds a submitted job is followed as a task, its progress shown, before "
+        "the answer says how to follow it later (the job goes on); 0: not followed",
+    )
     prompt_cache: Path | None = Field(
         default_factory=lambda: _cache_dir() / "prompt-states",
         description="folder keeping the evaluated system prompt per model (null: off)",

@@ -6,6 +6,7 @@
 - ``worker``: the model in a child process, so that a crash in llama.cpp is survived;
 - ``prompt``, ``grammar``: what the model reads, and the grammars every tool call is written in;
 - ``agent``: the tool-calling loop; ``session``: the MCP side (tools, calls, approvals);
+- ``tasks``, ``taskview``: a submitted job followed as an MCP task, and its states as shown;
 - ``console``: ``mcp-kube ask`` and ``chat``; ``web``, ``webagent``: the browser page.
 
 Only ``mcp_kube.llm.backend`` may import ``llama_cpp``; the manifest and the installer need

@@ -1,6 +1,7 @@
 """Terminal front ends of the offline client: ``mcp-kube ask`` (one question) and ``mcp-kube
 chat`` (a conversation). Tool calls and results are shown compactly on stderr, the answer is
 streamed to stdout, and write approvals are asked on the terminal: only a typed ``y`` approves.
+A submitted job is followed until it ends, one progress line on stderr for each new state.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from mcp_kube.llm.agent import Agent, AgentResult, Events, ToolCall, ToolOutcome
 from mcp_kube.llm.backend import Backend, EndpointBackend
 from mcp_kube.llm.manifest import ModelManifest, ModelMissing, by_role, check, get_manifest
 from mcp_kube.llm.session import McpSession, connect, leaf_error
+from mcp_kube.llm.tasks import TaskView
 from mcp_kube.llm.worker import ModelProcess
 from mcp_kube.settings import LlmSettings, Settings
 
@@ -207,13 +209,25 @@ class _Terminal:
         err = Console(stderr=True, highlight=False)
         return cls(cfg, open_backend(cfg, opts), err)
 
-    def run(self, server: str, work: Callable[[McpSession], Awaitable[T]]) -> T:
-        """``work`` in a session with the server (approvals asked on the terminal); the model is
-        closed after."""
+    def task_line(self, view: TaskView) -> None:
+        """A followed job's new state, as one line on stderr."""
+        mark = "[yellow]⧗" if view.following and view.status == "working" else "[bold]■"
+        self.err.print(f"{mark} {escape(view.line())}[/]")
+
+    def run(
+        self, server: str, work: Callable[[McpSession], Awaitable[T]], *, progress: bool = True
+    ) -> T:
+        """``work`` in a session with the server (approvals asked on the terminal, a followed
+        job's progress shown unless ``progress`` is False); the model is closed after."""
         token = _secret(self.cfg.server_token_file)
+        approver = terminal_approver(self.err)
+        on_task = self.task_line if progress else None
 
         async def go() -> T:
-            async with connect(server, token=token, approver=terminal_approver(self.err)) as s:
+            async with connect(
+                server, token=token, approver=approver, on_task=on_task,
+                follow_s=self.cfg.task_follow_s,
+            ) as s:  # fmt: skip
                 return await work(s)
 
         try:
@@ -226,13 +240,14 @@ def run_ask(question: str, opts: Options, settings: Settings | None = None) -> i
     """One question: 0 answered, 1 when the model produced no usable call."""
     term = _Terminal.open(opts, settings)
 
+    quiet = opts.as_json or opts.plan
+
     async def work(s: McpSession) -> AgentResult:
         agent = make_agent(term.backend, s, term.cfg)
-        quiet = opts.as_json or opts.plan
         events = Events() if quiet else TerminalEvents(sys.stdout, term.err, stream=True)
         return await agent.ask(question, s, events, plan=opts.plan)
 
-    result = term.run(opts.server, work)
+    result = term.run(opts.server, work, progress=not quiet)
     if opts.as_json or opts.plan:
         print(json.dumps(_result_json(result, term.backend, opts.plan), indent=2))
     else:

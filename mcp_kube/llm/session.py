@@ -1,6 +1,10 @@
 """The client's MCP side: connect to mcp-kube (spawned over stdio, or a streamable HTTP URL with a
 bearer token), list its tools, call them, and put the server's approval questions to a human.
 
+The session declares MCP's Tasks extension (``mcp_kube.llm.tasks``): a ``submit_job`` is then
+followed as a task until its job ends (or the follow time runs out), each change of state going
+to the front end's ``on_task``; the call's result is the job's final state.
+
 The approver is the only way a write gets a yes: it is a function the front end gives (a prompt
 on the terminal, a button in a page). Without one, every approval question is declined.
 """
@@ -22,11 +26,13 @@ from mcp import types as mcp_types
 
 from mcp_kube.llm.agent import ToolOutcome
 from mcp_kube.llm.prompt import ToolDef
+from mcp_kube.llm.tasks import DEFAULT_FOLLOW_S, TaskFollower, TaskView
 
-__all__ = ["Approver", "McpSession", "connect", "leaf_error", "server_target"]
+__all__ = ["Approver", "McpSession", "OnTask", "connect", "leaf_error", "server_target"]
 
 EXAMPLES_META = "mcp-kube.io/examples"
 Approver = Callable[[str], Awaitable[bool]]  # the preview text -> did a human say yes
+OnTask = Callable[[TaskView], None]  # a followed task's new state
 
 
 def leaf_error(exc: BaseException) -> BaseException:
@@ -88,9 +94,12 @@ class McpSession:
     tools: list[ToolDef]
     instructions: str
     clusters: list[str]
+    tasks: TaskFollower | None = None
 
     async def call(self, name: str, arguments: dict[str, Any]) -> ToolOutcome:
         t0 = time.perf_counter()
+        if self.tasks is not None:
+            self.tasks.expect(name, arguments)
         try:
             result = await self.client.call_tool(name, arguments)
         except Exception as e:  # a protocol error (unknown tool, dropped connection)
@@ -100,12 +109,24 @@ class McpSession:
             text, bool(result.is_error), result.structured_content, time.perf_counter() - t0
         )
 
+    async def cancel_task(self, task_id: str) -> bool:
+        """Cancel a task this session is following (its job is deleted); False for any other
+        id. The server's refusal is raised."""
+        return self.tasks is not None and await self.tasks.cancel(task_id)
+
 
 @contextlib.asynccontextmanager
 async def connect(
-    server: str, *, token: str | None = None, approver: Approver | None = None
+    server: str,
+    *,
+    token: str | None = None,
+    approver: Approver | None = None,
+    on_task: OnTask | None = None,
+    follow_s: float = DEFAULT_FOLLOW_S,
 ) -> AsyncIterator[McpSession]:
-    """An initialized session with the tool list and the served cluster names."""
+    """An initialized session with the tool list and the served cluster names. A submitted job
+    is followed as a task for up to ``follow_s`` seconds (0: not followed), its states going
+    to ``on_task``."""
     async with contextlib.AsyncExitStack() as stack:
         http = None
         if token and server.startswith(("http://", "https://")):
@@ -113,10 +134,12 @@ async def connect(
 
             headers = {"Authorization": f"Bearer {token}"}
             http = await stack.enter_async_context(httpx2.AsyncClient(headers=headers, timeout=60))
+        tasks = TaskFollower(on_task, limit_s=follow_s) if follow_s > 0 else None
         client = Client(
             server_target(server, http=http),
             elicitation_callback=_approval_callback(approver),
             client_info=mcp_types.Implementation(name="mcp-kube-agent", version="0.1.0"),
+            extensions=[tasks] if tasks else None,
         )
         await stack.enter_async_context(client)
         listed = await client.list_tools()
@@ -126,4 +149,4 @@ async def connect(
             res = await client.call_tool("list_clusters", {})
             data = res.structured_content or {}
             clusters = [str(c.get("name", "")) for c in data.get("clusters", []) if c.get("name")]
-        yield McpSession(client, tools, client.instructions or "", clusters)
+        yield McpSession(client, tools, client.instructions or "", clusters, tasks)

@@ -8,7 +8,8 @@ the MCP session *with that token*, so the server's policy and audit see the huma
 agent. A question streams back as NDJSON events: tool calls, their structured results, the
 answer's tokens, and approval requests. A write's approval is the server's question to the
 logged-in human; only their click on Approve answers yes (the model cannot, and an unanswered
-request is declined when it expires).
+request is declined when it expires). A submitted job is followed as an MCP task, its states
+streamed as ``task`` events; the same login may cancel it from the page.
 
 This module is the HTTP surface (routes, host and origin checks, headers, cookies, limits);
 what it drives, the logins and the question loop, is :mod:`mcp_kube.llm.webagent`.
@@ -46,6 +47,7 @@ CSP = (
 MAX_BODY = 16 * 1024
 MAX_QUESTION = 2000
 MAX_TOKEN = 8192
+MAX_TASK_ID = 1024
 
 
 def _headers() -> dict[str, str]:
@@ -113,6 +115,7 @@ class _Routes:
             Route("/api/me", self.me, methods=["GET"]),
             Route("/api/ask", self.ask, methods=["POST"]),
             Route("/api/approvals/{pid}", self.approval, methods=["POST"]),
+            Route("/api/tasks/{tid}/cancel", self.cancel_task, methods=["POST"]),
             Route("/healthz", self.healthz, methods=["GET"]),
         ]
 
@@ -205,6 +208,19 @@ class _Routes:
             return _error(404, "no such approval waiting for you")
         return _ok({"approved": approve})
 
+    async def cancel_task(self, request: Request) -> Response:
+        found = self._logged_in(request, write=True)
+        if isinstance(found, Response):
+            return found
+        tid = request.path_params["tid"]
+        try:
+            cancelled = len(tid) <= MAX_TASK_ID and await self.web.cancel_task(found[0], tid)
+        except Exception as e:  # the server refused it (policy, gone) or the session broke
+            return _error(409, f"the server did not cancel the task: {str(e)[:300]}")
+        if not cancelled:
+            return _error(404, "no such task being followed for you")
+        return _ok({"cancelled": True, "task_id": tid})
+
     async def healthz(self, _request: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
@@ -235,7 +251,9 @@ def serve(
     settings = settings or Settings()
     cfg = settings.llm
     backend = open_backend(cfg, opts)
-    web = WebAgent(backend, opts.server, lambda b, s: make_agent(b, s, cfg))
+    web = WebAgent(
+        backend, opts.server, lambda b, s: make_agent(b, s, cfg), follow_s=cfg.task_follow_s
+    )
     app = build_app(web, allowed_hosts=allowed_hosts, secure_cookie=secure_cookie)
     print(f"mcp-kube agent on http://{host}:{port}/ ({backend.label})", flush=True)
     try:

@@ -4,7 +4,9 @@ click, and questions answered as a stream of events, over one loaded model.
 A login keeps the user's own token server-side and opens every MCP session with it, so the
 server's policy and audit see the human, not the agent. A write's approval is the server's
 question to the logged-in human: only ``decide`` from that login's session answers it, and an
-unanswered one is declined when it expires. Nothing here knows HTTP.
+unanswered one is declined when it expires. A submitted job is followed as an MCP task while the
+question runs: its states go to the page as ``task`` events, and ``cancel_task`` from the same
+login cancels it. Nothing here knows HTTP.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from mcp_kube.llm import prompt as P
 from mcp_kube.llm.agent import Agent, Events, ToolCall, ToolOutcome
 from mcp_kube.llm.backend import Backend
 from mcp_kube.llm.session import Approver, McpSession, connect, leaf_error
+from mcp_kube.llm.tasks import DEFAULT_FOLLOW_S, TaskView
 
 __all__ = ["Emit", "Login", "Pending", "WebAgent", "WebEvents"]
 
@@ -71,6 +74,10 @@ class WebEvents(Events):
             }
         )
 
+    def task(self, view: TaskView) -> None:
+        """A followed task's new state, for the card of the call that submitted it."""
+        self.emit({"type": "task", "id": self.n, **view.event()})
+
     def answer_start(self) -> None:
         self.emit({"type": "answer_start"})
 
@@ -90,6 +97,7 @@ class WebAgent:
         session_hours: float = 8.0,
         approval_timeout_s: float = 600.0,
         max_logins: int = 1000,
+        follow_s: float = DEFAULT_FOLLOW_S,
     ) -> None:
         self.backend = backend
         self.server = server
@@ -97,8 +105,10 @@ class WebAgent:
         self.session_s = session_hours * 3600
         self.approval_timeout_s = approval_timeout_s
         self.max_logins = max_logins
+        self.follow_s = follow_s
         self.logins: dict[str, Login] = {}
         self.pending: dict[str, Pending] = {}
+        self.live: dict[str, McpSession] = {}  # a login's session while it answers a question
 
     # ---------------------------------------------------------------- logins
     def session(self, sid: str) -> Login | None:
@@ -174,11 +184,20 @@ class WebAgent:
 
     async def ask(self, sid: str, login: Login, question: str, emit: Emit) -> None:
         approver = self._approver(sid, emit)
-        async with connect(self.server, token=login.token, approver=approver) as session:
-            agent = await anyio.to_thread.run_sync(self.make_agent, self.backend, session)
-            agent.history = list(login.history)
-            result = await agent.ask(question, session, WebEvents(emit))
-            login.history = agent.history
+        events = WebEvents(emit)
+        async with connect(
+            self.server, token=login.token, approver=approver, on_task=events.task,
+            follow_s=self.follow_s,
+        ) as session:  # fmt: skip
+            self.live[sid] = session
+            try:
+                agent = await anyio.to_thread.run_sync(self.make_agent, self.backend, session)
+                agent.history = list(login.history)
+                result = await agent.ask(question, session, events)
+                login.history = agent.history
+            finally:
+                if self.live.get(sid) is session:
+                    self.live.pop(sid, None)
         emit({"type": "done", "answer": result.answer, "stats": result.stats()})
 
     def _approver(self, sid: str, emit: Emit) -> Approver:
@@ -207,6 +226,12 @@ class WebAgent:
             return False
         pending.answer.set_result(approve)
         return True
+
+    async def cancel_task(self, sid: str, task_id: str) -> bool:
+        """Cancel a task that this login's question is following now; False when it is not
+        one. The server's refusal is raised."""
+        session = self.live.get(sid)
+        return session is not None and await session.cancel_task(task_id)
 
 
 def _reason(e: BaseException) -> str:

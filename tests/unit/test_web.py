@@ -108,3 +108,70 @@ def test_only_the_session_that_was_asked_can_answer_an_approval(agent) -> None:
         assert c.post("/api/approvals/p1", json={"approve": False}, headers=H).status_code == 404
     finally:
         loop.close()
+
+
+class LiveSession:
+    """Stands in for a login's MCP session while it follows a task."""
+
+    def __init__(self, following: str, refuse: bool = False) -> None:
+        self.following = following
+        self.refuse = refuse
+        self.cancelled: list[str] = []
+
+    async def cancel_task(self, task_id: str) -> bool:
+        if self.refuse:
+            raise RuntimeError("policy_denied: not yours to cancel")
+        if task_id != self.following:
+            return False
+        self.cancelled.append(task_id)
+        return True
+
+
+def test_a_followed_task_is_cancelled_only_by_its_own_login_from_this_page(agent) -> None:
+    tid = "job1.WyJncHUtZWFzdCIsInRlYW0tYSIsInRyYWluIiwidWlkIl0"
+    url = f"/api/tasks/{tid}/cancel"
+    live = LiveSession(tid)
+    agent.logins["sid-owner"] = Login("t", "alice", [], expires=9e12)
+    agent.logins["sid-other"] = Login("t", "mallory", [], expires=9e12)
+    agent.live["sid-owner"] = live  # type: ignore[assignment]
+    c = client(agent)
+    assert c.post(url, json={}, headers=H).status_code == 401  # not logged in
+    c.cookies.set(COOKIE, "sid-owner")
+    assert c.post(url, json={}, headers={"Content-Type": "application/json"}).status_code == 403
+    assert c.post(url, json={}, headers=H | {"Origin": "http://evil.example"}).status_code == 403
+    assert c.post(url, json={}, headers=H | {"Host": "evil.example"}).status_code == 421
+    assert c.get(url).status_code == 405
+    assert not live.cancelled
+    c.cookies.set(COOKIE, "sid-other")  # another login: it follows nothing
+    assert c.post(url, json={}, headers=H).status_code == 404
+    c.cookies.set(COOKIE, "sid-owner")
+    assert c.post("/api/tasks/job1.other/cancel", json={}, headers=H).status_code == 404
+    assert c.post(f"/api/tasks/job1.{'x' * 1100}/cancel", json={}, headers=H).status_code == 404
+    ok = c.post(url, json={}, headers=H | {"Origin": "http://127.0.0.1:8081"})
+    assert ok.status_code == 200
+    assert ok.json() == {"cancelled": True, "task_id": tid}
+    assert live.cancelled == [tid]
+    agent.live["sid-owner"] = LiveSession(tid, refuse=True)  # type: ignore[assignment]
+    refused = c.post(url, json={}, headers=H)
+    assert refused.status_code == 409
+    assert "not yours" in refused.json()["error"]
+
+
+def test_task_states_stream_to_the_card_of_the_call_that_submitted_the_job() -> None:
+    from mcp_kube.llm.agent import ToolCall
+    from mcp_kube.llm.tasks import TaskView
+    from mcp_kube.llm.webagent import WebEvents
+
+    seen: list[dict[str, Any]] = []
+    events = WebEvents(seen.append)
+    events.tool_call(ToolCall("submit_job", {"name": "train"}))
+    view = TaskView("job1.x", "working", "running", "train: running", step=50, total=200)
+    events.task(view)
+    assert seen[-1]["type"] == "task"
+    assert seen[-1]["id"] == seen[0]["id"]
+    assert (seen[-1]["task_id"], seen[-1]["state"], seen[-1]["fraction"]) == (
+        "job1.x",
+        "running",
+        0.25,
+    )
+    assert seen[-1]["following"] is True

@@ -107,6 +107,56 @@ function approval(ev) {
   add(box);
 }
 
+// ---------------------------------------------------------------- a followed job (MCP task)
+const TASK_ENDED = new Set(["completed", "failed", "cancelled"]);
+
+function taskBox(ev) {
+  const cancel = el("button", { type: "button", class: "secondary", data: { action: "cancel-task" } },
+    "Cancel job");
+  const box = el("div", { class: "task", data: { task: ev.task_id } },
+    el("div", { class: "task-head" }, el("strong", { class: "task-state" }),
+      el("span", { class: "task-numbers" })),
+    el("progress", { class: "task-progress", max: "1" }),
+    el("div", { class: "task-message" }),
+    el("div", { class: "buttons" }, cancel));
+  cancel.addEventListener("click", async () => {
+    cancel.disabled = true;
+    const r = await api(`/api/tasks/${encodeURIComponent(ev.task_id)}/cancel`, {});
+    const data = await r.json().catch(() => ({}));
+    box.querySelector(".task-message").textContent = r.ok
+      ? "cancel sent: the job is being deleted" : (data.error || "cancel failed");
+    if (!r.ok) cancel.disabled = false;
+  });
+  return box;
+}
+
+function task(card, ev) {
+  let box = document.querySelector(`[data-task="${CSS.escape(ev.task_id)}"]`);
+  if (!box) {
+    box = taskBox(ev);
+    if (card) card.append(box);
+    else add(box);
+  }
+  const ended = TASK_ENDED.has(ev.status) || !ev.following;
+  box.dataset.status = ev.status;
+  box.dataset.state = ev.state;
+  box.querySelector(".task-state").textContent = `job ${ev.state}`;
+  const numbers = [];
+  if (ev.step !== null) numbers.push(`step ${ev.step}${ev.total ? " / " + ev.total : ""}`);
+  if (ev.loss !== null) numbers.push(`loss ${ev.loss}`);
+  if (ev.gpu_util !== null) numbers.push(`GPU ${ev.gpu_util}%`);
+  if (ev.restarts) numbers.push(`${ev.restarts} restarts`);
+  numbers.push(`${Math.round(ev.elapsed_s)}s`);
+  box.querySelector(".task-numbers").textContent = numbers.join(" · ");
+  const bar = box.querySelector(".task-progress");
+  if (ev.fraction !== null) bar.value = ev.fraction;
+  else if (ended) bar.value = 0;
+  else bar.removeAttribute("value");  // indeterminate: the number of steps is not known
+  bar.hidden = ended && ev.fraction === null;
+  box.querySelector(".task-message").textContent = ev.note || ev.message;
+  box.querySelector("[data-action='cancel-task']").hidden = ended;
+}
+
 // ---------------------------------------------------------------- a question
 async function ask(question) {
   add(el("div", { class: "q" }, question));
@@ -143,6 +193,8 @@ async function ask(question) {
         } else if (ev.type === "tool_result") {
           const card = cards.get(ev.id);
           if (card) result(card, ev);
+        } else if (ev.type === "task") {
+          task(cards.get(ev.id), ev);
         } else if (ev.type === "approval") {
           approval(ev);
         } else if (ev.type === "approval_done") {
