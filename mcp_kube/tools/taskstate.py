@@ -19,7 +19,7 @@ import base64
 import binascii
 import datetime as dt
 import json
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, ValidationError
 
@@ -35,6 +35,7 @@ from mcp_kube.tools.jobspec import (
     MANAGED_BY,
     MANAGED_BY_LABEL,
     SUBMITTED_BY_LABEL,
+    IdempotencyKey,
     preview_manifest,
 )
 from mcp_kube.tools.jobspec import principal_label as owner_label
@@ -42,6 +43,8 @@ from mcp_kube.tools.pending import EXPLAIN_PENDING, ExplainInput
 from mcp_kube.tools.writes import CANCEL_JOB, JobActionInput, JobActionOutput, SubmitJobOutput
 
 __all__ = [
+    "MAX_TASK_ID",
+    "NO_SUCH_TASK",
     "TASK_CANCEL",
     "TASK_ID_PREFIX",
     "TASK_STATUS",
@@ -53,16 +56,21 @@ __all__ = [
 ]
 
 TASK_ID_PREFIX = "job1."  # the id's version: a later encoding gets another prefix
-MAX_TASK_ID = 1024
+# Every task id, of either kind (``job1.`` here, ``submit1.`` in ``tools.tasksubmit``), fits
+# in this many characters: it travels in the Mcp-Name header of each tasks/* request.
+MAX_TASK_ID = 8192
 NO_SUCH_TASK = "no such task (the job is gone, or it is not yours)"
 UID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9-]{0,63}$"  # a Kubernetes uid (a UUID)
 TaskStatus = Literal["working", "completed", "cancelled"]
 
 
 class TaskRefInput(JobInput):
-    """Which Job a task is; ``uid`` is None only for the read right after ``submit_job``."""
+    """Which Job a task is; ``uid`` is None for the reads that look for the Job by name: right
+    after ``submit_job``, and for a task that waited for an approval (its Job must then carry
+    the submit's ``idempotency_key``)."""
 
     uid: str | None = Field(None, pattern=UID_PATTERN)
+    idempotency_key: IdempotencyKey | None = None
 
 
 class TaskRef(JobInput):
@@ -123,9 +131,14 @@ async def _owned_job(ctx: ToolContext, port: ClusterPort, ref: TaskRef | TaskRef
         labels.get(MANAGED_BY_LABEL) != MANAGED_BY
         or labels.get(SUBMITTED_BY_LABEL) != owner_label(ctx.principal.subject)
         or (ref.uid is not None and meta.get("uid") != ref.uid)
+        or (isinstance(ref, TaskRefInput) and not _same_key(ref, labels))
     ):
         raise NotFound(NO_SUCH_TASK)
     return job
+
+
+def _same_key(ref: TaskRefInput, labels: dict[str, Any]) -> bool:
+    return ref.idempotency_key is None or labels.get(IDEMPOTENCY_LABEL) == ref.idempotency_key
 
 
 def _updated(job: JobInfo) -> dt.datetime | None:

@@ -1,5 +1,5 @@
-"""deploy/ on the testbed: a server-side dry run, then a real apply (the server's pod runs on a
-KWOK node under the restricted Pod Security Standard), then the server run here with the
+"""deploy/ on the testbed: a server-side dry run, then a real apply (the server's two pods run
+on one KWOK node under the restricted Pod Security Standard), then the server run here with the
 deployed ServiceAccount's token (TokenRequest): every read tool works, what its RBAC does
 not grant is forbidden, and the deployed admission policy vouches for out-of-band approvals."""
 
@@ -13,6 +13,7 @@ from pathlib import Path
 import anyio
 import pytest
 from support.deploy import (
+    PER_POD_AUDIT_LOG,
     REPO,
     check_rbac_limits,
     kubectl,
@@ -57,15 +58,20 @@ def test_the_pods_run_restricted_with_probes_policies_and_network_rules(testbed,
         kubectl(testbed, "-n", NS, "get", "pods", "-l", "app.kubernetes.io/name=mcp-kube-server",
                 "-o", "json")
     )["items"]  # fmt: skip
-    assert len(pods) == 1
-    spec, status = pods[0]["spec"], pods[0]["status"]
-    assert status["phase"] == "Running"
-    assert spec["serviceAccountName"] == "mcp-kube-server"
-    container = spec["containers"][0]
-    assert container["securityContext"]["readOnlyRootFilesystem"] is True
-    assert container["securityContext"]["capabilities"]["drop"] == ["ALL"]
-    assert "--impersonate" in container["args"]  # the overlay's patch
-    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert len(pods) == 2  # two replicas, each writing its own audit log
+    for pod in pods:
+        spec, status = pod["spec"], pod["status"]
+        assert status["phase"] == "Running"
+        assert spec["serviceAccountName"] == "mcp-kube-server"
+        container = spec["containers"][0]
+        assert container["securityContext"]["readOnlyRootFilesystem"] is True
+        assert container["securityContext"]["capabilities"]["drop"] == ["ALL"]
+        assert "--impersonate" in container["args"]  # the overlay's patch
+        assert PER_POD_AUDIT_LOG in container["args"]
+        [name] = [e for e in container["env"] if e["name"] == "POD_NAME"]
+        assert name["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
+        assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert len({p["spec"]["nodeName"] for p in pods}) == 1  # one node: the audit volume is RWO
     namespace = json.loads(kubectl(testbed, "get", "namespace", NS, "-o", "json"))
     assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
     # the restricted standard is enforced: a privileged pod is refused in this namespace

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 import yaml
 from support.deploy import (
+    PER_POD_AUDIT_LOG,
     REPO,
     check_rbac_limits,
     kubectl,
@@ -83,6 +84,22 @@ def test_the_chart_lints_and_renders_like_the_kustomize_base() -> None:
         assert rendered[(kind, ns, name)]["rules"] == rbac[f"{kind}/{name}"]["rules"]
     names = {name for kind, _ns, name in rendered if kind == "NetworkPolicy"}
     assert names == {"default-deny", "mcp-kube-server", "mcp-kube-agent"}
+    # two replicas, each writing its own audit log, as deploy/base runs them
+    kustomized = base("server.yaml")
+    ours = kustomized["Deployment/mcp-kube-server"]["spec"]
+    for key in ("replicas", "strategy"):
+        assert server["spec"][key] == ours[key], key
+    ours_pod = ours["template"]["spec"]
+    assert pod["affinity"] == ours_pod["affinity"]
+    assert pod["containers"][0]["env"] == ours_pod["containers"][0]["env"]
+    audit_args = [a for a in pod["containers"][0]["args"] if a.startswith("--audit-log=")]
+    assert audit_args == [PER_POD_AUDIT_LOG]
+    assert PER_POD_AUDIT_LOG in ours_pod["containers"][0]["args"]
+    service = rendered[("Service", NS, "mcp-kube-server")]["spec"]
+    assert (
+        service["sessionAffinity"]
+        == kustomized["Service/mcp-kube-server"]["spec"]["sessionAffinity"]
+    )
 
 
 def test_an_in_site_registry_and_pull_secret() -> None:
@@ -143,7 +160,7 @@ def test_the_release_runs_two_restricted_server_replicas(testbed, released: Path
         container = pod["spec"]["containers"][0]
         assert container["securityContext"]["readOnlyRootFilesystem"] is True
         assert "--impersonate" in container["args"]  # values-testbed.yaml
-        assert "--audit-log=/var/lib/mcp-kube/audit/$(POD_NAME)/audit.jsonl" in container["args"]
+        assert PER_POD_AUDIT_LOG in container["args"]
     namespace = json.loads(kubectl(testbed, "get", "namespace", NS, "-o", "json"))
     assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
     agent = json.loads(

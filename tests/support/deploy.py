@@ -26,6 +26,9 @@ from mcp_kube.tools.catalog import TOOLS
 REPO = Path(__file__).resolve().parents[2]
 KUBECTL = str(binary_path(next(c for c in COMPONENTS if c.name == "kubectl")))
 SERVER_SA = "mcp-kube-server"
+# The server's audit log with more than one replica (deploy/base, and the chart's default):
+# each pod its own file under the audit volume, named by the downward API's POD_NAME.
+PER_POD_AUDIT_LOG = "--audit-log=/var/lib/mcp-kube/audit/$(POD_NAME)/audit.jsonl"
 
 
 def kubectl(

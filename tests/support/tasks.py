@@ -3,7 +3,8 @@
 ``TasksClient`` is a ``ClientExtension``: it declares the extension on every request and claims
 ``resultType: "task"``; ``Client.call_tool`` then polls ``tasks/get`` (honouring
 ``pollIntervalMs``) until the task ends and returns its final ``CallToolResult``. Every state
-seen is kept in ``seen``. ``get_task``/``cancel_task`` send the methods by hand.
+seen is kept in ``seen``. ``get_task``/``update_task``/``cancel_task`` send the methods by
+hand.
 """
 
 from __future__ import annotations
@@ -44,10 +45,15 @@ class DetailedTask(Result):
     poll_interval_ms: int | None = None
     result: dict[str, Any] | None = None
     error: dict[str, Any] | None = None
+    input_requests: dict[str, Any] | None = None
 
 
 class TaskIdParams(RequestParams):
     task_id: str
+
+
+class UpdateTaskParams(TaskIdParams):
+    input_responses: dict[str, Any]
 
 
 class GetTask(Request[TaskIdParams, Literal["tasks/get"]]):
@@ -62,12 +68,23 @@ class CancelTask(Request[TaskIdParams, Literal["tasks/cancel"]]):
     name_param: ClassVar[str | None] = "taskId"
 
 
+class UpdateTask(Request[UpdateTaskParams, Literal["tasks/update"]]):
+    method: Literal["tasks/update"] = "tasks/update"
+    params: UpdateTaskParams
+    name_param: ClassVar[str | None] = "taskId"
+
+
 async def get_task(session: ClientSession, task_id: str) -> DetailedTask:
     return await session.send_request(GetTask(params=TaskIdParams(task_id=task_id)), DetailedTask)
 
 
 async def cancel_task(session: ClientSession, task_id: str) -> Result:
     return await session.send_request(CancelTask(params=TaskIdParams(task_id=task_id)), Result)
+
+
+async def update_task(session: ClientSession, task_id: str, answers: dict[str, Any]) -> Result:
+    params = UpdateTaskParams(task_id=task_id, input_responses=answers)
+    return await session.send_request(UpdateTask(params=params), Result)
 
 
 class TasksClient(ClientExtension):
