@@ -146,7 +146,7 @@ class ApprovalRouter:
         meta = review.manifest.get("metadata") or {}
         namespace = str(call.args.get("namespace") or meta.get("namespace") or "")
         terms = self._policy.approval_terms(
-            call.principal, call.tool, cluster, namespace, review.manifest
+            call.principal, call.tool, cluster, namespace, review.manifest, call.args
         )
         return await store.require(
             call.principal,

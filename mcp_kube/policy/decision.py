@@ -59,6 +59,7 @@ class Policy(Protocol):
         cluster: str,
         namespace: str,
         manifest: Mapping[str, Any],
+        args: Mapping[str, Any] | None = None,
     ) -> ApprovalTerms | None:
         """Who may approve a write this policy sends out of band (None: the defaults)."""
         return None

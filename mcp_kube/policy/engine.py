@@ -268,11 +268,12 @@ class PolicyEngine(Policy):
         cluster: str,
         namespace: str,
         manifest: Mapping[str, Any],
+        args: Mapping[str, Any] | None = None,
     ) -> ApprovalTerms | None:
-        """Who may approve a write the policy sends out of band, with four-eyes and expiry."""
-        ex = self.explain(
-            principal, tool, False, {"namespace": namespace}, cluster=cluster, manifest=manifest
-        )
+        """Who may approve a write the policy sends out of band, with four-eyes and expiry: the
+        rules are matched on the call's own arguments, as when the write was decided."""
+        given = {**(args or {}), "namespace": namespace}
+        ex = self.explain(principal, tool, False, given, cluster=cluster, manifest=manifest)
         found = ex.approval_terms
         if found is None:
             return None

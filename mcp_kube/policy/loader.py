@@ -197,5 +197,6 @@ class ReloadablePolicy(Policy):
         cluster: str,
         namespace: str,
         manifest: Mapping[str, Any],
+        args: Mapping[str, Any] | None = None,
     ) -> ApprovalTerms | None:
-        return self.engine.approval_terms(principal, tool, cluster, namespace, manifest)
+        return self.engine.approval_terms(principal, tool, cluster, namespace, manifest, args)

@@ -201,6 +201,30 @@ def test_out_of_band_terms_come_from_the_rule_that_asks_for_them(tmp_path) -> No
     assert (terms.approvers, terms.four_eyes, terms.ttl_seconds) == (("gpu-leads",), True, 600)
 
 
+def test_out_of_band_terms_match_a_rule_on_the_call_arguments(tmp_path) -> None:
+    """A rule that asks for approval only for big jobs names its approvers for those jobs:
+    the terms are never the defaults (anyone may approve) because the arguments were left out."""
+    path = write(
+        tmp_path,
+        """spec:
+  rules:
+    - id: big-jobs
+      match: {tools: [submit_job]}
+      approval:
+        mode: out_of_band
+        when: "has(args.gpus) && args.gpus > 2"
+        approvers: [gpu-leads]
+""",
+    )
+    engine = load_engine([path])
+    manifest = {"spec": {"template": {"spec": {"containers": []}}}}
+    review = engine.review(ALICE, "submit_job", "c", "team-a", manifest, {"gpus": 4})
+    assert review.approval == "out_of_band"
+    terms = engine.approval_terms(ALICE, "submit_job", "c", "team-a", review.manifest, {"gpus": 4})
+    assert terms is not None
+    assert terms.approvers == ("gpu-leads",)
+
+
 AMBIGUOUS = """spec:
   rules:
     - id: reads
