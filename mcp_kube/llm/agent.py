@@ -25,8 +25,7 @@ from mcp_kube.llm import grammar as G
 from mcp_kube.llm import prompt as P
 from mcp_kube.llm import route as R
 from mcp_kube.llm.backend import Backend, Generation
-from mcp_kube.llm.roles import settle_choices, settle_roles
-from mcp_kube.llm.slots import settle_numbers
+from mcp_kube.llm.roles import settle
 
 ANSWER_MODES = ("brief", "checked", "facts", "model")
 BRIEF_TOKENS = 64  # one sentence
@@ -235,10 +234,8 @@ class Agent:
             result.unparsed.append(raw)
             return None
         if ground and tool.read_only:
-            params = list(tool.input_schema.get("properties", {}))
-            args = settle_roles(args, params, context[0], sorted(ground.spaces), self.clusters)
-            args = settle_choices(name, args, context[0])
-            args = settle_numbers(args, tool.input_schema, context[0])
+            where = sorted(ground.spaces), self.clusters
+            args = settle(name, args, tool.input_schema, context[0], where, first=first)
         invented = [k for k, v in args.items() if self._invented(v, ground)]
         if invented:  # a name from the examples, not from the user or a result
             return G.question_for(name, invented)
@@ -246,14 +243,18 @@ class Agent:
 
     def _asks(self, question: str) -> list[str]:
         """The request's asks: a later part is its own ask only when its words name a subject
-        of its own (a tool's, or a change); "and whose are they?" is about the same result."""
+        of its own (a tool's, or a change) unlike the part before it; "and whose are they?" and
+        "x-0 crashed; log of its earlier container" are one ask each."""
         asks: list[str] = []
+        before: list[str] = []
         for part in P.parts(question):
-            own = R.route(part, self.reads) != self.reads or P.changes_asked(part)
-            if asks and not own:
+            routed, change = R.route(part, self.reads), P.changes_asked(part)
+            own = routed != self.reads or change
+            if asks and (not own or (routed == before and not change)):
                 asks[-1] = f"{asks[-1]}, {part}"
             else:
                 asks.append(part)
+            before = routed
         return asks
 
     def _invented(self, value: Any, ground: G.Grounding | None) -> bool:

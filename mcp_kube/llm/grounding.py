@@ -222,7 +222,7 @@ def _named(request: str) -> tuple[set[str], set[str]]:
     spaces: set[str] = set()
     for before, prev, word in zip(["", *toks], toks, toks[1:], strict=False):
         low, named = prev.lower(), word.lower() not in _NOT_NAME | _BEFORE_NAME
-        if before.lower() in _GROUPING:  # "per namespace over ...": a grouping, no name follows
+        if before.lower() in _GROUPING and low not in _SPACE_HINT:  # "per namespace over ..."
             continue
         if low in _SPACE_BEFORE and named:
             spaces.add(word)

@@ -17,9 +17,9 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from mcp_kube.llm.slots import is_quantity
+from mcp_kube.llm.slots import is_quantity, settle_numbers
 
-__all__ = ["settle_choices", "settle_roles"]
+__all__ = ["settle", "settle_choices", "settle_roles"]
 
 _OTHER_ROLES = ("name", "job", "pod", "node")
 _ROLES = ("namespace", "cluster", *_OTHER_ROLES)
@@ -37,12 +37,19 @@ def _pod_named(name: str, request: str) -> bool:
     return bool(_POD_INDEX.search(name)) and not _after("job", name, request)
 
 
+def _job_named(name: str, request: str) -> bool:
+    """A job: after "job", or in a request that says no "pod" and not named like one."""
+    if _after("job", name, request):
+        return True
+    return not _POD_INDEX.search(name) and not re.search(r"\bpods?\b", request, re.IGNORECASE)
+
+
 def _one_of_job_or_pod(args: dict[str, Any], request: str) -> None:
     job, pod = args.get("job"), args.get("pod")
     if isinstance(job, str) and (pod == job or pod is None) and _pod_named(job, request):
         args["pod"] = job
         del args["job"]
-    elif isinstance(pod, str) and job is None and _after("job", pod, request):
+    elif isinstance(pod, str) and job is None and _job_named(pod, request):
         args["job"] = pod
         del args["pod"]
     elif isinstance(job, str) and isinstance(pod, str):  # both: the role the request gives
@@ -177,3 +184,29 @@ def settle_choices(tool: str, args: dict[str, Any], request: str) -> dict[str, A
         if kind:
             out["kind"] = kind
     return out
+
+
+def settle(
+    tool: str,
+    args: dict[str, Any],
+    schema: dict[str, Any],
+    ask: str,
+    where: tuple[Sequence[str], Sequence[str]],
+    *,
+    first: bool,
+) -> dict[str, Any]:
+    """A read call's arguments settled by the ask's words: roles, choices and numbers (see
+    above and ``slots``). ``where``: the words the ask puts where a namespace goes, and the
+    served clusters. The first call of an ask runs on a cluster the ask names, or the default:
+    never on one a result of an earlier ask mentioned (a later call may follow a result's
+    lead, "the same job is on gpu-west")."""
+    spaces, clusters = where
+    out = settle_roles(args, list(schema.get("properties", {})), ask, spaces, clusters)
+    cluster = out.get("cluster")
+    if first and isinstance(cluster, str) and not _said(cluster, ask):
+        del out["cluster"]
+    return settle_numbers(settle_choices(tool, out, ask), schema, ask)
+
+
+def _said(word: str, text: str) -> bool:
+    return bool(re.search(rf"(?<![\w-]){re.escape(word)}(?![\w-])", text, re.IGNORECASE))

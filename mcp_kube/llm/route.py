@@ -112,7 +112,11 @@ DECISIVE: dict[str, re.Pattern[str]] = {
     ),
 }
 # a subject that makes a neighbour's moot: following a job to its end is more than its state
-OUTRANKS = {"wait_job": ("get_job",), "gpu_utilization": ("gpu_inventory",)}
+OUTRANKS = {
+    "wait_job": ("get_job", "list_jobs"),
+    "gpu_utilization": ("gpu_inventory",),
+    "gpu_quota": ("gpu_usage_report",),  # "how much of its quota has x burned"
+}
 # a name like a Job's ("t5-xl", "bert-ft"): not after in/to/for/on (a namespace or cluster)
 _JOB_LIKE = re.compile(
     r"(?<!\bin )(?<!\bto )(?<!\bfor )(?<!\bon )\b[a-z][a-z0-9]*(?:-[a-z0-9]+)+\b"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mcp_kube.llm.roles import settle_roles
+from mcp_kube.llm.roles import settle, settle_roles
 
 PENDING = ["cluster", "namespace", "job", "pod"]
 CLUSTERS = ["gpu-east", "gpu-west"]
@@ -79,3 +79,23 @@ def test_a_pod_named_namespace_trades_places_with_a_namespace_named_pod() -> Non
     args = {"namespace": "nb-0", "job": "team-c"}
     got = settle_roles(args, PENDING, "logs for nb-0 team-c", [], CLUSTERS)
     assert got == {"namespace": "team-c", "pod": "nb-0"}
+
+
+def test_a_name_not_like_a_pod_in_a_request_saying_no_pod_is_a_job() -> None:
+    got = settle_roles({"pod": "t5-xl"}, PENDING, "why is t5-xl stuck in team-c", [], CLUSTERS)
+    assert got == {"job": "t5-xl"}
+    kept = settle_roles({"pod": "web-1"}, PENDING, "why is web-1 stuck in team-c", [], CLUSTERS)
+    assert kept == {"pod": "web-1"}
+    said = settle_roles({"pod": "web"}, PENDING, "why is the pod web stuck", [], CLUSTERS)
+    assert said == {"pod": "web"}
+
+
+def test_the_first_call_of_an_ask_runs_where_the_ask_says() -> None:
+    schema = {"properties": {"cluster": {}, "product": {}}}
+    where = ([], CLUSTERS)
+    args = {"cluster": "gpu-east"}  # from an earlier ask's result, not from these words
+    assert settle("gpu_inventory", args, schema, "what is free instead?", where, first=True) == {}
+    named = settle("gpu_inventory", args, schema, "free on gpu-east?", where, first=True)
+    assert named == {"cluster": "gpu-east"}
+    later = settle("gpu_inventory", args, schema, "what is free instead?", where, first=False)
+    assert later == {"cluster": "gpu-east"}  # a later call may follow a result's lead
