@@ -83,6 +83,7 @@ async def warm(path: Path, label: str, server: str, runs: int) -> dict[str, Any]
                     backend,
                     session.tools,
                     clusters=session.clusters,
+                    namespaces=session.namespaces,
                     instructions=session.instructions,
                     answer=mode,
                 )

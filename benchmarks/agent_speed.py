@@ -61,7 +61,11 @@ async def interleaved(path: Path, server: str, runs: int) -> dict[str, Any]:
     try:
         async with connect(server) as session:
             agent = Agent(
-                backend, session.tools, clusters=session.clusters, instructions=session.instructions
+                backend,
+                session.tools,
+                clusters=session.clusters,
+                namespaces=session.namespaces,
+                instructions=session.instructions,
             )
             backend.warm(agent.prefix)
 

@@ -134,6 +134,7 @@ class Agent:
         tools: Sequence[P.ToolDef],
         *,
         clusters: Sequence[str] = (),
+        namespaces: Sequence[str] = (),  # those the server showed: where a typed name goes
         instructions: str = "",
         max_calls: int = 4,
         result_budget: int = 6000,
@@ -146,7 +147,7 @@ class Agent:
             raise ValueError("the server lists no tools")
         self.backend = backend
         self.tools = {t.name: t for t in tools}
-        self.clusters = list(clusters)
+        self.clusters, self.namespaces = list(clusters), list(namespaces)
         self.max_calls = max_calls
         self.result_budget = result_budget
         self.answer_tokens = answer_tokens
@@ -233,9 +234,9 @@ class Agent:
         except (ValueError, KeyError, TypeError):
             result.unparsed.append(raw)
             return None
-        if ground and tool.read_only:
-            where = sorted(ground.spaces), self.clusters
-            args = settle(name, args, tool.input_schema, context[0], where, first=first)
+        if ground:
+            where = sorted(ground.spaces), self.clusters, self.namespaces
+            args = settle(tool, args, context[0], where, first=first)
         invented = [k for k, v in args.items() if self._invented(v, ground)]
         if invented:  # a name from the examples, not from the user or a result
             return G.question_for(name, invented)

@@ -121,6 +121,7 @@ def make_agent(backend: Backend, session: McpSession, cfg: LlmSettings) -> Agent
         backend,
         session.tools,
         clusters=session.clusters,
+        namespaces=session.namespaces,
         instructions=session.instructions,
         max_calls=cfg.max_calls,
         result_budget=cfg.result_budget_chars,

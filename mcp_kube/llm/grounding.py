@@ -14,7 +14,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-__all__ = ["Grounding", "is_product", "numbers_of"]
+__all__ = ["Grounding", "is_product", "numbers_of", "quoted"]
 
 _WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/@-]*[A-Za-z0-9]|[A-Za-z0-9]")
 _TOKEN = re.compile(r"[a-z0-9][a-z0-9._:/@'-]*[a-z0-9]|[a-z0-9]")
@@ -143,6 +143,11 @@ _NOT_NAME = frozenset(
 )
 
 
+def quoted(request: str) -> list[str]:
+    """The texts a request quotes ("filter for 'CUDA error'"), in order."""
+    return [a or b for a, b in _QUOTED.findall(request)]
+
+
 def _singular(word: str) -> str:
     return word.removesuffix("s") if len(word) > 3 else word
 
@@ -220,6 +225,7 @@ def _named(request: str) -> tuple[set[str], set[str]]:
     toks = _WORD.findall(request)
     objects: set[str] = set()
     spaces: set[str] = set()
+    weak: set[str] = set()  # after "to"/"for": a namespace only if none follows "in"
     for before, prev, word in zip(["", *toks], toks, toks[1:], strict=False):
         low, named = prev.lower(), word.lower() not in _NOT_NAME | _BEFORE_NAME
         if before.lower() in _GROUPING and low not in _SPACE_HINT:  # "per namespace over ..."
@@ -229,7 +235,9 @@ def _named(request: str) -> tuple[set[str], set[str]]:
         elif low in _BEFORE_NAME and named:
             objects.add(word)
         elif low in _SPACE_HINT and "-" in word and not any(c.isupper() for c in word):
-            spaces.add(word)
+            (spaces if low == "in" else weak).add(word)
+    if not any(s not in objects for s in spaces):  # "wait for x-1 in team-a": x-1 is no namespace
+        spaces |= weak
     return objects, spaces - objects
 
 
@@ -272,7 +280,7 @@ class Grounding:
             numbers_of(request),
             {k: tuple(v) for k, v in (known or {}).items()},
             frozenset(_singular(t) for t in re.findall(r"[a-z]+", request.lower())),
-            frozenset(a or b for a, b in _QUOTED.findall(request)),
+            frozenset(quoted(request)),
             frozenset(objects),
             frozenset(spaces),
         )

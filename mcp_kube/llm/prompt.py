@@ -192,7 +192,7 @@ def _unmark(text: str) -> str:
 
 # the verbs of each change: a write tool is offered only when its own verb is in the request
 CHANGES = {
-    "cancel_job": "cancel|kill|delete|remove|stop|terminate|abort",
+    "cancel_job": "cancel|kill|delete|remove|stop|terminate|abort|get rid of|scrap|tear down",
     "suspend_job": "suspend|pause|on hold|hold job|freeze|halt",
     "resume_job": "resume|unpause|continue|restart|unsuspend|un-suspend|un-pause|unfreeze",
     "submit_job": "submit|submitt|run|launch|start|create|schedule|queue|enqueue",
@@ -205,8 +205,9 @@ _VERBS = {
 # "won't start", "may I delete", "what happens if I cancel": a question, not a request
 _NOT_ASKED = re.compile(
     r"\b(not|never|won't|can't|cannot|don't|doesn't|didn't|isn't|(are|is|was|were)( on)?)\s+$"
+    r"|\b(before|after|since|the|a|its|last|previous|first)\s+$"  # "before restart": a noun
     r"|\b(may i|can i|could i|am i|allowed to|permitted to|if i|what happens|would|should i)\b"
-    r"|\b(i'?ll|i will|we'?ll|later)\b",
+    r"|\b(i'?ll|i will|we'?ll|later|rights? to|permissions? to|do i have)\b",
     re.IGNORECASE,
 )
 

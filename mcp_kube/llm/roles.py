@@ -17,6 +17,8 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
+from mcp_kube.llm.grounding import quoted
+from mcp_kube.llm.prompt import ToolDef
 from mcp_kube.llm.slots import is_quantity, settle_numbers
 
 __all__ = ["settle", "settle_choices", "settle_roles"]
@@ -86,6 +88,9 @@ def settle_roles(
     _swap_pod_named_namespace(out)
     if "job" in params and "pod" in params:
         _one_of_job_or_pod(out, request)
+    container = out.get("container")
+    if container is not None and container in (out.get("pod"), out.get("job")):
+        del out["container"]  # the pod's name is not its container's
     ns = out.get("namespace")
     for role in _OTHER_ROLES:
         if ns is not None and out.get(role) == ns and not _after(role, ns, request):
@@ -144,7 +149,8 @@ CHOICES: dict[str, dict[str, dict[Any, re.Pattern[str]]]] = {
         "previous": {
             True: re.compile(
                 r"\b(previous|earlier|prior|last)\W+(container|run|instance|attempt)\b"
-                r"|\bbefore (it|the) (crash|restart)",
+                r"|\bbefore (it|the) (crash|restart)|\bbefore (a |the |its )?restart\b"
+                r"|\bcrashed container\b",
                 _I,
             )
         }
@@ -175,6 +181,9 @@ def settle_choices(tool: str, args: dict[str, Any], request: str) -> dict[str, A
             out[arg] = named[0]
         elif not named and arg in GUESSES:
             out.pop(arg, None)
+    said = quoted(request)
+    if tool == "pod_logs" and len(said) == 1 and not out.get("grep"):
+        out["grep"] = said[0]  # the one quoted text of a logs request is what to look for
     label = _BY_LABEL.search(request)
     if tool == "gpu_usage_report" and label:
         out["group_by"] = f"label:{label.group(1)}"
@@ -187,25 +196,51 @@ def settle_choices(tool: str, args: dict[str, Any], request: str) -> dict[str, A
 
 
 def settle(
-    tool: str,
+    tool: ToolDef,
     args: dict[str, Any],
-    schema: dict[str, Any],
     ask: str,
-    where: tuple[Sequence[str], Sequence[str]],
+    where: tuple[Sequence[str], Sequence[str], Sequence[str]],
     *,
     first: bool,
 ) -> dict[str, Any]:
-    """A read call's arguments settled by the ask's words: roles, choices and numbers (see
-    above and ``slots``). ``where``: the words the ask puts where a namespace goes, and the
-    served clusters. The first call of an ask runs on a cluster the ask names, or the default:
-    never on one a result of an earlier ask mentioned (a later call may follow a result's
-    lead, "the same job is on gpu-west")."""
-    spaces, clusters = where
-    out = settle_roles(args, list(schema.get("properties", {})), ask, spaces, clusters)
+    """A call's arguments settled by the ask's words and what the server showed. ``where``:
+    the words the ask puts where a namespace goes, the served clusters, and the namespaces the
+    server showed this user. A write only has a namespace and a name that trade places
+    corrected (a namespace the server showed, typed by the user, is never a job's name); it is
+    never completed or moved otherwise (it asks instead). A read's roles, choices and numbers
+    are settled as above (see also ``slots``); its first call runs on a cluster the ask names,
+    or the default: never on one a result of an earlier ask mentioned (a later call may follow
+    a result's lead, "the same job is on gpu-west")."""
+    spaces, clusters, known = where
+    out = _known_namespace(dict(args), ask, known, write=not tool.read_only)
+    if not tool.read_only:
+        return out
+    schema = tool.input_schema
+    named = [*spaces, *(k for k in known if _said(k, ask) and k not in spaces)]
+    out = settle_roles(out, list(schema.get("properties", {})), ask, named, clusters)
     cluster = out.get("cluster")
     if first and isinstance(cluster, str) and not _said(cluster, ask):
         del out["cluster"]
-    return settle_numbers(settle_choices(tool, out, ask), schema, ask)
+    return settle_numbers(settle_choices(tool.name, out, ask), schema, ask)
+
+
+def _known_namespace(
+    args: dict[str, Any], ask: str, known: Sequence[str], *, write: bool
+) -> dict[str, Any]:
+    """A namespace the server never showed, and a name in another role that it did, trade
+    places; for a read, a namespace the server never showed is the one known namespace the ask
+    names, if it names exactly one."""
+    ns = args.get("namespace")
+    if not known or not isinstance(ns, str) or ns in known:
+        return args
+    for role in ("name", "job", "pod"):
+        if args.get(role) in known:
+            args["namespace"], args[role] = args[role], ns
+            return args
+    said = [k for k in known if _said(k, ask)]
+    if not write and len(said) == 1:
+        args["namespace"] = said[0]
+    return args
 
 
 def _said(word: str, text: str) -> bool:

@@ -36,14 +36,15 @@ SUBJECTS: dict[str, re.Pattern[str]] = {
     ),
     "gpu_quota": re.compile(
         r"\bquotas?\b|\bcap\b|\bheadroom\b|\bqueues?\b|\bkueue\b|\ballowance\b|\blimit left\b"
-        r"|\bbudget\b",
+        r"|\bbudget\b|\blimit\b|\b(cluster|local) ?queues?\b",
         _I,
     ),
     "explain_pending": re.compile(
         r"\bpending\b|\bwaiting\b|\bstuck\b|\bqueued\b"
         r"|\b(won'?t|can'?t|cannot) (start|run|schedule)\b"
         r"|\b(hasn'?t|has not|isn'?t|is not|not) (been )?(start|run|schedul|admit)\w*"
-        r"|\bwhy\b.*\b(not|can'?t|cannot|won'?t)\b",
+        r"|\bwhy\b.*\b(not|can'?t|cannot|won'?t)\b"
+        r"|\bwhy\b.*\b(hasn'?t|haven'?t|isn'?t|aren'?t)\b.*\b(start|run|schedul|admit)\w*",
         _I,
     ),
     "recommend_placement": re.compile(
@@ -94,7 +95,7 @@ SUBJECTS: dict[str, re.Pattern[str]] = {
         _I,
     ),
     "gpu_inventory": re.compile(
-        r"\bfree\b|\bavailable\b|\binventory\b|\binvnetory\b|\bhow many\b|\bin total\b"
+        r"\bfree\b|\bavailab\w*|\bspare\b|\binventory\b|\binvnetory\b|\bhow many\b|\bin total\b"
         r"|\bcapacity\b|\bmig\b(?!-)|\bdetails of node\b|\bnode [a-z]+[0-9]*-[\w-]+",
         _I,
     ),
@@ -104,7 +105,9 @@ SUBJECTS: dict[str, re.Pattern[str]] = {
 # words that settle the subject alone: a question about one's rights, a utilization floor
 DECISIVE: dict[str, re.Pattern[str]] = {
     "whoami": re.compile(
-        r"(?<!where )(?<!how )\b(may|can|could) i\b|\ballowed to\b|\bpermitted\b|\bperms?\b", _I
+        r"(?<!where )(?<!how )\b(may|can|could) i\b|\ballowed to\b|\bpermitted\b|\bperms?\b"
+        r"|\bdo i have (the )?(rights?|permissions?|access)\b",
+        _I,
     ),
     "idle_gpus": re.compile(r"\b(below|under)\b[^.?!]*(\bpercent\b|%)", _I),
     "recommend_placement": re.compile(

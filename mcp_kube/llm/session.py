@@ -17,7 +17,7 @@ import shlex
 import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -88,6 +88,35 @@ def _tool_def(tool: mcp_types.Tool) -> ToolDef:
     )
 
 
+MAX_NAMESPACES = 500
+
+
+def _collect(value: Any, seen: set[str], depth: int = 0) -> None:
+    if depth > 6 or len(seen) >= MAX_NAMESPACES:
+        return
+    if isinstance(value, dict):
+        ns = value.get("namespace")
+        if isinstance(ns, str) and ns:
+            seen.add(ns)
+        for v in value.values():
+            _collect(v, seen, depth + 1)
+    elif isinstance(value, list):
+        for v in value[:MAX_NAMESPACES]:
+            _collect(v, seen, depth + 1)
+
+
+async def _namespaces(client: Client, tools: list[ToolDef]) -> list[str]:
+    """The namespaces the server shows this user (GPU workloads, quotas and queues), so that a
+    name the user types goes in the role it has; none when those reads are refused."""
+    seen: set[str] = set()
+    for name in ("gpu_workloads", "gpu_quota"):
+        if any(t.name == name for t in tools):
+            with contextlib.suppress(Exception):  # refused or failed: that read adds none
+                res = await client.call_tool(name, {})
+                _collect(None if res.is_error else res.structured_content, seen)
+    return sorted(seen)
+
+
 @dataclass
 class McpSession:
     client: Client
@@ -95,6 +124,7 @@ class McpSession:
     instructions: str
     clusters: list[str]
     tasks: TaskFollower | None = None
+    namespaces: list[str] = field(default_factory=list)
 
     async def call(self, name: str, arguments: dict[str, Any]) -> ToolOutcome:
         t0 = time.perf_counter()
@@ -149,4 +179,5 @@ async def connect(
             res = await client.call_tool("list_clusters", {})
             data = res.structured_content or {}
             clusters = [str(c.get("name", "")) for c in data.get("clusters", []) if c.get("name")]
-        yield McpSession(client, tools, client.instructions or "", clusters, tasks)
+        namespaces = await _namespaces(client, tools)
+        yield McpSession(client, tools, client.instructions or "", clusters, tasks, namespaces)

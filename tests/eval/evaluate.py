@@ -99,7 +99,11 @@ async def evaluate(
     try:
         async with connect(server) as session:
             agent = Agent(
-                backend, session.tools, clusters=session.clusters, instructions=session.instructions
+                backend,
+                session.tools,
+                clusters=session.clusters,
+                namespaces=session.namespaces,
+                instructions=session.instructions,
             )
             t0 = time.perf_counter()
             backend.warm(agent.prefix)

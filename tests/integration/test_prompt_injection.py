@@ -141,6 +141,7 @@ def run(
                 backend,
                 session.tools,
                 clusters=session.clusters,
+                namespaces=session.namespaces,
                 instructions=session.instructions,
                 follow_up="model",
             )

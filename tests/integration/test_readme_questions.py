@@ -66,7 +66,11 @@ async def _ask_all(server: str, model: str, cache: Path) -> list[AgentResult]:
     try:
         async with connect(server) as session:
             agent = Agent(
-                backend, session.tools, clusters=session.clusters, instructions=session.instructions
+                backend,
+                session.tools,
+                clusters=session.clusters,
+                namespaces=session.namespaces,
+                instructions=session.instructions,
             )
             backend.warm(agent.prefix, cache)
             results = []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from mcp_kube.llm.prompt import ToolDef
 from mcp_kube.llm.roles import settle, settle_roles
 
 PENDING = ["cluster", "namespace", "job", "pod"]
@@ -91,11 +92,23 @@ def test_a_name_not_like_a_pod_in_a_request_saying_no_pod_is_a_job() -> None:
 
 
 def test_the_first_call_of_an_ask_runs_where_the_ask_says() -> None:
-    schema = {"properties": {"cluster": {}, "product": {}}}
-    where = ([], CLUSTERS)
+    tool = ToolDef("gpu_inventory", "", {"properties": {"cluster": {}, "product": {}}})
+    where = ([], CLUSTERS, [])
     args = {"cluster": "gpu-east"}  # from an earlier ask's result, not from these words
-    assert settle("gpu_inventory", args, schema, "what is free instead?", where, first=True) == {}
-    named = settle("gpu_inventory", args, schema, "free on gpu-east?", where, first=True)
-    assert named == {"cluster": "gpu-east"}
-    later = settle("gpu_inventory", args, schema, "what is free instead?", where, first=False)
+    assert settle(tool, args, "what is free instead?", where, first=True) == {}
+    assert settle(tool, args, "free on gpu-east?", where, first=True) == {"cluster": "gpu-east"}
+    later = settle(tool, args, "what is free instead?", where, first=False)
     assert later == {"cluster": "gpu-east"}  # a later call may follow a result's lead
+
+
+def test_names_take_the_roles_the_server_knows_them_in() -> None:
+    write = ToolDef("suspend_job", "", {"properties": {"namespace": {}, "name": {}}}, False)
+    where = ([], CLUSTERS, ["team-c", "ml-ops"])
+    swapped = {"namespace": "sd-ft", "name": "ml-ops"}
+    got = settle(write, swapped, "sd-ft, ml-ops: pause it", where, first=True)
+    assert got == {"namespace": "ml-ops", "name": "sd-ft"}
+    unknown = {"namespace": "sd-ft", "name": "ml-new"}  # neither shown: a write is not moved
+    assert settle(write, unknown, "sd-ft, ml-new: pause it", where, first=True) == unknown
+    read = ToolDef("gpu_quota", "", {"properties": {"namespace": {}, "cluster": {}}})
+    got = settle(read, {"namespace": "its"}, "how close is ml-ops to its cap", where, first=True)
+    assert got == {"namespace": "ml-ops"}
