@@ -131,14 +131,17 @@ demo: testbed-build models-default ## start the simulated GPU clusters and the s
 	  $(BIN)/mcp-kube ask "$(DEMO_Q)" --model $(DEMO_MODEL) --server \
 	    "$(BIN)/mcp-kube serve --kubeconfig $$run/tb/kubeconfig --context gpu-east --context gpu-west --audit-log $$run/audit.jsonl"
 
-eval: testbed-build models-default ## tool choice of the CI and default models on tests/eval/test.yaml (SET=dev: dev.yaml)
+eval: testbed-build models-default ## tool choice of the CI and default models on tests/eval/test.yaml, README figures from it (SET=dev: dev.yaml)
 	$(BIN)/mcp-kube models install $(CI_MODEL) >/dev/null
 	@run=$$(mktemp -d); trap '$(BIN)/mcp-kube testbed down --dir '$$run'/tb >/dev/null' EXIT; \
 	  $(BIN)/mcp-kube testbed up --clusters 2 --dir $$run/tb && \
 	  { [ ! -f $$run/tb/server.env ] || { set -a; . $$run/tb/server.env; set +a; }; } && \
 	  $(BIN)/python tests/eval/evaluate.py --kubeconfig $$run/tb/kubeconfig --context gpu-east \
 	    --context gpu-west --audit-log $$run/audit.jsonl --model $(CI_MODEL) --model $(DEMO_MODEL) \
-	    --set $(or $(SET),test) --json $$run/eval.json
+	    --set $(or $(SET),test) --json $$run/eval.json && \
+	  if [ "$(or $(SET),test)" = test ]; then \
+	    mkdir -p tests/eval/results && cp $$run/eval.json tests/eval/results/test.json && \
+	    $(BIN)/python tests/eval/report.py --write README.md; fi
 
 clean: ## remove the virtualenv and caches in the repo (not the binary cache)
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -129,12 +129,96 @@ def print_comparison(results: list[dict[str, Any]]) -> None:
         )
 
 
+BEGIN, END = "<!-- eval:begin -->", "<!-- eval:end -->"
+
+
+def _row(s: dict[str, Any]) -> str:
+    m = s.get("multi_step") or {"requests": 0, "all_calls_made": 0}
+    return (
+        f"| {s['model']} | {s['right']}/{s['requests']} = {s['tool_and_args_accuracy']:.0%} "
+        f"| {s['tool_accuracy']:.0%} | {s['parse_rate']:.0%} | {s['wrong_write_arguments']} "
+        f"| {m['all_calls_made']}/{m['requests']} "
+        f"| {s['latency_p50_s']:.1f} s / {s['latency_p95_s']:.1f} s |"
+    )
+
+
+def _categories(results: list[dict[str, Any]]) -> list[str]:
+    names = sorted({c for s in results for c in s["per_category"]})
+    lines = ["| category | " + " | ".join(s["model"] for s in results) + " |"]
+    lines.append("|---|" + "---|" * len(results))
+    for c in names:
+        cells = []
+        for s in results:
+            t = s["per_category"].get(c)
+            cells.append(f"{t['args']}/{t['n']}" if t else "")
+        lines.append(f"| {c} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _latency(lat: dict[str, Any]) -> list[str]:
+    warm, cold = lat["warm"], lat["cold_ask"]
+    lines = [
+        f'The demo question ("{lat["question"]}") with {lat["model"]}, one warm process '
+        "(model loaded, prompt prefix evaluated), "
+        f"{next(v['runs'] for v in warm.values() if isinstance(v, dict))} runs per answer mode:",
+        "",
+        "| answer mode | end to end p50 / p95 | first tool call p50 | answer prompt + decode p50 |",
+        "|---|---|---|---|",
+    ]
+    for mode, v in warm.items():
+        if not isinstance(v, dict):
+            continue
+        lines.append(
+            f"| {mode} | {v['total_s']['p50']:.1f} s / {v['total_s']['p95']:.1f} s "
+            f"| {v['first_call_s']['p50']:.1f} s "
+            f"| {v['answer_prompt_s']['p50']:.1f} s + {v['answer_decode_s']['p50']:.1f} s |"
+        )
+    lines += [
+        "",
+        f"A cold `mcp-kube ask` (new process: interpreter, model load, server spawn): "
+        f"{cold['no_prompt_state_s']:.1f} s without a saved prompt state, "
+        f"{cold['with_prompt_state_s']:.1f} s with one.",
+    ]
+    return lines
+
+
+def render(results: list[dict[str, Any]], latency: dict[str, Any] | None) -> str:
+    """The README's generated block: the test-set figures of both models, per category, and
+    the agent's answer time (``benchmarks/agent_latency.py``)."""
+    lines = [
+        "| model | right tool + key args | right tool | parse rate | wrong write args "
+        "| two-call: all calls made | first call p50 / p95 |",
+        "|---|---|---|---|---|---|---|",
+        *(_row(s) for s in results),
+        "",
+        *_categories(results),
+    ]
+    if latency:
+        lines += ["", *_latency(latency)]
+    return "\n".join([BEGIN, *lines, END])
+
+
+def block_of(text: str) -> str:
+    start, end = text.find(BEGIN), text.find(END)
+    return text[start : end + len(END)] if 0 <= start < end else ""
+
+
 def main() -> int:
-    """Print the README table from an evaluation's JSON (``evaluate.py --json``)."""
+    """Print the comparison table of an evaluation's JSON (``evaluate.py --json``); with
+    ``--write README.md``: replace the README's generated block with the committed results'."""
     import json
     import sys
     from pathlib import Path
 
+    if sys.argv[1:2] == ["--write"]:
+        here = Path(__file__).resolve().parents[2]
+        results = json.loads((here / "tests/eval/results/test.json").read_text())
+        lat_path = here / "benchmarks/results/agent_latency.json"
+        latency = json.loads(lat_path.read_text()) if lat_path.exists() else None
+        readme = Path(sys.argv[2])
+        text = readme.read_text()
+        readme.write_text(text.replace(block_of(text), render(results, latency)))
+        return 0
     print_comparison(json.loads(Path(sys.argv[1]).read_text()))
     return 0
 
