@@ -23,6 +23,7 @@ The rules, in one place:
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import json
 import math
@@ -76,18 +77,19 @@ def canonical(value: Any) -> bytes:
     plain = _plain(value)
     if plain is not _UNSAFE:
         try:
-            text = json.dumps(plain, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-            return text.encode("utf-8")
+            return _ENCODER.encode(plain).encode("utf-8")
         except UnicodeEncodeError:  # a lone surrogate: rfc8785 says what is wrong
             pass
     return rfc8785.dumps(value)
 
 
+_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 _UNSAFE = object()  # what _plain returns for a value the C encoder might write differently
 
 
 def _plain(value: Any) -> Any:
-    """``value`` with integral floats as integers; _UNSAFE where the encoders could differ."""
+    """``value`` with integral floats as integers; _UNSAFE where the encoders could differ.
+    What needs no change comes back as it is (not copied)."""
     kind = type(value)
     if kind is str or kind is bool or value is None:
         return value
@@ -100,17 +102,40 @@ def _plain(value: Any) -> Any:
             return value
         return _UNSAFE
     if kind is dict:
-        out = {}
-        for k, v in value.items():
-            item = _plain(v)
-            if type(k) is not str or not k.isascii() or item is _UNSAFE:
-                return _UNSAFE
-            out[k] = item
-        return out
+        return _plain_dict(value)
     if kind is list:
-        items = [_plain(v) for v in value]
-        return _UNSAFE if any(i is _UNSAFE for i in items) else items
+        return _plain_list(value)
     return _UNSAFE
+
+
+def _plain_dict(value: dict[Any, Any]) -> Any:
+    out: dict[str, Any] | None = None  # a copy, from the first member that changes
+    for k, v in value.items():
+        if type(k) is not str or not k.isascii():
+            return _UNSAFE
+        kind = type(v)
+        if kind is str or kind is bool or v is None:
+            item = v
+        else:
+            item = _plain(v)
+            if item is _UNSAFE:
+                return _UNSAFE
+        if out is None and item is not v:
+            out = {}
+            for k2, v2 in value.items():  # the members before this one, unchanged
+                if k2 == k:
+                    break
+                out[k2] = v2
+        if out is not None:
+            out[k] = item
+    return value if out is None else out
+
+
+def _plain_list(value: list[Any]) -> Any:
+    items = [_plain(v) for v in value]
+    if any(i is _UNSAFE for i in items):
+        return _UNSAFE
+    return value if all(i is v for i, v in zip(items, value, strict=True)) else items
 
 
 def record_hash(record: Mapping[str, Any]) -> str:
@@ -120,6 +145,12 @@ def record_hash(record: Mapping[str, Any]) -> str:
 
 
 _HASH_KEY = "hash".encode("utf-16-be")
+
+
+@functools.lru_cache(maxsize=1024)
+def _before_hash(key: str) -> bool:
+    """Whether a member named ``key`` sorts before ``hash`` (by UTF-16 code units)."""
+    return key.encode("utf-16-be") < _HASH_KEY
 
 
 def seal(body: Mapping[str, Any]) -> tuple[str, bytes]:
@@ -135,7 +166,7 @@ def seal(body: Mapping[str, Any]) -> tuple[str, bytes]:
     after: dict[str, Any] = {}
     for k, v in body.items():
         if k != "hash":
-            (before if k.encode("utf-16-be") < _HASH_KEY else after)[k] = v
+            (before if _before_hash(k) else after)[k] = v
     lo = canonical(before)[1:-1]
     hi = canonical(after)[1:-1]
     digest = hashlib.sha256(b"{" + b",".join(p for p in (lo, hi) if p) + b"}").hexdigest()

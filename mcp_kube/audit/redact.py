@@ -67,6 +67,10 @@ _SECRET_FLAG = re.compile(
     re.IGNORECASE,
 )
 
+# Hex runs under 40 digits joined by '-' (request and trace ids, traceparents, UUIDs): every
+# shape below needs a letter beyond a-f, a run of 40+, or a character that is neither.
+_HEX_WORDS = re.compile(r"[0-9a-fA-F]{1,39}(?:-[0-9a-fA-F]{1,39})*")
+
 _SHAPES = re.compile(
     r"""
     (?P<pem>-----BEGIN[ A-Z0-9]*-----(?:.*?-----END[ A-Z0-9]*-----|.*))
@@ -179,6 +183,8 @@ def redact_text(text: str, *, allow_hex: bool = False) -> str:
         return f"{digest(text)} (redacted: {len(text)} characters)"
     if not _could_hold_secret(text) or _DIGEST_OUT.fullmatch(text):
         return text
+    if len(text) <= MAX_STRING and _HEX_WORDS.fullmatch(text):
+        return text  # no shape matches in these (ids, trace parents): the scan changes nothing
     out = _SHAPES.sub(lambda m: _replace(m, allow_hex), text)
     if len(out) > MAX_STRING:
         out = f"{out[:MAX_STRING]}...[{len(out) - MAX_STRING} more characters]"
@@ -190,41 +196,77 @@ def _redact_key(key: str) -> str:
     return redact_text(key)
 
 
+@functools.lru_cache(maxsize=4096)
+def _key_facts(key: str) -> tuple[str, bool, bool]:
+    """A key as recorded, whether it names a secret, whether its values are digests."""
+    name = _redact_key(key)
+    return name, _secret_key(name), _digest_key(name)
+
+
 def redact(value: Any, *, _depth: int = 0, _key: str = "") -> Any:
     """A JSON-safe copy of ``value`` with secrets replaced (see the module docstring)."""
-    if _depth > MAX_DEPTH:
+    return _redact(value, _depth, _digest_key(_key))
+
+
+def _redact(value: Any, depth: int, allow_hex: bool) -> Any:
+    """``redact``: ``allow_hex`` is whether the key ``value`` sits under names digests. Plain
+    strings, numbers and None are handled in the containers' loops (no call each)."""
+    if depth > MAX_DEPTH:
         return "[truncated: too deep]"
-    if isinstance(value, str):
-        return redact_text(value, allow_hex=_digest_key(_key))
-    if value is None or isinstance(value, (bool, int, float)):
+    kind = type(value)
+    if kind is str:
+        return _text(value, allow_hex)
+    if value is None or kind is bool:
+        return value
+    if kind is dict:
+        return _redact_mapping(value, depth)
+    if isinstance(value, (bool, int, float)):
         return jsonable(value)
     if isinstance(value, Mapping):
-        out: dict[str, Any] = {}
-        for i, (k, v) in enumerate(value.items()):
-            if i >= MAX_ITEMS:
-                out["..."] = f"[truncated: {len(value) - MAX_ITEMS} more keys]"
-                break
-            name = _redact_key(str(k))
-            if _secret_key(name) and not (
-                v is None or v == "" or isinstance(v, bool) or _is_digest(v)
-            ):
-                out[name] = digest(v)
-            else:
-                out[name] = redact(v, _depth=_depth + 1, _key=name)
-        return out
-    if isinstance(value, (list, tuple, set, frozenset)):
-        items = list(value) if not isinstance(value, (set, frozenset)) else jsonable(value)
-        out_list = []
-        after_flag = False
-        for v in items[:MAX_ITEMS]:
-            if after_flag and isinstance(v, str) and v and not _is_digest(v):
-                out_list.append(digest(v))
-            else:
-                out_list.append(redact(v, _depth=_depth + 1, _key=_key))
-            after_flag = isinstance(v, str) and _SECRET_FLAG.fullmatch(v) is not None
-        if len(items) > MAX_ITEMS:
-            out_list.append(f"[truncated: {len(items) - MAX_ITEMS} more items]")
-        return out_list
+        return _redact_mapping(value, depth)
+    if kind is list or isinstance(value, (list, tuple, set, frozenset)):
+        return _redact_items(value, depth, allow_hex)
     if isinstance(value, (bytes, bytearray, memoryview)):
         return digest(bytes(value).decode("latin-1"))
     return redact_text(str(value))
+
+
+def _text(text: str, allow_hex: bool) -> str:
+    if len(text) < 40 and not _could_hold_secret(text):
+        return text  # as redact_text would, without its call
+    return redact_text(text, allow_hex=allow_hex)
+
+
+def _redact_mapping(value: Mapping[Any, Any], depth: int) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    below = depth + 1
+    for i, (k, v) in enumerate(value.items()):
+        if i >= MAX_ITEMS:
+            out["..."] = f"[truncated: {len(value) - MAX_ITEMS} more keys]"
+            break
+        name, secret, hex_ok = _key_facts(k if type(k) is str else str(k))
+        kind = type(v)
+        if secret and not (v is None or v == "" or isinstance(v, bool) or _is_digest(v)):
+            out[name] = digest(v)
+        elif kind is str and below <= MAX_DEPTH:
+            out[name] = _text(v, hex_ok)
+        elif (v is None or kind is bool) and below <= MAX_DEPTH:
+            out[name] = v
+        else:
+            out[name] = _redact(v, below, hex_ok)
+    return out
+
+
+def _redact_items(value: Any, depth: int, allow_hex: bool) -> list[Any]:
+    items = list(value) if not isinstance(value, (set, frozenset)) else jsonable(value)
+    out: list[Any] = []
+    after_flag = False
+    for v in items[:MAX_ITEMS]:
+        if after_flag and isinstance(v, str) and v and not _is_digest(v):
+            out.append(digest(v))
+        else:
+            out.append(_redact(v, depth + 1, allow_hex))
+        after_flag = isinstance(v, str) and _SECRET_FLAG.fullmatch(v) is not None
+    if len(items) > MAX_ITEMS:
+        out.append(f"[truncated: {len(items) - MAX_ITEMS} more items]")
+    return out

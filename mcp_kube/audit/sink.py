@@ -240,17 +240,16 @@ class AuditLog:
         return out
 
     def _chain(self, _logger: Any, _method: str, ed: MutableMapping[str, Any]) -> Any:
-        body = dict(ed)
-        body["seq"] = self._seq + 1
-        body["prev_hash"] = self._head
-        digest, line = seal(body)
-        body["hash"] = digest
-        body[_LINE] = line
-        return body
+        ed["seq"] = self._seq + 1  # ``ed`` is this record's own dict (made by _unpack/_redact)
+        ed["prev_hash"] = self._head
+        digest, line = seal(ed)
+        ed["hash"] = digest
+        ed[_LINE] = line
+        return ed
 
     def _render(self, _logger: Any, _method: str, ed: MutableMapping[str, Any]) -> Any:
         line = ed.pop(_LINE)
-        record = dict(ed)
+        record = ed if type(ed) is dict else dict(ed)
         self._write(line, record)
         return (record,), {}
 

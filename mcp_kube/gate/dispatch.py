@@ -184,11 +184,8 @@ class Gate:
             outcome = Outcome.error("audit_unavailable", "the audit log is unavailable: refused")
         # The request id joins what a client saw with the audit record of the call; the trace
         # and span ids join it with the caller's trace.
-        return (
-            outcome.with_meta(REQUEST_ID_META, record.request_id)
-            .with_meta(TRACE_ID_META, record.trace.trace_id)
-            .with_meta(SPAN_ID_META, record.trace.span_id)
-        )
+        trace_ids = {TRACE_ID_META: record.trace.trace_id, SPAN_ID_META: record.trace.span_id}
+        return outcome.with_metas({REQUEST_ID_META: record.request_id, **trace_ids})
 
     async def _run(
         self,

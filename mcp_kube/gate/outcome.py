@@ -48,6 +48,10 @@ class Outcome:
     def with_meta(self, key: str, value: Any) -> Outcome:
         return replace(self, meta={**self.meta, key: value})
 
+    def with_metas(self, items: dict[str, Any]) -> Outcome:
+        """``with_meta`` of each item, in one copy."""
+        return replace(self, meta={**self.meta, **items})
+
 
 class InputNeeded(BaseException):
     """The transport must ask the client for input and have the call retried (2026-07-28).
@@ -62,14 +66,22 @@ class InputNeeded(BaseException):
         self.payload = payload
 
 
+_COMPACT = json.JSONEncoder(separators=(",", ":"))  # json.dumps(..., separators=...)
+
+
+def _plain(text: str) -> bool:
+    """``plain_json``; without a backslash in ``text`` only DEL can make it not plain."""
+    return "\x7f" not in text if "\\" not in text else plain_json(text)
+
+
 def shape(spec: ToolSpec[Any, Any], output: ToolOutput, max_bytes: int) -> Outcome:
     """A tool's output as a result: cleaned, size-capped, summarised."""
     data = output.model_dump(mode="json")
-    text = json.dumps(data, separators=(",", ":"))
+    text = _COMPACT.encode(data)
     removed = 0
-    if not plain_json(text):  # else nothing to clean: no copy of the tree walked
+    if not _plain(text):  # else nothing to clean: no copy of the tree walked
         data, removed = clean_tree(data)
-        text = json.dumps(data, separators=(",", ":"))
+        text = _COMPACT.encode(data)
     size = len(text)
     if size > max_bytes:
         return Outcome.error(

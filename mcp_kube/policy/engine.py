@@ -24,6 +24,7 @@ from mcp_kube.policy.decision import Decision, Policy
 from mcp_kube.policy.limits import PolicyLimits
 from mcp_kube.policy.manifest import apply_defaults
 from mcp_kube.policy.model import Approval, JobDefaults, PolicyFile, Rule
+from mcp_kube.policy.reads import needs_of, prune_all
 
 __all__ = ["Explained", "PolicyEngine", "PolicyError"]
 
@@ -71,6 +72,45 @@ def _is_true(value: object) -> bool:
     return value is True
 
 
+VARIABLES = ("principal", "tool", "readOnly", "args", "cluster", "namespace", "manifest")
+
+
+def _activation(
+    principal: Principal,
+    tool: str,
+    read_only: bool,
+    args: Mapping[str, Any],
+    cluster: str,
+    namespace: str | None,
+    manifest: Mapping[str, Any] | None,
+) -> dict[str, Any]:
+    """The variables of a decision, as the policy's expressions see them."""
+    return {
+        "principal": {
+            "name": principal.subject,
+            "groups": list(principal.groups),
+            "authenticatedBy": principal.authenticated_by,
+        },
+        "tool": tool,
+        "readOnly": read_only,
+        "args": dict(args),
+        "cluster": cluster,
+        "namespace": namespace or "",
+        "manifest": dict(manifest or {}),
+    }
+
+
+def _sources(rules: Sequence[_CompiledRule]) -> list[str]:
+    """The text of every expression of ``rules``."""
+    out: list[str] = []
+    for cr in rules:
+        rule = cr.rule
+        out += [rule.condition] if rule.condition else []
+        out += [v.expression for v in rule.validations]
+        out += [rule.approval.when] if rule.approval and rule.approval.when else []
+    return out
+
+
 class PolicyEngine(Policy):
     """Decides calls against policy files; compiled once, evaluated per call."""
 
@@ -93,6 +133,10 @@ class PolicyEngine(Policy):
                 self._rules.append(self._compile_rule(source, rule))
         self.defaults = self._merge_defaults()
         self.limits = PolicyLimits([pf.spec.limits for _, pf in self.files])
+        # Deny rules first: a Deny that applies wins whatever the order of files and rules
+        self._ordered = sorted(self._rules, key=lambda r: r.rule.effect != "Deny")
+        # what of the variables any expression may read: only that is converted per decision
+        self._needs = needs_of(_sources(self._rules), VARIABLES)
 
     def _compile_rule(self, source: str, rule: Rule) -> _CompiledRule:
         b = self.backend
@@ -163,32 +207,19 @@ class PolicyEngine(Policy):
         manifest: Mapping[str, Any] | None = None,
     ) -> Explained:
         namespace = args.get("namespace") if isinstance(args.get("namespace"), str) else None
-        activation = {
-            "principal": {
-                "name": principal.subject,
-                "groups": list(principal.groups),
-                "authenticatedBy": principal.authenticated_by,
-            },
-            "tool": tool,
-            "readOnly": read_only,
-            "args": dict(args),
-            "cluster": cluster,
-            "namespace": namespace or "",
-            "manifest": dict(manifest or {}),
-        }
         bound: list[object] = []
 
         def run(program: Compiled) -> object:
             if not bound:  # convert the variables once, and only if an expression needs them
-                bound.append(self.backend.bind(activation))
+                values = _activation(principal, tool, read_only, args, cluster, namespace, manifest)
+                bound.append(self.backend.bind(prune_all(values, self._needs)))
             return program.run(bound[0])
 
         out = Explained(decision=Decision("deny", DEFAULT_DENY, f"no policy rule allows {tool}"))
         # A write's validations judge its final manifest: they run at review time only.
         deferred = manifest is None and not read_only
         granted: list[_CompiledRule] = []
-        # Deny rules first: a Deny that applies wins whatever the order of files and rules.
-        for cr in sorted(self._rules, key=lambda r: r.rule.effect != "Deny"):
+        for cr in self._ordered:  # Deny rules first
             if not self._matches(cr.rule, principal, tool, read_only, cluster, namespace):
                 continue
             verdict = self._judge(cr, run, out, deferred)

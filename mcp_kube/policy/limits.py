@@ -51,6 +51,9 @@ class PolicyLimits:
 
     def __init__(self, limits: Sequence[Limits]) -> None:
         self._all = list(limits)
+        # the combined limits a review reads, worked out once (the files are frozen)
+        self._max_gpus = self._smallest([lim.max_gpus_per_job for lim in self._all])
+        self._queues = self._listed(lambda limits: limits.queues)
 
     def calls_per_minute(self, tool: str) -> int | None:
         for limits in self._all:
@@ -62,10 +65,12 @@ class PolicyLimits:
         return None
 
     def max_gpus_per_job(self) -> int | None:
-        values = [
-            limits.max_gpus_per_job for limits in self._all if limits.max_gpus_per_job is not None
-        ]
-        return min(values) if values else None
+        return self._max_gpus
+
+    @staticmethod
+    def _smallest(values: Sequence[int | None]) -> int | None:
+        set_ = [v for v in values if v is not None]
+        return min(set_) if set_ else None
 
     def _listed(self, pick: Callable[[Limits], list[str] | None]) -> list[str] | None:
         """A list limit across files: what every file that sets it allows (None: none sets it)."""
@@ -84,7 +89,7 @@ class PolicyLimits:
 
     def allowed_queues(self) -> list[str] | None:
         """Kueue LocalQueues submit_job may name; None: the policy does not restrict them."""
-        return self._listed(lambda limits: limits.queues)
+        return None if self._queues is None else list(self._queues)
 
     def check_scheduling(self, manifest: Mapping[str, Any]) -> None:
         """Refuse a Job whose scheduling the policy does not allow (``PolicyDenied``)."""
@@ -108,7 +113,7 @@ class PolicyLimits:
                 _deny_limit("priorityClasses", f"priority_class {wanted!r} is not allowed; {offer}")
         labels = (manifest.get("metadata") or {}).get("labels") or {}
         queue = labels.get(KUEUE_QUEUE_LABEL)
-        queues = self.allowed_queues()
+        queues = self._queues
         if queue is not None and queues is not None and queue not in queues:
             offer = f"allowed: {', '.join(queues)}" if queues else "this policy allows none"
             _deny_limit("queues", f"queue {queue!r} is not allowed; {offer}")
