@@ -308,7 +308,8 @@ class Agent:
                 return "answer"
             ask = asks[min(done, len(asks) - 1)]
             # the ask at hand first; the whole request and the results may fill names too
-            context = [ask, result.question, *results] if len(asks) > 1 else [ask, *results]
+            whole = G.names_in(result.question)  # its names, not its every word
+            context = [ask, whole, *results] if len(asks) > 1 else [ask, *results]
             prompt = P.render(messages) + P.CALL_PREFIX
             # a new ask (none yet, or the last result served the one before) must get a call
             fresh = not result.outcomes or _served(result.outcomes[-1])

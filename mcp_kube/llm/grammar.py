@@ -16,10 +16,18 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from mcp_kube.llm.grounding import Grounding, is_product
+from mcp_kube.llm.grounding import Grounding, is_product, names_in
 from mcp_kube.llm.prompt import ANSWER, ARGS_PREFIX, HIDDEN_ARGS
 
-__all__ = ["Grounding", "args_grammar", "choice_grammar", "for_write", "missing", "question_for"]
+__all__ = [
+    "Grounding",
+    "args_grammar",
+    "choice_grammar",
+    "for_write",
+    "missing",
+    "names_in",
+    "question_for",
+]
 
 
 def choice_grammar(names: Sequence[str], *, allow_answer: bool = True) -> str:

@@ -14,7 +14,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-__all__ = ["Grounding", "is_product", "numbers_of", "quoted"]
+__all__ = ["Grounding", "is_product", "names_in", "numbers_of", "quoted"]
 
 _WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/@-]*[A-Za-z0-9]|[A-Za-z0-9]")
 _TOKEN = re.compile(r"[a-z0-9][a-z0-9._:/@'-]*[a-z0-9]|[a-z0-9]")
@@ -141,6 +141,12 @@ _NOT_NAME = frozenset(
         "gpus",
     ]
 )
+
+
+def names_in(text: str) -> str:
+    """The words of ``text`` that look like names (a digit, ``-`` or ``.``: ``team-a``,
+    ``H100``), so that a whole request lends its names to each of its asks, not every word."""
+    return " ".join(w for w in _WORD.findall(text) if any(c.isdigit() or c in "-." for c in w))
 
 
 def quoted(request: str) -> list[str]:

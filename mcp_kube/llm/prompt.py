@@ -207,7 +207,7 @@ _NOT_ASKED = re.compile(
     r"\b(not|never|won't|can't|cannot|don't|doesn't|didn't|isn't|(are|is|was|were)( on)?)\s+$"
     r"|\b(before|after|since|the|a|its|last|previous|first)\s+$"  # "before restart": a noun
     r"|\b(may i|can i|could i|am i|allowed to|permitted to|if i|what happens|would|should i)\b"
-    r"|\b(i'?ll|i will|we'?ll|later|rights? to|permissions? to|do i have)\b",
+    r"|\b(i'?ll|i will|we'?ll|later|rights? to|permissions? to|do i have|where|which node)\b",
     re.IGNORECASE,
 )
 
@@ -228,7 +228,8 @@ def changes_asked(request: str) -> list[str]:
 
 
 _QUESTION = re.compile(
-    r"^\W*(what|when|where|why|which|who|whose|how|is|are|was|were|does|do|did|has|have)\b",
+    r"^\W*(?:(?:and|also|then|so|plus)\W+)*"
+    r"(what|when|where|why|which|who|whose|how|is|are|was|were|does|do|did|has|have)\b",
     re.IGNORECASE,
 )
 
@@ -246,6 +247,8 @@ def asks_for_change(request: str) -> bool:
 # Where a request asks a second thing: "...pending and where could it run?", "...; then submit".
 _PART = re.compile(
     r"\?\s+(?=\S)|;\s*|,\s*(?:and\s+)?then\s+|\s+and\s+then\s+|,\s*(?=if\b)|\.\s+(?=[A-Za-z])"
+    r"|\s+(?:plus|as well as|along with)\s+|,?\s+(?:and\s+)?also\s+"
+    r"|,?\s+(?:after that|afterwards),?\s+"
     r"|,?\s+and\s+(?=(?:where|which|who|whose|what|how|why|when|is|are|does|do|can|could|"
     r"show|list|tell|give|submit|start|launch|run|cancel|stop|suspend|pause|resume)\b)",
     re.IGNORECASE,
@@ -255,11 +258,11 @@ MAX_PARTS = 3
 
 def parts(request: str) -> list[str]:
     """The request's separate asks, in order (one element when it asks one thing). A piece of
-    fewer than three words stays with the one before it."""
+    one word stays with the one before it."""
     pieces = [p.strip(" ,") for p in _PART.split(request) if p and p.strip(" ,")]
     out: list[str] = []
     for piece in pieces:
-        if out and (len(piece.split()) < 3 or len(out[-1].split()) < 3):
+        if out and (len(piece.split()) < 2 or len(out[-1].split()) < 2):
             out[-1] = f"{out[-1]} {piece}"
         else:
             out.append(piece)

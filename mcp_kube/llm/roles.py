@@ -228,10 +228,17 @@ def _known_namespace(
     args: dict[str, Any], ask: str, known: Sequence[str], *, write: bool
 ) -> dict[str, Any]:
     """A namespace the server never showed, and a name in another role that it did, trade
-    places; for a read, a namespace the server never showed is the one known namespace the ask
-    names, if it names exactly one."""
+    places. For a read, a namespace the server showed fills no other role, and a namespace it
+    never showed is the one known namespace the ask names (if exactly one), or else goes unless
+    the user typed it."""
+    if not known:
+        return args
+    for role in ("name", "job", "pod", "node"):  # a namespace the server showed is no object
+        value = args.get(role)
+        if not write and value in known and not _after(role, str(value), ask):
+            del args[role]
     ns = args.get("namespace")
-    if not known or not isinstance(ns, str) or ns in known:
+    if not isinstance(ns, str) or ns in known:
         return args
     for role in ("name", "job", "pod"):
         if args.get(role) in known:
@@ -240,6 +247,8 @@ def _known_namespace(
     said = [k for k in known if _said(k, ask)]
     if not write and len(said) == 1:
         args["namespace"] = said[0]
+    elif not write and not _said(ns, ask):
+        del args["namespace"]  # neither shown by the server nor typed: a name from a result
     return args
 
 

@@ -197,3 +197,23 @@ def test_a_question_is_not_an_order() -> None:
     assert P.changes_asked("which workloads hold accelerators on gpu-west?") == []
     assert P.is_question("when did job a-1 start?")
     assert not P.is_question("Could you pause warmup in team-a?")
+
+
+def test_a_request_asks_several_things_in_the_ways_people_join_them() -> None:
+    assert P.parts("events of pod x-0 in team-c, then its logs") == [
+        "events of pod x-0 in team-c",
+        "its logs",
+    ]
+    assert len(P.parts("quota of team-c, after that list its jobs")) == 2
+    assert len(P.parts("status of x-1 as well as its last 20 log lines")) == 2
+    assert len(P.parts("idle gpus in team-c plus its gpu-hours")) == 2
+    assert P.parts("pods of team-c, and whose are they?") == ["pods of team-c", "whose are they?"]
+
+
+def test_a_later_part_starting_with_also_is_still_a_question() -> None:
+    assert P.is_question("also where could it run with 4 GPUs")
+    assert P.changes_asked("also where could it run with 4 GPUs") == []
+
+
+def test_the_whole_request_lends_its_names_not_its_words() -> None:
+    assert G.names_in("what's free on gpu-west and what is team-b's quota") == "gpu-west team-b"
