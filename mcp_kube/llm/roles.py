@@ -233,21 +233,24 @@ def _known_namespace(
     the user typed it."""
     if not known:
         return args
+    ns = args.get("namespace")
+    if isinstance(ns, str) and ns not in known:
+        role = next((r for r in ("name", "job", "pod") if args.get(r) in known), None)
+        if role:
+            args["namespace"], args[role] = args[role], ns
+    if write:
+        return args
     for role in ("name", "job", "pod", "node"):  # a namespace the server showed is no object
         value = args.get(role)
-        if not write and value in known and not _after(role, str(value), ask):
+        if value in known and not _after(role, str(value), ask):
             del args[role]
     ns = args.get("namespace")
     if not isinstance(ns, str) or ns in known:
         return args
-    for role in ("name", "job", "pod"):
-        if args.get(role) in known:
-            args["namespace"], args[role] = args[role], ns
-            return args
     said = [k for k in known if _said(k, ask)]
-    if not write and len(said) == 1:
+    if len(said) == 1:
         args["namespace"] = said[0]
-    elif not write and not _said(ns, ask):
+    elif not _said(ns, ask):
         del args["namespace"]  # neither shown by the server nor typed: a name from a result
     return args
 
