@@ -22,7 +22,7 @@ from kubernetes import config as k8s_config
 from mcp import Client, StdioServerParameters
 from mcp.shared.exceptions import MCPError
 from mcp_types import INVALID_PARAMS, CallToolResult
-from support.tasks import CreatedTask, TasksClient, cancel_task, get_task
+from support.tasks import TASKS, CreatedTask, TasksClient, cancel_task, get_task
 
 from mcp_kube.audit import verify
 from mcp_kube.testbed import cluster
@@ -225,6 +225,8 @@ async def _alternate(urls: list[str], names: list[str]) -> None:
         Client(urls[1], extensions=[TasksClient()]) as b,
     ):
         replicas = [a.session, b.session]
+        found = await b.session.discover()  # server/discover: from either replica, stateless
+        assert TASKS in (found.capabilities.extensions or {}), found.capabilities
         for c in (a, b):  # the tools' schemas: which arguments go in Mcp-Param-* headers
             await c.list_tools()
         first = await a.session.call_tool("submit_job", submit(names[0]), allow_claimed=True)
