@@ -24,29 +24,27 @@ _GPU = re.compile(r"\bGPU utilization ([0-9.]+)%")
 _RESTARTS = re.compile(r"\b(\d+) restarts\b")
 
 
-class CreatedTask(Result):
+class _Task(Result):
+    """The fields every task answer has."""
+
+    task_id: str
+    status: str
+    status_message: str | None = None
+    created_at: str = ""
+    last_updated_at: str = ""
+    ttl_ms: int | None = None
+    poll_interval_ms: int | None = None
+
+
+class CreatedTask(_Task):
     """The server's answer to a tool call that became a task (``resultType: "task"``)."""
 
     result_type: Literal["task"] = "task"
-    task_id: str
-    status: str
-    status_message: str | None = None
-    created_at: str = ""
-    last_updated_at: str = ""
-    ttl_ms: int | None = None
-    poll_interval_ms: int | None = None
 
 
-class DetailedTask(Result):
+class DetailedTask(_Task):
     """A task as ``tasks/get`` returns it; ``result`` once it has completed."""
 
-    task_id: str
-    status: str
-    status_message: str | None = None
-    created_at: str = ""
-    last_updated_at: str = ""
-    ttl_ms: int | None = None
-    poll_interval_ms: int | None = None
     result: dict[str, Any] | None = None
     error: dict[str, Any] | None = None
 

@@ -63,6 +63,20 @@ def _waiting_text(result: CallToolResult) -> str:
     return text.replace(_AGAIN, "this task then runs the job at its next poll")
 
 
+def _wire(task: SubmitTask, status: str, message: str, **extra: Any) -> dict[str, Any]:
+    """A submit task on the wire; it lives as long as its approval request may wait."""
+    return {
+        "taskId": task.task_id,
+        "status": status,
+        "statusMessage": message[:1000],
+        "createdAt": task.created_at.isoformat(),
+        "lastUpdatedAt": now(),
+        "ttlMs": None,
+        "pollIntervalMs": APPROVAL_POLL_INTERVAL_MS,
+        **extra,
+    }
+
+
 def pending_task(task: SubmitTask, why: str) -> dict[str, Any]:
     """The extension's ``input_required`` task: waiting for an approver."""
     args = task.arguments
@@ -76,32 +90,15 @@ def pending_task(task: SubmitTask, why: str) -> dict[str, Any]:
         "message": message,
         "requestedSchema": {"type": "object", "properties": {}},
     }
-    return {
-        "taskId": task.task_id,
-        "status": "input_required",
-        "statusMessage": why[:1000],
-        "createdAt": task.created_at.isoformat(),
-        "lastUpdatedAt": now(),
-        "ttlMs": None,  # it waits as long as the approval request may
-        "pollIntervalMs": APPROVAL_POLL_INTERVAL_MS,
-        "inputRequests": {APPROVAL_INPUT: {"method": "elicitation/create", "params": ask}},
-    }
+    inputs = {APPROVAL_INPUT: {"method": "elicitation/create", "params": ask}}
+    return _wire(task, "input_required", why, inputRequests=inputs)
 
 
 def _settled(task: SubmitTask, result: CallToolResult) -> dict[str, Any]:
     """A ``completed`` task whose result is the submit's tool error."""
     final = CallToolResult(content=result.content, is_error=True, _meta=result.meta)
-    text = text_of(result)
-    return {
-        "taskId": task.task_id,
-        "status": "completed",
-        "statusMessage": text[:1000],
-        "createdAt": task.created_at.isoformat(),
-        "lastUpdatedAt": now(),
-        "ttlMs": None,
-        "pollIntervalMs": APPROVAL_POLL_INTERVAL_MS,
-        "result": final.model_dump(by_alias=True, mode="json", exclude_none=True),
-    }
+    dumped = final.model_dump(by_alias=True, mode="json", exclude_none=True)
+    return _wire(task, "completed", text_of(result), result=dumped)
 
 
 def _following(task: SubmitTask, found: CallToolResult) -> dict[str, Any]:
