@@ -15,6 +15,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from mcp_kube.llm.route import close
+
 __all__ = [
     "ANSWER",
     "ARGS_PREFIX",
@@ -204,12 +206,24 @@ _VERBS = {
 }
 # "won't start", "may I delete", "what happens if I cancel": a question, not a request
 _NOT_ASKED = re.compile(
-    r"\b(not|never|won't|can't|cannot|don't|doesn't|didn't|isn't|(are|is|was|were)( on)?)\s+$"
-    r"|\b(before|after|since|the|a|its|last|previous|first)\s+$"  # "before restart": a noun
+    r"\b(not|never|won'?t|can'?t|cannot|don'?t|doesn'?t|didn'?t|isn'?t|(are|is|was|were)( on)?)"
+    r"\s+([\w'-]+\s+){0,2}$"  # "won't x start": a question about it
+    r"|(?<![\w-])(before|after|since|the|a|its|last|previous|first)\s+$"  # "before restart"
+    r"|\b(before|after|once|when|until|while)\s+(i|we|you|it|they)\s+$"  # "before I start"
     r"|\b(may i|can i|could i|am i|allowed to|permitted to|if i|what happens|would|should i)\b"
+    r"|\bhow\s+(do|can|could|should|would)\s+(i|we|you|one)\b|\bhow to\b|\bwhy\b[^?.;,]*$|^\W*y\s"
     r"|\b(i'?ll|i will|we'?ll|later|rights? to|permissions? to|do i have|where|which node)\b",
     re.IGNORECASE,
 )
+# "stop x for now", "pause": a stop that is to be undone later is a suspension
+_FOR_NOW = re.compile(
+    r"\b(for now|for the (night|weekend|day)|for a while|temporarily|until (tomorrow|monday|later)"
+    r"|(continue|resume|pick \w+ up) (it |them )?later|later on)\b",
+    re.IGNORECASE,
+)
+# a verb typed with a slip ("cancle", "suspnd") is still that verb
+_SLIPS = {"cancel": "cancel_job", "suspend": "suspend_job", "resume": "resume_job",
+          "submit": "submit_job", "terminate": "cancel_job", "unpause": "resume_job"}  # fmt: skip
 
 
 def changes_asked(request: str) -> list[str]:
@@ -224,7 +238,14 @@ def changes_asked(request: str) -> list[str]:
             if not _NOT_ASKED.search(before):
                 out.append(tool)
                 break
-    return out
+    for m in re.finditer(r"(?<![\w-])[A-Za-z]{5,}(?![\w-])", request):
+        word = m.group(0).lower()
+        slip = next((t for v, t in _SLIPS.items() if close(word, v) and v not in word), None)
+        if slip and slip not in out and not _NOT_ASKED.search(request[: m.start()][-40:]):
+            out.append(slip)
+    if "cancel_job" in out and _FOR_NOW.search(request) and re.search(r"\bstop", request, re.I):
+        out[out.index("cancel_job")] = "suspend_job"  # "stop x for now": to be resumed later
+    return list(dict.fromkeys(out))
 
 
 _QUESTION = re.compile(
@@ -249,6 +270,7 @@ _PART = re.compile(
     r"\?\s+(?=\S)|;\s*|,\s*(?:and\s+)?then\s+|\s+and\s+then\s+|,\s*(?=if\b)|\.\s+(?=[A-Za-z])"
     r"|\s+(?:plus|as well as|along with)\s+|,?\s+(?:and\s+)?also\s+"
     r"|,?\s+(?:after that|afterwards),?\s+"
+    r"|\s+and\s+(?=(?:its|their|the|any|all)\s+\w+)"
     r"|,?\s+and\s+(?=(?:where|which|who|whose|what|how|why|when|is|are|does|do|can|could|"
     r"show|list|tell|give|submit|start|launch|run|cancel|stop|suspend|pause|resume)\b)",
     re.IGNORECASE,

@@ -17,8 +17,9 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from mcp_kube.llm.grounding import quoted
+from mcp_kube.llm.grounding import is_product, quoted
 from mcp_kube.llm.prompt import ToolDef
+from mcp_kube.llm.route import close
 from mcp_kube.llm.slots import is_quantity, settle_numbers
 
 __all__ = ["settle", "settle_choices", "settle_roles"]
@@ -218,10 +219,25 @@ def settle(
     schema = tool.input_schema
     named = [*spaces, *(k for k in known if _said(k, ask) and k not in spaces)]
     out = settle_roles(out, list(schema.get("properties", {})), ask, named, clusters)
+    products = {_product(w) for w in re.findall(r"(?<![\w-])[A-Za-z]+\d+\w*(?![\w-])", ask)}
+    products.discard(None)
+    if "product" in schema.get("properties", {}) and "product" not in out and len(products) == 1:
+        out["product"] = products.pop()  # "free h100s on gpu-east": the one product named
     cluster = out.get("cluster")
     if first and isinstance(cluster, str) and not _said(cluster, ask):
         del out["cluster"]
     return settle_numbers(settle_choices(tool.name, out, ask), schema, ask)
+
+
+_FAMILY = re.compile(r"(H|A|L|B|MI|GH|GB|RTX)[0-9]")  # not "gpt2", "t5", "v3": names
+
+
+def _product(word: str) -> str | None:
+    """A GPU product as written in a request ("h100s", "A100"), in capitals; None for others."""
+    word = word.upper()
+    if not is_product(word) or not _FAMILY.match(word):
+        return None
+    return word[:-1] if word.endswith("S") and len(word) > 3 else word
 
 
 def _known_namespace(
@@ -229,8 +245,8 @@ def _known_namespace(
 ) -> dict[str, Any]:
     """A namespace the server never showed, and a name in another role that it did, trade
     places. For a read, a namespace the server showed fills no other role, and a namespace it
-    never showed is the one known namespace the ask names (if exactly one), or else goes unless
-    the user typed it."""
+    never showed is the one known namespace the ask names (if exactly one), or the one known
+    namespace it is a slip of ("tema-b"), or else goes unless the user typed it."""
     if not known:
         return args
     ns = args.get("namespace")
@@ -248,8 +264,11 @@ def _known_namespace(
     if not isinstance(ns, str) or ns in known:
         return args
     said = [k for k in known if _said(k, ask)]
+    slips = [k for k in known if close(ns.lower(), k)]  # "tema-b" typed for team-b
     if len(said) == 1:
         args["namespace"] = said[0]
+    elif not said and len(slips) == 1:
+        args["namespace"] = slips[0]
     elif not _said(ns, ask):
         del args["namespace"]  # neither shown by the server nor typed: a name from a result
     return args

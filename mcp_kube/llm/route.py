@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-__all__ = ["route"]
+__all__ = ["close", "route", "spelled"]
 
 _I = re.IGNORECASE
 # tool -> the words that name its subject (tuned on tests/eval/dev.yaml only)
@@ -36,12 +36,13 @@ SUBJECTS: dict[str, re.Pattern[str]] = {
     ),
     "gpu_quota": re.compile(
         r"\bquotas?\b|\bcap\b|\bheadroom\b|\bqueues?\b|\bkueue\b|\ballowance\b|\blimit left\b"
-        r"|\bbudget\b|\blimit\b|\b(cluster|local) ?queues?\b",
+        r"|\bbudget\b|\blimit\b|\b(cluster|local) ?queues?\b"
+        r"|\bgpus?\b.*\b(allowed|entitled)\b(?! to (cancel|delete|submit|suspend|resume))",
         _I,
     ),
     "explain_pending": re.compile(
         r"\bpending\b|\bwaiting\b|\bstuck\b|\bqueued\b"
-        r"|\b(won'?t|can'?t|cannot) (start|run|schedule)\b"
+        r"|\b(won'?t|can'?t|cannot|doesn'?t|didn'?t|not)\s+([\w-]+\s+){0,2}(start|run|schedul|admit)"
         r"|\b(hasn'?t|has not|isn'?t|is not|not) (been )?(start|run|schedul|admit)\w*"
         r"|\bwhy\b.*\b(not|can'?t|cannot|won'?t)\b"
         r"|\bwhy\b.*\b(hasn'?t|haven'?t|isn'?t|aren'?t)\b.*\b(start|run|schedul|admit)\w*",
@@ -60,7 +61,8 @@ SUBJECTS: dict[str, re.Pattern[str]] = {
         _I,
     ),
     "whoami": re.compile(
-        r"\bwho am i\b|\bperm(s|issions?)\b|(?<!where )(?<!how )\b(may|can) i\b|\ballowed\b"
+        r"\bwho am i\b|\bperm(s|issions?)\b|(?<!where )(?<!how )\b(may|can) i\b"
+        r"|\b(am i|are we|i'?m|me|my \w+)\b.*\ballowed\b"
         r"|\bmy (role|rights|access)\b|\blogged in\b|\bidentity\b|\bacting as\b"
         r"|\b(which|what) user\b|\bservice ?account\b",
         _I,
@@ -105,7 +107,8 @@ SUBJECTS: dict[str, re.Pattern[str]] = {
 # words that settle the subject alone: a question about one's rights, a utilization floor
 DECISIVE: dict[str, re.Pattern[str]] = {
     "whoami": re.compile(
-        r"(?<!where )(?<!how )\b(may|can|could) i\b|\ballowed to\b|\bpermitted\b|\bperms?\b"
+        r"(?<!where )(?<!how )\b(may|can|could) i\b|\bpermitted\b|\bperms?\b"
+        r"|\b(am i|are we|i'?m|me|my \w+)\b.*\ballowed to\b"
         r"|\bdo i have (the )?(rights?|permissions?|access)\b",
         _I,
     ),
@@ -118,7 +121,7 @@ DECISIVE: dict[str, re.Pattern[str]] = {
 OUTRANKS = {
     "wait_job": ("get_job", "list_jobs"),
     "gpu_utilization": ("gpu_inventory",),
-    "gpu_quota": ("gpu_usage_report",),  # "how much of its quota has x burned"
+    "gpu_quota": ("gpu_usage_report", "gpu_inventory"),  # "how much of its quota has x burned"
 }
 # a name like a Job's ("t5-xl", "bert-ft"): not after in/to/for/on (a namespace or cluster)
 _JOB_LIKE = re.compile(
@@ -128,6 +131,7 @@ _JOB_LIKE = re.compile(
 
 # a why-question about a waiting job is explain_pending's, whatever else it names ("kueue")
 _WHY = re.compile(r"\bwhy\b|\breasons?\b|\bblock(ed|ing)?\b|\bholding (it|them) (up|back)\b", _I)
+_WHY_SLIP = re.compile(r"^\W*y\b|\bwhy+\b|\bwy\b", _I)  # "y won't x start", "whyy"
 # the plain words of the subjects above, for requests typed with a slip ("qouta", "logz")
 KEYWORDS = (
     "logs", "events", "warnings", "idle", "unused", "utilization", "busy", "quota", "queue",
@@ -137,7 +141,7 @@ KEYWORDS = (
 )  # fmt: skip
 
 
-def _close(word: str, key: str) -> bool:
+def close(word: str, key: str) -> bool:
     """One slip apart: a letter changed, added, dropped, or two neighbours swapped."""
     if word == key or word[0] != key[0] or abs(len(word) - len(key)) > 1:
         return False
@@ -156,7 +160,7 @@ def spelled(request: str) -> str:
         word = m.group(0).lower()
         if len(word) < 4 or word in KEYWORDS:
             return m.group(0)
-        return next((k for k in KEYWORDS if _close(word, k)), m.group(0))
+        return next((k for k in KEYWORDS if close(word, k)), m.group(0))
 
     return re.sub(r"(?<![\w-])[A-Za-z]+(?![\w-])", fix, request)
 
@@ -165,7 +169,7 @@ def route(request: str, tools: Sequence[str]) -> list[str]:
     """Of ``tools``, those whose subject ``request`` names, in their order; all of them when
     it names none. A decisive subject (``DECISIVE``) leaves only its own tool, as does a why
     about a waiting job."""
-    request = spelled(request)
+    request = _WHY_SLIP.sub("why", spelled(request))
     decisive = [t for t in tools if (rx := DECISIVE.get(t)) is not None and rx.search(request)]
     if decisive:
         return decisive

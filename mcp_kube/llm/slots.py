@@ -55,7 +55,9 @@ _UNIT_ARGS = {"tail_lines": "line", "min_gpu_memory_gib": "gib", "gpus": "gpu", 
 _LINES = re.compile(rf"\b(?:{_COUNT})\s+(?:log\s+)?lines?\b", re.IGNORECASE)
 _LIMIT_AFTER = re.compile(
     r"\b(?:top|first|latest|newest|last|biggest|largest)\s+([0-9]+|[a-z]+)\b"
-    r"|\b([0-9]+|[a-z]+)\s+(?:most recent|latest|newest|biggest|largest|recent)\b",
+    r"|\b([0-9]+|[a-z]+)\s+(?:most recent|latest|newest|biggest|largest|recent)\b"
+    r"|\b(?!(?:a|an|few|single)\b)([0-9]+|[a-z]+)\s+(?:of\s+(?:the\s+|its\s+|their\s+|[\w-]+'s\s+)?)?"
+    r"(?:jobs|events|namespaces|teams)\b",
     re.IGNORECASE,
 )
 
@@ -94,7 +96,7 @@ def _limits(request: str) -> list[float]:
     out: list[float] = []
     text = _SPAN.sub(" ", _LINES.sub(" ", request))  # "last 30 minutes", "last 20 lines"
     for m in _LIMIT_AFTER.finditer(text):
-        n = _count(m.group(1) or m.group(2))
+        n = _count(m.group(1) or m.group(2) or m.group(3))
         if n is not None and n >= 1 and n == int(n):
             out.append(n)
     return list(dict.fromkeys(out))
