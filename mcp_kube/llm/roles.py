@@ -219,6 +219,7 @@ def settle(
     schema = tool.input_schema
     named = [*spaces, *(k for k in known if _said(k, ask) and k not in spaces)]
     out = settle_roles(out, list(schema.get("properties", {})), ask, named, clusters)
+    _plain_name(out, ask, [*named, *clusters])
     products = {_product(w) for w in re.findall(r"(?<![\w-])[A-Za-z]+\d+\w*(?![\w-])", ask)}
     products.discard(None)
     if "product" in schema.get("properties", {}) and "product" not in out and len(products) == 1:
@@ -227,6 +228,22 @@ def settle(
     if first and isinstance(cluster, str) and not _said(cluster, ask):
         del out["cluster"]
     return settle_numbers(settle_choices(tool.name, out, ask), schema, ask)
+
+
+def _plain_name(args: dict[str, Any], ask: str, places: Sequence[str]) -> None:
+    """A job or pod the model named with a plain word ("over", "lately") is the one name-like
+    word of the ask ("t5-3b") that is no namespace, cluster or product, if there is one."""
+    taken = {p.lower() for p in places}
+    names = {
+        w
+        for w in re.findall(r"(?<![\w.-])[a-z][a-z0-9]*(?:-[a-z0-9]+)+(?![\w-])", ask.lower())
+        if w not in taken
+    }
+    for role in ("name", "job", "pod"):
+        value = args.get(role)
+        if isinstance(value, str) and not re.search(r"[-\d]", value) and len(names) == 1:
+            args[role] = names.pop()
+            return
 
 
 _FAMILY = re.compile(r"(H|A|L|B|MI|GH|GB|RTX)[0-9]")  # not "gpt2", "t5", "v3": names

@@ -93,6 +93,7 @@ SUBJECTS: dict[str, re.Pattern[str]] = {
     ),
     "gpu_workloads": re.compile(
         r"\bpods\b|\bworkloads?\b|\bhold(s|ing)?\b|\bwho'?s?\b.*\busing\b|\bsitting on\b"
+        r"|\bwho('?s| has| is)? got\b"
         r"|\busing (the )?gpus\b|\boccupy\w*|\bconsumers?\b|\battached\b",
         _I,
     ),

@@ -81,6 +81,8 @@ def test_a_sentence_said_twice_is_said_once() -> None:
         ("how many GPUs does team-b hold, and how much quota is left?", 2),
         (Q, 1),  # "and on which nodes" asks about the same result
         ("list jobs in team-a and team-b", 1),
+        ("show x-1 in team-a and its warning events", 2),
+        ("failed and suspended jobs in team-a", 1),
         ("where could 2 GPUs run for team-b, and then submit job z-1 there", 2),
         ("a? b c d? e f g? h i j? k l m", 3),  # bounded
     ],

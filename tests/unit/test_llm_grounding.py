@@ -163,6 +163,15 @@ def test_a_write_missing_a_required_argument_asks() -> None:
         ("may I delete jobs in team-a?", []),
         ("what happens if I cancel warmup in team-a?", []),
         ("failed runs in team-a", []),
+        ("cancle a-1 in team-a", ["cancel_job"]),  # a slip of the verb is still the verb
+        ("suspnd a-1 team-a", ["suspend_job"]),
+        ("the resumed jobs of team-a", []),  # an inflection is no slip
+        ("stop a-1 in team-a for now, we'll pick it up later", ["suspend_job"]),
+        ("let a-1 in team-a continue", ["resume_job"]),  # "team-a" is no article "a"
+        ("how do I cancel a job?", []),
+        ("Morning! Before I start, which clusters are there?", []),
+        ("y wont a-1 schedule in team-a", []),
+        ("don't wait, cancel a-1 in team-a", ["cancel_job"]),
     ],
 )
 def test_write_tools_are_told_apart_by_their_verbs(request_: str, tools: list[str]) -> None:

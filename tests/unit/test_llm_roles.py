@@ -112,3 +112,27 @@ def test_names_take_the_roles_the_server_knows_them_in() -> None:
     read = ToolDef("gpu_quota", "", {"properties": {"namespace": {}, "cluster": {}}})
     got = settle(read, {"namespace": "its"}, "how close is ml-ops to its cap", where, first=True)
     assert got == {"namespace": "ml-ops"}
+
+
+def test_a_namespace_typed_with_a_slip_is_the_shown_one_but_a_write_keeps_it() -> None:
+    where = ([], CLUSTERS, ["team-c", "ml-ops"])
+    read = ToolDef("gpu_workloads", "", {"properties": {"namespace": {}, "cluster": {}}})
+    got = settle(read, {"namespace": "tema-c"}, "who uses gpus in tema-c", where, first=True)
+    assert got == {"namespace": "team-c"}
+    far = settle(read, {"namespace": "tx-q"}, "who uses gpus in tx-q", where, first=True)
+    assert far == {"namespace": "tx-q"}  # typed, and no slip of a shown one: kept as typed
+    write = ToolDef("cancel_job", "", {"properties": {"namespace": {}, "name": {}}}, False)
+    args = {"namespace": "tema-c", "name": "sd-ft"}
+    assert settle(write, args, "cancel sd-ft in tema-c", where, first=True) == args
+
+
+def test_a_lone_gpu_product_and_a_name_like_word_fill_what_the_model_left_out() -> None:
+    where = ([], CLUSTERS, ["team-c"])
+    inv = ToolDef("gpu_inventory", "", {"properties": {"cluster": {}, "product": {}}})
+    assert settle(inv, {}, "hw many h100s are free", where, first=True) == {"product": "H100"}
+    assert settle(inv, {}, "free h100 or a100?", where, first=True) == {}  # two: not chosen
+    assert settle(inv, {}, "is gpt2 using gpus", where, first=True) == {}  # a name, no product
+    job = ToolDef("get_job", "", {"properties": {"namespace": {}, "name": {}}})
+    args = {"namespace": "team-c", "name": "over"}
+    got = settle(job, args, "any news on the t5-3b job over in team-c", where, first=True)
+    assert got == {"namespace": "team-c", "name": "t5-3b"}

@@ -20,6 +20,10 @@ TOOLS = list(SUBJECTS)
         ("which GPUs are idle in team-c", "idle_gpus"),
         ("how busy were the GPUs of team-c today", "gpu_utilization"),
         ("gpu-hours of team-c last week", "gpu_usage_report"),
+        ("y wont z-2 schedule in team-c", "explain_pending"),  # "y", a name between
+        ("how many GPUs is team-c allowed to use", "gpu_quota"),  # a team's allowance
+        ("am I allowed to submit jobs to team-c?", "whoami"),  # one's own rights
+        ("whos got gpus in team-c", "gpu_workloads"),
     ],
 )
 def test_a_named_subject_narrows_the_choice_to_its_tool(request_: str, tool: str) -> None:

@@ -38,6 +38,8 @@ def test_durations_in_the_ways_people_write_them(text: str, seconds: list[float]
         ("idle_gpus", {}, "under 10% busy for 3h", {"idle_hours": 3, "threshold_percent": 10}),
         ("wait_job", {}, "follow x-1 up to five minutes", {"timeout_s": 300}),
         ("list_events", {}, "ten most recent warnings in ns-1", {"limit": 10}),
+        ("list_jobs", {}, "show me two of ns-1's jobs", {"limit": 2}),
+        ("list_jobs", {"limit": 3}, "a few jobs of ns-1", {}),
         ("gpu_utilization", {}, "util of node n-1 last 30 minutes", {"window_hours": 0.5}),
         ("pod_logs", {}, "last twenty lines of pod p-0", {"tail_lines": 20}),
         ("recommend_placement", {"gpus": 1}, "where do a dozen GPUs fit", {"gpus": 12}),
