@@ -7,8 +7,9 @@ moved: it asks instead, see ``grammar.missing``):
 - a name after "pod" goes in ``pod``, not ``job``; a tool that takes either gets one of them;
 - the namespace's value never fills another role as well ("warnings ml-platform" is no event
   about an object named ml-platform);
-- a namespace or a served cluster the request names, left out by the model, is filled in when
-  the request names exactly one.
+- a namespace, a served cluster or a GPU product the request names, left out by the model, is
+  filled in when the request names exactly one;
+- a job or pod the model named with a plain word ("over") is the request's one name-like word.
 """
 
 from __future__ import annotations
@@ -104,6 +105,11 @@ def settle_roles(
     named = [c for c in clusters if re.search(rf"\b{re.escape(c.lower())}\b", low)]
     if "cluster" in params and "cluster" not in out and len(named) == 1:
         out["cluster"] = named[0]
+    products = {_product(w) for w in re.findall(r"(?<![\w-])[A-Za-z]+\d+\w*(?![\w-])", request)}
+    products.discard(None)
+    if "product" in params and "product" not in out and len(products) == 1:
+        out["product"] = products.pop()  # "free h100s on gpu-east": the one product named
+    _plain_name(out, request, [*spaces, *clusters])
     return out
 
 
@@ -219,11 +225,6 @@ def settle(
     schema = tool.input_schema
     named = [*spaces, *(k for k in known if _said(k, ask) and k not in spaces)]
     out = settle_roles(out, list(schema.get("properties", {})), ask, named, clusters)
-    _plain_name(out, ask, [*named, *clusters])
-    products = {_product(w) for w in re.findall(r"(?<![\w-])[A-Za-z]+\d+\w*(?![\w-])", ask)}
-    products.discard(None)
-    if "product" in schema.get("properties", {}) and "product" not in out and len(products) == 1:
-        out["product"] = products.pop()  # "free h100s on gpu-east": the one product named
     cluster = out.get("cluster")
     if first and isinstance(cluster, str) and not _said(cluster, ask):
         del out["cluster"]
