@@ -148,6 +148,7 @@ class Agent:
         self.backend = backend
         self.tools = {t.name: t for t in tools}
         self.clusters, self.namespaces = list(clusters), list(namespaces)
+        self.known = frozenset(n.lower() for n in (*clusters, *namespaces))
         self.max_calls = max_calls
         self.result_budget = result_budget
         self.answer_tokens = answer_tokens
@@ -204,7 +205,7 @@ class Agent:
         asked = [w for w in P.changes_asked(context[0]) if w in self.tools]
         # an order to change ("stop x") is the first call; a question may read first
         order = first and asked and not P.is_question(context[0])
-        offered = asked if order else R.route(context[0], self.reads) + asked
+        offered = asked if order else R.route(context[0], self.reads, self.known) + asked
         grammar = G.choice_grammar(offered, allow_answer=not first)
         choice = await self._generate(result, prompt, grammar=grammar, max_tokens=24)
         name = choice.removesuffix('"')
@@ -245,14 +246,17 @@ class Agent:
     def _asks(self, question: str) -> list[str]:
         """The request's asks: a later part is its own ask only when its words name a subject
         of its own (a tool's, or a change) unlike the part before it; "and whose are they?" and
-        "x-0 crashed; log of its earlier container" are one ask each."""
+        "x-0 crashed; log of its earlier container" are one ask each. A first part that names
+        no subject ("Hi! I'm new here.", "no changes please;") opens the ask after it."""
         asks: list[str] = []
         before: list[str] = []
         for part in P.parts(question):
-            routed, change = R.route(part, self.reads), P.changes_asked(part)
+            routed, change = R.route(part, self.reads, self.known), P.changes_asked(part)
             own = routed != self.reads or change
-            if asks and (not own or (routed == before and not change)):
+            opening = len(asks) == 1 and before == self.reads and not P.changes_asked(asks[0])
+            if asks and (opening or not own or (routed == before and not change)):
                 asks[-1] = f"{asks[-1]}, {part}"
+                routed = R.route(asks[-1], self.reads, self.known) if opening else routed
             else:
                 asks.append(part)
             before = routed

@@ -194,10 +194,12 @@ def _unmark(text: str) -> str:
 
 # the verbs of each change: a write tool is offered only when its own verb is in the request
 CHANGES = {
-    "cancel_job": "cancel|kill|delete|remove|stop|terminate|abort|get rid of|scrap|tear down",
-    "suspend_job": "suspend|pause|on hold|hold job|freeze|halt",
-    "resume_job": "resume|unpause|continue|restart|unsuspend|un-suspend|un-pause|unfreeze",
-    "submit_job": "submit|submitt|run|launch|start|create|schedule|queue|enqueue",
+    "cancel_job": "cancel|kill|delete|remove|stop|terminate|abort|get rid of|scrap|tear down|drop",
+    "suspend_job": "suspend|pause|on hold|hold job|freeze|halt|shelve",
+    "resume_job": "resume|unpause|continue|restart|unsuspend|un-suspend|un-pause|unfreeze|carry on"
+    "|(run|start|going) again",
+    "submit_job": "submit|submitt|run(?! again)|launch|start(?! again)|create|schedule|queue"
+    "|enqueue",
 }
 # "un-suspend" resumes: a verb right after "un" / "un-" is not its own change
 _VERBS = {
@@ -212,7 +214,8 @@ _NOT_ASKED = re.compile(
     r"|\b(before|after|once|when|until|while)\s+(i|we|you|it|they)\s+$"  # "before I start"
     r"|\b(may i|can i|could i|am i|allowed to|permitted to|if i|what happens|would|should i)\b"
     r"|\bhow\s+(do|can|could|should|would)\s+(i|we|you|one)\b|\bhow to\b|\bwhy\b[^?.;,]*$|^\W*y\s"
-    r"|\b(i'?ll|i will|we'?ll|later|rights? to|permissions? to|do i have|where|which node)\b",
+    r"|\b(i'?ll|i will|we'?ll|later|rights? to|permissions? to|do i have|where|which node)\b"
+    r"|\b(no need|no reason|nothing|not going|no plans?) to\s+$|\bwithout\s+([\w'-]+\s+)?$",
     re.IGNORECASE,
 )
 # "stop x for now", "pause": a stop that is to be undone later is a suspension
@@ -267,7 +270,9 @@ def asks_for_change(request: str) -> bool:
 
 # Where a request asks a second thing: "...pending and where could it run?", "...; then submit".
 _PART = re.compile(
-    r"\?\s+(?=\S)|;\s*|,\s*(?:and\s+)?then\s+|\s+and\s+then\s+|,\s*(?=if\b)|\.\s+(?=[A-Za-z])"
+    r"\?\s+(?=\S)|;\s*|,\s*(?:and\s+)?then\s+|\s+and\s+then\s+|,\s*(?:and\s+)?(?=if\b)"
+    r"|\s+and\s+(?=if\b)"
+    r"|\.\s+(?=[A-Za-z])"
     r"|\s+(?:plus|as well as|along with)\s+|,?\s+(?:and\s+)?also\s+"
     r"|,?\s+(?:after that|afterwards),?\s+"
     r"|\s+and\s+(?=(?:its|their|the|any|all)\s+\w+)"

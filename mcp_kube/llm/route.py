@@ -11,7 +11,7 @@ they are offered only for their own verbs (``prompt.changes_asked``).
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 __all__ = ["close", "route", "spelled"]
 
@@ -23,7 +23,9 @@ SUBJECTS: dict[str, re.Pattern[str]] = {
         r"|\blines?\b|\b(earlier|previous|last) container\b|\bcrash(ed)?\b|\bwr[io]te\b",
         _I,
     ),
-    "list_events": re.compile(r"\bevents?\b|\bwarnings?\b", _I),
+    "list_events": re.compile(
+        r"\bevents?\b|\bwarnings?\b|\bscheduling (failures?|errors?|problems?)\b", _I
+    ),
     "idle_gpus": re.compile(
         r"\bidle\b|\bunused\b|\bwast(e|ed|ing)\b|\bdoing nothing\b|\bnobody\b.*\busing\b"
         r"|\b(below|under)\b.*(\bpercent\b|%)|\bsitting (idle|unused)\b",
@@ -31,7 +33,8 @@ SUBJECTS: dict[str, re.Pattern[str]] = {
     ),
     "gpu_utilization": re.compile(
         r"\butili[sz]ation\b|\butli[sz]ation\b|\butil\b|\bbusy\b|\bloaded\b|\bhow hard\b"
-        r"|\bpower\b|\bgpu memory\b|\bmemory used\b|\bdcgm\b|\bcomputing\b|\bpercentage\b",
+        r"|\bpower\b|\bgpu memory\b|\bmemory used\b|\bdcgm\b|\bcomputing\b|\bpercentage\b"
+        r"|\bsaturat\w*",
         _I,
     ),
     "gpu_quota": re.compile(
@@ -51,12 +54,13 @@ SUBJECTS: dict[str, re.Pattern[str]] = {
     "recommend_placement": re.compile(
         r"\bwhere\b.*\b(fit|run|go|place|land|put|schedule)s?\b|\bfits?\b|\bplacement\b|\bplace\b"
         r"|\bbest (spot|node|place)\b|\bwhich node\b|\b(a|one|my) job with\b.*\bwhere\b"
-        r"|\bwhere\?",
+        r"|\bwhere\?|\bnode for (a|an|my|the|one)\b|\b(room|space) for (a|an|one|\d+)\b"
+        r"|\bcan\b.*\bbe (scheduled|placed)\b",
         _I,
     ),
     "gpu_usage_report": re.compile(
         r"\bgpu[- ]?hours?\b|\bgpu time\b|\bburn(ed|t)?\b|\bconsum(ed|es|ing|ption)\b|\busage\b"
-        r"|\bused the most\b"
+        r"|\bused the most\b|\bhogs?\b|\bhow much gpu\b.*\buse[ds]?\b"
         r"|\bcost\w*\b|\bspen[dt]\b|\bby label\b|\befficien\w*",
         _I,
     ),
@@ -64,13 +68,14 @@ SUBJECTS: dict[str, re.Pattern[str]] = {
         r"\bwho am i\b|\bperm(s|issions?)\b|(?<!where )(?<!how )\b(may|can) i\b"
         r"|\b(am i|are we|i'?m|me|my \w+)\b.*\ballowed\b"
         r"|\bmy (role|rights|access)\b|\blogged in\b|\bidentity\b|\bacting as\b"
-        r"|\b(which|what) user\b|\bservice ?account\b",
+        r"|\b(which|what) user\b|\bservice ?account\b|\baccount\b|\bwhoami\b",
         _I,
     ),
     "list_clusters": re.compile(
         r"\bclusters?\b.*\b(list|see|reach|available|connected)\b|\bcluster list\b|\bcontexts?\b"
         r"|\b(list|show|which|what)\b.*\bclusters\b"
-        r"|\bversions?\b",
+        r"|\bversions?\b|\breleases?\b|\bclusters\b.*\b(talk|connect\w*|access)\b"
+        r"|\b(un)?reachable\b",
         _I,
     ),
     "get_job": re.compile(
@@ -92,14 +97,16 @@ SUBJECTS: dict[str, re.Pattern[str]] = {
         _I,
     ),
     "gpu_workloads": re.compile(
-        r"\bpods\b|\bworkloads?\b|\bhold(s|ing)?\b|\bwho'?s?\b.*\busing\b|\bsitting on\b"
+        r"\bpods\b|\bworkloads?\b|\bhold(s|ing)?\b(?! off)|\bwho'?s?\b.*\busing\b|\bsitting on\b"
+        r"|\bwho\b.*\bon (the |its |their )?(gpus|accelerators|cards)\b|\bhogging\b"
         r"|\bwho('?s| has| is)? got\b"
         r"|\busing (the )?gpus\b|\boccupy\w*|\bconsumers?\b|\battached\b",
         _I,
     ),
     "gpu_inventory": re.compile(
         r"\bfree\b|\bavailab\w*|\bspare\b|\binventory\b|\binvnetory\b|\bhow many\b|\bin total\b"
-        r"|\bcapacity\b|\bmig\b(?!-)|\bdetails of node\b|\bnode [a-z]+[0-9]*-[\w-]+",
+        r"|\bcapacity\b|\bmig\b(?!-)|\bdetails of node\b|\bnode [a-z][a-z0-9]*-[\w-]+"
+        r"|\bunallocated\b",
         _I,
     ),
 }
@@ -130,6 +137,11 @@ _JOB_LIKE = re.compile(
 )
 
 
+_JOBS = re.compile(r"\b(jobs|runs|all|every|any|which)\b", _I)
+_REACH = re.compile(r"\b(which|what)\s+\w+(\s+\w+)?\s+(can|could|may)\s+(i|we)\b", _I)
+_CHANGE = re.compile(
+    r"\b(cancel|delete|kill|remove|stop|submit|create|launch|suspend|pause|resume)\b", _I
+)
 # a why-question about a waiting job is explain_pending's, whatever else it names ("kueue")
 _WHY = re.compile(r"\bwhy\b|\breasons?\b|\bblock(ed|ing)?\b|\bholding (it|them) (up|back)\b", _I)
 _WHY_SLIP = re.compile(r"^\W*y\b|\bwhy+\b|\bwy\b", _I)  # "y won't x start", "whyy"
@@ -137,8 +149,9 @@ _WHY_SLIP = re.compile(r"^\W*y\b|\bwhy+\b|\bwy\b", _I)  # "y won't x start", "wh
 KEYWORDS = (
     "logs", "events", "warnings", "idle", "unused", "utilization", "busy", "quota", "queue",
     "list", "pending", "waiting", "stuck", "queued", "placement", "usage", "cost", "permissions",
-    "clusters", "contexts", "versions", "progress", "status", "finished", "jobs", "running",
-    "failed", "suspended", "pods", "workloads", "inventory", "available", "capacity", "free",
+    "clusters", "contexts", "versions", "which", "progress", "status", "finished", "jobs",
+    "running", "failed", "suspended", "pods", "workloads", "inventory", "available", "capacity",
+    "free",
 )  # fmt: skip
 
 
@@ -166,11 +179,19 @@ def spelled(request: str) -> str:
     return re.sub(r"(?<![\w-])[A-Za-z]+(?![\w-])", fix, request)
 
 
-def route(request: str, tools: Sequence[str]) -> list[str]:
+def _job_named(request: str, known: Collection[str]) -> bool:
+    """Whether ``request`` names something like a Job that is no cluster or namespace."""
+    return any(m.group(0) not in known for m in _JOB_LIKE.finditer(request.lower()))
+
+
+def route(request: str, tools: Sequence[str], known: Collection[str] = ()) -> list[str]:
     """Of ``tools``, those whose subject ``request`` names, in their order; all of them when
     it names none. A decisive subject (``DECISIVE``) leaves only its own tool, as does a why
-    about a waiting job."""
+    about a waiting job. ``known``: the cluster and namespace names, which name no Job."""
     request = _WHY_SLIP.sub("why", spelled(request))
+    # "which clusters can I reach" asks for the clusters; "which jobs may I cancel", for rights
+    reach = _REACH.search(request) and not _CHANGE.search(request)
+    tools = [t for t in tools if not (reach and t == "whoami")] or list(tools)
     decisive = [t for t in tools if (rx := DECISIVE.get(t)) is not None and rx.search(request)]
     if decisive:
         return decisive
@@ -179,6 +200,9 @@ def route(request: str, tools: Sequence[str]) -> list[str]:
         return ["explain_pending"]
     moot = {m for t in named for m in OUTRANKS.get(t, ())}
     named = [t for t in named if t not in moot]
-    if not named and "get_job" in tools and _JOB_LIKE.search(request):
+    job = "get_job" in tools and _job_named(request, known)
+    if job and named == ["list_jobs"] and not _JOBS.search(request):
+        return ["get_job"]  # "has t5-large succeeded?": one job's state, not a list
+    if job and not named:
         return ["get_job"]  # a job named, no subject: where it stands
     return named or list(tools)

@@ -376,6 +376,17 @@ def test_a_later_part_without_a_subject_of_its_own_is_the_same_ask() -> None:
     assert len(agent._asks("why is x-1 pending and where could it run instead?")) == 2
 
 
+def test_a_first_part_naming_no_subject_opens_the_ask_after_it() -> None:
+    agent = Agent(ScriptedBackend([]), tool_defs(), clusters=CLUSTERS)
+    assert agent._asks("Hi! I'm new here. Which clusters can you talk to?") == [
+        "Hi! I'm new here, Which clusters can you talk to?"
+    ]
+    assert agent._asks("no changes please; what did x-1 in team-c log?") == [
+        "no changes please, what did x-1 in team-c log?"
+    ]
+    assert len(agent._asks("who am I, and which clusters can I reach?")) == 2
+
+
 def test_the_loop_is_bounded() -> None:
     outputs: list[str] = []
     for i in range(3):

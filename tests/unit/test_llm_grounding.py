@@ -172,6 +172,12 @@ def test_a_write_missing_a_required_argument_asks() -> None:
         ("Morning! Before I start, which clusters are there?", []),
         ("y wont a-1 schedule in team-a", []),
         ("don't wait, cancel a-1 in team-a", ["cancel_job"]),
+        ("no need to stop anything, list the jobs in team-a", []),
+        ("without deleting it, show me job a-1 in team-a", []),
+        ("let a-1 in team-a run again", ["resume_job"]),  # again: it ran before
+        ("a-1 in team-a can carry on now", ["resume_job"]),
+        ("shelve a-1 in team-a", ["suspend_job"]),
+        ("drop a-1 from team-a", ["cancel_job"]),
     ],
 )
 def test_write_tools_are_told_apart_by_their_verbs(request_: str, tools: list[str]) -> None:
@@ -217,6 +223,11 @@ def test_a_request_asks_several_things_in_the_ways_people_join_them() -> None:
     assert len(P.parts("status of x-1 as well as its last 20 log lines")) == 2
     assert len(P.parts("idle gpus in team-c plus its gpu-hours")) == 2
     assert P.parts("pods of team-c, and whose are they?") == ["pods of team-c", "whose are they?"]
+    assert P.parts("is x-1 pending, and if so which node could take it?") == [
+        "is x-1 pending",
+        "if so which node could take it?",
+    ]
+    assert P.parts("what happens if I cancel x-1?") == ["what happens if I cancel x-1?"]
 
 
 def test_a_later_part_starting_with_also_is_still_a_question() -> None:

@@ -24,6 +24,18 @@ TOOLS = list(SUBJECTS)
         ("how many GPUs is team-c allowed to use", "gpu_quota"),  # a team's allowance
         ("am I allowed to submit jobs to team-c?", "whoami"),  # one's own rights
         ("whos got gpus in team-c", "gpu_workloads"),
+        ("who's hogging the H100s", "gpu_workloads"),
+        ("who else is on GPUs in team-c?", "gpu_workloads"),
+        ("tell me about node mi300x-0", "gpu_inventory"),
+        ("any scheduling failures in team-c?", "list_events"),
+        ("is there enough room for an 8-GPU job?", "recommend_placement"),
+        ("find me a node for a job that needs 6 GPUs", "recommend_placement"),
+        ("can anything with 16 GPUs be scheduled right now?", "recommend_placement"),
+        ("how saturated are the A100s", "gpu_utilization"),
+        ("gpu hogs in the past 3 days", "gpu_usage_report"),
+        ("which account is this server using", "whoami"),
+        ("what kubernetes release is c-2 on", "list_clusters"),
+        ("is c-2 reachable?", "list_clusters"),
     ],
 )
 def test_a_named_subject_narrows_the_choice_to_its_tool(request_: str, tool: str) -> None:
@@ -81,6 +93,19 @@ def test_where_can_i_is_no_question_about_rights() -> None:
 def test_a_job_named_with_no_subject_asks_where_it_stands() -> None:
     assert route("would z-9 survive a node drain? just asking", TOOLS) == ["get_job"]
     assert route("hello there in team-c", TOOLS) == TOOLS  # a namespace is no job
+    assert route("is c-2 fine?", TOOLS, known={"c-2"}) == TOOLS  # nor is a known cluster
+    assert route("is c-2 fine?", TOOLS) == ["get_job"]
+
+
+def test_a_status_word_about_one_job_asks_for_that_job() -> None:
+    assert route("did t5-large in team-c actually succeed?", TOOLS) == ["get_job"]
+    assert route("has t5-large in team-c succeeded?", TOOLS) == ["get_job"]
+    assert route("which jobs in team-c succeeded?", TOOLS) == ["list_jobs"]
+
+
+def test_which_things_can_i_reach_is_no_question_about_rights() -> None:
+    assert "whoami" not in route("which clusters can I reach?", TOOLS)
+    assert route("which jobs may I cancel in team-c?", TOOLS) == ["whoami"]
 
 
 def test_following_a_job_outranks_reading_its_state_once() -> None:
