@@ -215,7 +215,8 @@ _NOT_ASKED = re.compile(
     r"|\b(may i|can i|could i|am i|allowed to|permitted to|if i|what happens|would|should i)\b"
     r"|\bhow\s+(do|can|could|should|would)\s+(i|we|you|one)\b|\bhow to\b|\bwhy\b[^?.;,]*$|^\W*y\s"
     r"|\b(i'?ll|i will|we'?ll|later|rights? to|permissions? to|do i have|where|which node)\b"
-    r"|\b(no need|no reason|nothing|not going|no plans?) to\s+$|\bwithout\s+([\w'-]+\s+)?$",
+    r"|\b(no need|no reason|nothing|not going|no plans?) to\s+$|\bwithout\s+([\w'-]+\s+)?$"
+    r"|\bwhether\b|\bsafe to\b",
     re.IGNORECASE,
 )
 # "stop x for now", "pause": a stop that is to be undone later is a suspension
@@ -229,12 +230,18 @@ _SLIPS = {"cancel": "cancel_job", "suspend": "suspend_job", "resume": "resume_jo
           "submit": "submit_job", "terminate": "cancel_job", "unpause": "resume_job"}  # fmt: skip
 
 
+# "can a 7-GPU job run anywhere?", "is it safe to cancel x?": a question, unless put to "you"
+_ASKS_IF = re.compile(r"^\W*(can|could|would|will|might|is|are|does|do)\s+(?!(you|u|ya)\b)", re.I)
+
+
 def changes_asked(request: str) -> list[str]:
     """The write tools whose verb the user's own words use as a request (``stop`` ->
     cancel_job, ``pause`` -> suspend_job); none for a question about a change ("may I delete
     jobs?", "won't start, why"). A tool result (a log, an event) can never bring the agent to a
     write the user did not ask for."""
     out: list[str] = []
+    if _ASKS_IF.match(request):
+        return out
     for tool, rx in _VERBS.items():
         for m in rx.finditer(request):
             before = request[max(0, m.start() - 40) : m.start()]

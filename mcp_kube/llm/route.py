@@ -54,7 +54,8 @@ SUBJECTS: dict[str, re.Pattern[str]] = {
     "recommend_placement": re.compile(
         r"\bwhere\b.*\b(fit|run|go|place|land|put|schedule)s?\b|\bfits?\b|\bplacement\b|\bplace\b"
         r"|\bbest (spot|node|place)\b|\bwhich node\b|\b(a|one|my) job with\b.*\bwhere\b"
-        r"|\bwhere\?|\bnode for (a|an|my|the|one)\b|\b(room|space) for (a|an|one|\d+)\b"
+        r"|\bwhere\?|\bwhere\W*$|\bnode for (a|an|my|the|one)\b|\b(room|space) for (a|an|one|\d+)\b"
+        r"|\b(run|fit|go)\s+anywhere\b"
         r"|\bcan\b.*\bbe (scheduled|placed)\b",
         _I,
     ),
@@ -81,7 +82,7 @@ SUBJECTS: dict[str, re.Pattern[str]] = {
     "get_job": re.compile(
         r"\bprogress\b|\bepochs?\b|\bsteps?\b|\bloss\b|\bfinished\b|\bdone\b|\balive\b"
         r"|\bstatus of\b|\bdetails? of job\b|\bhow far\b|\bhow long\b|\bwhere it'?s at\b"
-        r"|\bstill running\b|\bwhat happens\b|\bstatus\b|\bstate\b|\bsucceed\b"
+        r"|\bstill running\b|\bwhat happen(s|ed)\b|\bstatus\b|\bstate\b|\bsucceed\b"
         r"|\babout (the )?job\b",
         _I,
     ),
@@ -117,7 +118,7 @@ DECISIVE: dict[str, re.Pattern[str]] = {
     "whoami": re.compile(
         r"(?<!where )(?<!how )\b(may|can|could) i\b|\bpermitted\b|\bperms?\b"
         r"|\b(am i|are we|i'?m|me|my \w+)\b.*\ballowed to\b"
-        r"|\bdo i have (the )?(rights?|permissions?|access)\b",
+        r"|\bdo i have (the )?(rights?|permissions?|access)\b|\bwhether (i|we) (can|could|may)\b",
         _I,
     ),
     "idle_gpus": re.compile(r"\b(below|under)\b[^.?!]*(\bpercent\b|%)", _I),

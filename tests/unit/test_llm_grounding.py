@@ -178,6 +178,10 @@ def test_a_write_missing_a_required_argument_asks() -> None:
         ("a-1 in team-a can carry on now", ["resume_job"]),
         ("shelve a-1 in team-a", ["suspend_job"]),
         ("drop a-1 from team-a", ["cancel_job"]),
+        ("can a 7-GPU job run anywhere", []),  # a yes/no question about the cluster
+        ("is it safe to cancel a-1 in team-a?", []),
+        ("I'd like to know whether I could pause jobs in team-a", []),
+        ("Can you cancel a-1 in team-a?", ["cancel_job"]),  # put to the agent: an order
     ],
 )
 def test_write_tools_are_told_apart_by_their_verbs(request_: str, tools: list[str]) -> None:

@@ -36,6 +36,10 @@ TOOLS = list(SUBJECTS)
         ("which account is this server using", "whoami"),
         ("what kubernetes release is c-2 on", "list_clusters"),
         ("is c-2 reachable?", "list_clusters"),
+        ("a couple of L4s for team-c, where", "recommend_placement"),
+        ("can a 7-GPU job run anywhere", "recommend_placement"),
+        ("show me what happened to z-9 in team-c", "get_job"),
+        ("I'd like to know whether I could pause jobs in team-c", "whoami"),
     ],
 )
 def test_a_named_subject_narrows_the_choice_to_its_tool(request_: str, tool: str) -> None:
