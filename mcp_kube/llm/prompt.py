@@ -194,12 +194,13 @@ def _unmark(text: str) -> str:
 
 # the verbs of each change: a write tool is offered only when its own verb is in the request
 CHANGES = {
-    "cancel_job": "cancel|kill|delete|remove|stop|terminate|abort|get rid of|scrap|tear down|drop",
-    "suspend_job": "suspend|pause|on hold|hold job|freeze|halt|shelve",
+    "cancel_job": "cancel|kill|delete|remove|stop|terminate|abort|get rid of|scrap|tear down|drop"
+    "|nuke",
+    "suspend_job": "suspend|pause|on hold|hold job|freeze|halt|shelve|to sleep",
     "resume_job": "resume|unpause|continue|restart|unsuspend|un-suspend|un-pause|unfreeze|carry on"
-    "|(run|start|going) again",
-    "submit_job": "submit|submitt|run(?! again)|launch|start(?! again)|create|schedule|queue"
-    "|enqueue",
+    "|(run|start|going) again|wake",
+    "submit_job": "submit|submitt|run(?! again)|launch|start(?! again)|create|schedule|deploy"
+    "|queue(?= (up|it|job|a|an|the|this|my)\\b)|enqueue",
 }
 # "un-suspend" resumes: a verb right after "un" / "un-" is not its own change
 _VERBS = {

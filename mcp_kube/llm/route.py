@@ -24,17 +24,20 @@ SUBJECTS: dict[str, re.Pattern[str]] = {
         _I,
     ),
     "list_events": re.compile(
-        r"\bevents?\b|\bwarnings?\b|\bscheduling (failures?|errors?|problems?)\b", _I
+        r"\bevents?\b|\bwarnings?\b|\bscheduling (failures?|errors?|problems?)\b"
+        r"|\b(weird|odd|strange|unusual)\b.*\bhappen\w*",
+        _I,
     ),
     "idle_gpus": re.compile(
         r"\bidle\b|\bunused\b|\bwast(e|ed|ing)\b|\bdoing nothing\b|\bnobody\b.*\busing\b"
-        r"|\b(below|under)\b.*(\bpercent\b|%)|\bsitting (idle|unused)\b",
+        r"|\b(below|under)\b.*(\bpercent\b|%)|\bsitting (idle|unused)\b"
+        r"|\bstranded\b|\bzombies?\b",
         _I,
     ),
     "gpu_utilization": re.compile(
         r"\butili[sz]ation\b|\butli[sz]ation\b|\butil\b|\bbusy\b|\bloaded\b|\bhow hard\b"
         r"|\bpower\b|\bgpu memory\b|\bmemory used\b|\bdcgm\b|\bcomputing\b|\bpercentage\b"
-        r"|\bsaturat\w*",
+        r"|\bsaturat\w*|\bhot\b|\btemperature\b|\bmemory usage\b",
         _I,
     ),
     "gpu_quota": re.compile(
@@ -53,14 +56,15 @@ SUBJECTS: dict[str, re.Pattern[str]] = {
     ),
     "recommend_placement": re.compile(
         r"\bwhere\b.*\b(fit|run|go|place|land|put|schedule)s?\b|\bfits?\b|\bplacement\b|\bplace\b"
-        r"|\bbest (spot|node|place)\b|\bwhich node\b|\b(a|one|my) job with\b.*\bwhere\b"
+        r"|\bbest (spot|node|place)\b|\b(which|what) node\b|\b(a|one|my) job with\b.*\bwhere\b"
         r"|\bwhere\?|\bwhere\W*$|\bnode for (a|an|my|the|one)\b|\b(room|space) for (a|an|one|\d+)\b"
         r"|\b(run|fit|go)\s+anywhere\b"
         r"|\bcan\b.*\bbe (scheduled|placed)\b",
         _I,
     ),
     "gpu_usage_report": re.compile(
-        r"\bgpu[- ]?hours?\b|\bgpu time\b|\bburn(ed|t)?\b|\bconsum(ed|es|ing|ption)\b|\busage\b"
+        r"\bgpu[- ]?hours?\b|\bgpu time\b|\bburn(ed|t)?\b|\bconsum(ed|es|ing|ption)\b"
+        r"|(?<!memory )\busage\b"
         r"|\bused the most\b|\bhogs?\b|\bhow much gpu\b.*\buse[ds]?\b"
         r"|\bcost\w*\b|\bspen[dt]\b|\bby label\b|\befficien\w*",
         _I,
@@ -69,7 +73,7 @@ SUBJECTS: dict[str, re.Pattern[str]] = {
         r"\bwho am i\b|\bperm(s|issions?)\b|(?<!where )(?<!how )\b(may|can) i\b"
         r"|\b(am i|are we|i'?m|me|my \w+)\b.*\ballowed\b"
         r"|\bmy (role|rights|access)\b|\blogged in\b|\bidentity\b|\bacting as\b"
-        r"|\b(which|what) user\b|\bservice ?account\b|\baccount\b|\bwhoami\b",
+        r"|\b(which|what) user\b|\bservice ?account\b|\baccount\b|\bwhoami\b|\brbac\b",
         _I,
     ),
     "list_clusters": re.compile(
@@ -83,7 +87,7 @@ SUBJECTS: dict[str, re.Pattern[str]] = {
         r"\bprogress\b|\bepochs?\b|\bsteps?\b|\bloss\b|\bfinished\b|\bdone\b|\balive\b"
         r"|\bstatus of\b|\bdetails? of job\b|\bhow far\b|\bhow long\b|\bwhere it'?s at\b"
         r"|\bstill running\b|\bwhat happen(s|ed)\b|\bstatus\b|\bstate\b|\bsucceed\b"
-        r"|\babout (the )?job\b",
+        r"|\babout (the )?job\b|\bcompletions?\b|\bretries\b|\battempts\b",
         _I,
     ),
     "wait_job": re.compile(
@@ -99,7 +103,8 @@ SUBJECTS: dict[str, re.Pattern[str]] = {
     ),
     "gpu_workloads": re.compile(
         r"\bpods\b|\bworkloads?\b|\bhold(s|ing)?\b(?! off)|\bwho'?s?\b.*\busing\b|\bsitting on\b"
-        r"|\bwho\b.*\bon (the |its |their )?(gpus|accelerators|cards)\b|\bhogging\b"
+        r"|\bwho\b.*\bon (the |its |their )?(gpus|accelerators|cards)\b|\bhogging\b|\beating\b"
+        r"|\ballocations? (by|per) (pod|job|namespace)\b"
         r"|\bwho('?s| has| is)? got\b"
         r"|\busing (the )?gpus\b|\boccupy\w*|\bconsumers?\b|\battached\b",
         _I,
@@ -107,7 +112,8 @@ SUBJECTS: dict[str, re.Pattern[str]] = {
     "gpu_inventory": re.compile(
         r"\bfree\b|\bavailab\w*|\bspare\b|\binventory\b|\binvnetory\b|\bhow many\b|\bin total\b"
         r"|\bcapacity\b|\bmig\b(?!-)|\bdetails of node\b|\bnode [a-z][a-z0-9]*-[\w-]+"
-        r"|\bunallocated\b",
+        r"|\bunallocated\b|\bgpu (nodes|models|types)\b"
+        r"|\b(what|which) (gpus|gpu models)\b.*\bhave\b",
         _I,
     ),
 }
@@ -130,6 +136,7 @@ DECISIVE: dict[str, re.Pattern[str]] = {
 OUTRANKS = {
     "wait_job": ("get_job", "list_jobs"),
     "gpu_utilization": ("gpu_inventory",),
+    "get_job": ("gpu_inventory",),  # "how many completions does x have": x's, not the fleet's
     "gpu_quota": ("gpu_usage_report", "gpu_inventory"),  # "how much of its quota has x burned"
 }
 # a name like a Job's ("t5-xl", "bert-ft"): not after in/to/for/on (a namespace or cluster)
@@ -149,7 +156,8 @@ _WHY_SLIP = re.compile(r"^\W*y\b|\bwhy+\b|\bwy\b", _I)  # "y won't x start", "wh
 # the plain words of the subjects above, for requests typed with a slip ("qouta", "logz")
 KEYWORDS = (
     "logs", "events", "warnings", "idle", "unused", "utilization", "busy", "quota", "queue",
-    "list", "pending", "waiting", "stuck", "queued", "placement", "usage", "cost", "permissions",
+    "utilisation", "list", "pending", "waiting", "stuck", "queued", "placement", "usage", "cost",
+    "permissions",
     "clusters", "contexts", "versions", "which", "progress", "status", "finished", "jobs",
     "running", "failed", "suspended", "pods", "workloads", "inventory", "available", "capacity",
     "free",

@@ -182,6 +182,11 @@ def test_a_write_missing_a_required_argument_asks() -> None:
         ("is it safe to cancel a-1 in team-a?", []),
         ("I'd like to know whether I could pause jobs in team-a", []),
         ("Can you cancel a-1 in team-a?", ["cancel_job"]),  # put to the agent: an order
+        ("put a-1 in team-a to sleep for a while", ["suspend_job"]),
+        ("wake a-1 in team-a back up", ["resume_job"]),
+        ("deploy job a-2 to team-a with image r/a:2", ["submit_job"]),
+        ("remaining quota in the research queue", []),  # a queue named, none asked for
+        ("queue up a-2 in team-a with image r/a:2", ["submit_job"]),
     ],
 )
 def test_write_tools_are_told_apart_by_their_verbs(request_: str, tools: list[str]) -> None:

@@ -40,6 +40,16 @@ TOOLS = list(SUBJECTS)
         ("can a 7-GPU job run anywhere", "recommend_placement"),
         ("show me what happened to z-9 in team-c", "get_job"),
         ("I'd like to know whether I could pause jobs in team-c", "whoami"),
+        ("rbac check for me", "whoami"),
+        ("what GPU models do we have", "gpu_inventory"),
+        ("what's eating GPUs in team-c", "gpu_workloads"),
+        ("anything weird happening in team-c?", "list_events"),
+        ("what node would you put a 4xL4 job on", "recommend_placement"),
+        ("how hot are the GPUs on n-1", "gpu_utilization"),
+        ("memory usage on the GPUs of team-c", "gpu_utilization"),
+        ("zombie GPU allocations in team-c", "idle_gpus"),
+        ("how many completions does z-3 in team-c have", "get_job"),
+        ("utilisaton per node", "gpu_utilization"),
     ],
 )
 def test_a_named_subject_narrows_the_choice_to_its_tool(request_: str, tool: str) -> None:
