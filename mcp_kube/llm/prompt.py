@@ -199,7 +199,8 @@ CHANGES = {
     "suspend_job": "suspend|pause|on hold|hold job|freeze|halt|shelve|to sleep",
     "resume_job": "resume|unpause|continue|restart|unsuspend|un-suspend|un-pause|unfreeze|carry on"
     "|(run|start|going) again|wake",
-    "submit_job": "submit|submitt|run(?! again)|launch|start(?! again)|create|schedule|deploy"
+    "submit_job": "submit|submitt|run(?! again| as\\b)|launch|start(?! again)|create|schedule"
+    "|deploy|spin up|kick off|fire off"
     "|queue(?= (up|it|job|a|an|the|this|my)\\b)|enqueue",
 }
 # "un-suspend" resumes: a verb right after "un" / "un-" is not its own change
@@ -217,7 +218,8 @@ _NOT_ASKED = re.compile(
     r"|\bhow\s+(do|can|could|should|would)\s+(i|we|you|one)\b|\bhow to\b|\bwhy\b[^?.;,]*$|^\W*y\s"
     r"|\b(i'?ll|i will|we'?ll|later|rights? to|permissions? to|do i have|where|which node)\b"
     r"|\b(no need|no reason|nothing|not going|no plans?) to\s+$|\bwithout\s+([\w'-]+\s+)?$"
-    r"|\bwhether\b|\bsafe to\b",
+    r"|\bwhether\b|\bsafe to\b|\b(when|did)\b[^.?!;,]*$"
+    r"|(?<![\w-])(a|an|the|this|that|my|its)\s+[\w-]+\s+$",  # "a 2-GPU run": a noun
     re.IGNORECASE,
 )
 # "stop x for now", "pause": a stop that is to be undone later is a suspension

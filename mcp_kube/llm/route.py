@@ -37,12 +37,13 @@ SUBJECTS: dict[str, re.Pattern[str]] = {
     "gpu_utilization": re.compile(
         r"\butili[sz]ation\b|\butli[sz]ation\b|\butil\b|\bbusy\b|\bloaded\b|\bhow hard\b"
         r"|\bpower\b|\bgpu memory\b|\bmemory used\b|\bdcgm\b|\bcomputing\b|\bpercentage\b"
-        r"|\bsaturat\w*|\bhot\b|\btemperature\b|\bmemory usage\b",
+        r"|\bsaturat\w*|\bhot\b|\btemperature\b|\bmemory usage\b"
+        r"|\bworking hard\b|\bcompute\b.*\bused\b",
         _I,
     ),
     "gpu_quota": re.compile(
         r"\bquotas?\b|\bcap\b|\bheadroom\b|\bqueues?\b|\bkueue\b|\ballowance\b|\blimit left\b"
-        r"|\bbudget\b|\blimit\b|\b(cluster|local) ?queues?\b"
+        r"|\bbudget\b|\blimit\b|\b(cluster|local) ?queues?\b|\bceiling\b|\bshare of\b"
         r"|\bgpus?\b.*\b(allowed|entitled)\b(?! to (cancel|delete|submit|suspend|resume))",
         _I,
     ),
@@ -51,14 +52,17 @@ SUBJECTS: dict[str, re.Pattern[str]] = {
         r"|\b(won'?t|can'?t|cannot|doesn'?t|didn'?t|not)\s+([\w-]+\s+){0,2}(start|run|schedul|admit)"
         r"|\b(hasn'?t|has not|isn'?t|is not|not) (been )?(start|run|schedul|admit)\w*"
         r"|\bwhy\b.*\b(not|can'?t|cannot|won'?t)\b"
-        r"|\bwhy\b.*\b(hasn'?t|haven'?t|isn'?t|aren'?t)\b.*\b(start|run|schedul|admit)\w*",
+        r"|\bwhy\b.*\b(hasn'?t|haven'?t|isn'?t|aren'?t)\b.*\b(start|run|schedul|admit)\w*"
+        r"|\bnever (got|gets?) (a node|scheduled|started|admitted)\b"
+        r"|\b(can'?t|cannot) find a node\b"
+        r"|\bprevents?\b.*\bfrom (running|starting|being)\b",
         _I,
     ),
     "recommend_placement": re.compile(
         r"\bwhere\b.*\b(fit|run|go|place|land|put|schedule)s?\b|\bfits?\b|\bplacement\b|\bplace\b"
         r"|\bbest (spot|node|place)\b|\b(which|what) node\b|\b(a|one|my) job with\b.*\bwhere\b"
         r"|\bwhere\?|\bwhere\W*$|\bnode for (a|an|my|the|one)\b|\b(room|space) for (a|an|one|\d+)\b"
-        r"|\b(run|fit|go)\s+anywhere\b"
+        r"|\b(run|fit|go)\s+anywhere\b|\bland on\b|\b(suggest|pick|choose|recommend)\b.*\bnode\b"
         r"|\bcan\b.*\bbe (scheduled|placed)\b",
         _I,
     ),
@@ -73,21 +77,23 @@ SUBJECTS: dict[str, re.Pattern[str]] = {
         r"\bwho am i\b|\bperm(s|issions?)\b|(?<!where )(?<!how )\b(may|can) i\b"
         r"|\b(am i|are we|i'?m|me|my \w+)\b.*\ballowed\b"
         r"|\bmy (role|rights|access)\b|\blogged in\b|\bidentity\b|\bacting as\b"
-        r"|\b(which|what) user\b|\bservice ?account\b|\baccount\b|\bwhoami\b|\brbac\b",
+        r"|\b(which|what) user\b|\bservice ?account\b|\baccount\b|\bwhoami\b|\brbac\b"
+        r"|\bwho (do|are) you\b|\brun(ning)? as\b",
         _I,
     ),
     "list_clusters": re.compile(
         r"\bclusters?\b.*\b(list|see|reach|available|connected)\b|\bcluster list\b|\bcontexts?\b"
         r"|\b(list|show|which|what)\b.*\bclusters\b"
         r"|\bversions?\b|\breleases?\b|\bclusters\b.*\b(talk|connect\w*|access)\b"
-        r"|\b(un)?reachable\b",
+        r"|\b(un)?reachable\b|\bclusters? names?\b",
         _I,
     ),
     "get_job": re.compile(
         r"\bprogress\b|\bepochs?\b|\bsteps?\b|\bloss\b|\bfinished\b|\bdone\b|\balive\b"
         r"|\bstatus of\b|\bdetails? of job\b|\bhow far\b|\bhow long\b|\bwhere it'?s at\b"
         r"|\bstill running\b|\bwhat happen(s|ed)\b|\bstatus\b|\bstate\b|\bsucceed\b"
-        r"|\babout (the )?job\b|\bcompletions?\b|\bretries\b|\battempts\b",
+        r"|\babout (the )?job\b|\bcompletions?\b|\bretries\b|\battempts\b"
+        r"|\bnews\b|\bupdate on\b|\bwhen did\b.*\b(start|finish|end|begin)\w*",
         _I,
     ),
     "wait_job": re.compile(
@@ -112,7 +118,8 @@ SUBJECTS: dict[str, re.Pattern[str]] = {
     "gpu_inventory": re.compile(
         r"\bfree\b|\bavailab\w*|\bspare\b|\binventory\b|\binvnetory\b|\bhow many\b|\bin total\b"
         r"|\bcapacity\b|\bmig\b(?!-)|\bdetails of node\b|\bnode [a-z][a-z0-9]*-[\w-]+"
-        r"|\bunallocated\b|\bgpu (nodes|models|types)\b"
+        r"|\bunallocated\b|\bgpu (nodes|models|types)\b|\bfleet\b|\bgpus left\b|\btotal gpus\b"
+        r"|\b(we|do we) (own|have)\b|\baccelerators are\b"
         r"|\b(what|which) (gpus|gpu models)\b.*\bhave\b",
         _I,
     ),

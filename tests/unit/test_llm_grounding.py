@@ -187,6 +187,10 @@ def test_a_write_missing_a_required_argument_asks() -> None:
         ("deploy job a-2 to team-a with image r/a:2", ["submit_job"]),
         ("remaining quota in the research queue", []),  # a queue named, none asked for
         ("queue up a-2 in team-a with image r/a:2", ["submit_job"]),
+        ("spin up a job called a-2 in team-a from r/a:2", ["submit_job"]),
+        ("suggest a node for a 2-GPU run", []),  # "a 2-GPU run": a noun
+        ("when did a-1 in team-a start", []),
+        ("who do you run as", []),
     ],
 )
 def test_write_tools_are_told_apart_by_their_verbs(request_: str, tools: list[str]) -> None:

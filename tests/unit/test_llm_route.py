@@ -50,6 +50,16 @@ TOOLS = list(SUBJECTS)
         ("zombie GPU allocations in team-c", "idle_gpus"),
         ("how many completions does z-3 in team-c have", "get_job"),
         ("utilisaton per node", "gpu_utilization"),
+        ("z-2 never got a node, team-c - what gives?", "explain_pending"),
+        ("what prevents z-2 in team-c from running", "explain_pending"),
+        ("any news on z-5 in team-c?", "get_job"),
+        ("how big is the GPU fleet", "gpu_inventory"),
+        ("is team-c at its GPU ceiling?", "gpu_quota"),
+        ("could 5 GPUs land on one node?", "recommend_placement"),
+        ("pick a node for nine GPUs", "recommend_placement"),
+        ("who do you run as", "whoami"),
+        ("cluster names?", "list_clusters"),
+        ("are the H100s working hard", "gpu_utilization"),
     ],
 )
 def test_a_named_subject_narrows_the_choice_to_its_tool(request_: str, tool: str) -> None:
