@@ -36,7 +36,7 @@ SUBJECTS: dict[str, re.Pattern[str]] = {
     ),
     "gpu_utilization": re.compile(
         r"\butili[sz]ation\b|\butli[sz]ation\b|\butil\b|\bbusy\b|\bloaded\b|\bhow hard\b"
-        r"|\bpower\b|\bgpu memory\b|\bmemory used\b|\bdcgm\b|\bcomputing\b|\bpercentage\b"
+        r"|\bpower\b|\bgpu mem(ory)?\b|\bmemory used\b|\bdcgm\b|\bcomputing\b|\bpercentage\b"
         r"|\bsaturat\w*|\bhot\b|\btemperature\b|\bmemory usage\b"
         r"|\bworking hard\b|\bcompute\b.*\bused\b",
         _I,
@@ -48,7 +48,7 @@ SUBJECTS: dict[str, re.Pattern[str]] = {
         _I,
     ),
     "explain_pending": re.compile(
-        r"\bpending\b|\bwaiting\b|\bstuck\b|\bqueued\b"
+        r"\bpend(ing)?\b|\bwaiting\b|\bstuck\b|\bqueued\b"
         r"|\b(won'?t|can'?t|cannot|doesn'?t|didn'?t|not)\s+([\w-]+\s+){0,2}(start|run|schedul|admit)"
         r"|\b(hasn'?t|has not|isn'?t|is not|not) (been )?(start|run|schedul|admit)\w*"
         r"|\bwhy\b.*\b(not|can'?t|cannot|won'?t)\b"
@@ -82,7 +82,8 @@ SUBJECTS: dict[str, re.Pattern[str]] = {
         _I,
     ),
     "list_clusters": re.compile(
-        r"\bclusters?\b.*\b(list|see|reach|available|connected)\b|\bcluster list\b|\bcontexts?\b"
+        r"\bclusters?\b.*\b(list|see|reach|available|connected)\b|\bcluster list\b"
+        r"|\bcontexts?\b|\bctx\b"
         r"|\b(list|show|which|what)\b.*\bclusters\b"
         r"|\bversions?\b|\breleases?\b|\bclusters\b.*\b(talk|connect\w*|access)\b"
         r"|\b(un)?reachable\b|\bclusters? names?\b",
@@ -98,7 +99,7 @@ SUBJECTS: dict[str, re.Pattern[str]] = {
     ),
     "wait_job": re.compile(
         r"\b(until|till?)\b.*\b(ends?|finish\w*|done|complete\w*|succeed\w*|fail\w*)\b|\bwait for\b"
-        r"|\blet me know when\b|\bnotify\b|\bping me\b|\bkeep an eye\b"
+        r"|\blet me know when\b|^\W*wait\b|\bnotify\b|\bping me\b|\bkeep an eye\b"
         r"|\b(once|when)\b.*\b(succeeded|failed|finished|done|completes?)\b|\bfollow\b|\bwatch\b",
         _I,
     ),
@@ -116,7 +117,8 @@ SUBJECTS: dict[str, re.Pattern[str]] = {
         _I,
     ),
     "gpu_inventory": re.compile(
-        r"\bfree\b|\bavailab\w*|\bspare\b|\binventory\b|\binvnetory\b|\bhow many\b|\bin total\b"
+        r"\bfree\b|\bavailab\w*|\bavail\b|\bspare\b|\binventory\b|\binvnetory\b|\bhow many\b"
+        r"|\bin total\b"
         r"|\bcapacity\b|\bmig\b(?!-)|\bdetails of node\b|\bnode [a-z][a-z0-9]*-[\w-]+"
         r"|\bunallocated\b|\bgpu (nodes|models|types)\b|\bfleet\b|\bgpus left\b|\btotal gpus\b"
         r"|\b(we|do we) (own|have)\b|\baccelerators are\b"

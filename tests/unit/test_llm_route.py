@@ -60,6 +60,11 @@ TOOLS = list(SUBJECTS)
         ("who do you run as", "whoami"),
         ("cluster names?", "list_clusters"),
         ("are the H100s working hard", "gpu_utilization"),
+        ("pend reason z-8 team-c", "explain_pending"),  # ops shorthand
+        ("ctx list", "list_clusters"),
+        ("q: a100s avail on c-2?", "gpu_inventory"),
+        ("gpu mem by node", "gpu_utilization"),
+        ("wait z-8 team-c", "wait_job"),
     ],
 )
 def test_a_named_subject_narrows_the_choice_to_its_tool(request_: str, tool: str) -> None:
