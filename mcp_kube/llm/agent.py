@@ -13,6 +13,7 @@ The loop is independent of how tools are reached (``ToolRunner``) and of how the
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -260,6 +261,11 @@ class Agent:
             else:
                 asks.append(part)
             before = routed
+        for i in range(1, len(asks)):  # "...on gpu-west, and what's idle there?": gpu-west
+            if re.search(r"\bthere\b", asks[i], re.IGNORECASE):
+                words = G.names_in(asks[i - 1]).split()
+                places = [w for w in words if w.lower() in self.known and w not in asks[i]]
+                asks[i] += f" ({' '.join(places)})" if places else ""
         return asks
 
     def _invented(self, value: Any, ground: G.Grounding | None) -> bool:

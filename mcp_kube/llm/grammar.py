@@ -234,14 +234,16 @@ def question_for(tool: str, args: list[str]) -> str:
 
 
 def for_write(schema: dict[str, Any], ground: Grounding) -> dict[str, Any]:
-    """A write's schema in which a cluster the user named is required, and a GPU product: a
-    change happens where the user said, never on the default cluster or any GPU by omission."""
+    """A write's schema in which a cluster the user named is required, and a GPU product and
+    count: a change happens where and as the user said, never by omission (the GPU count is
+    stated: ``missing`` asks otherwise)."""
     named = [
         k
         for k in ground.known
         if _grounded(k, schema.get("properties", {}).get(k, {}), ground, False)
     ]
     extra = [k for k in named if k in schema.get("properties", {})]
+    extra += [k for k in _ALSO_REQUIRED if k in schema.get("properties", {})]  # stated: written
     if "gpu_product" in schema.get("properties", {}) and any(map(is_product, ground.words)):
         extra.append("gpu_product")  # "eight A100s": on those GPUs, not on any
     if not extra:

@@ -47,7 +47,7 @@ _NUMBER_WORDS = {
         ]
     )
 } | {"single": 1, "couple": 2, "pair": 2, "dozen": 12, "thirty": 30, "forty": 40, "fifty": 50}
-_NUMBER_WORDS |= {"sixty": 60, "hundred": 100}
+_NUMBER_WORDS |= {"sixty": 60, "hundred": 100, "trio": 3}
 # a number with its unit in one word: "8x", "80gib", "15m", "3h", "2d", "12-gpu"
 _UNIT_SUFFIX = re.compile(
     r"^([0-9]{1,6})-?(x|gi?b|gpus?|h|hrs?|hours?|m|mins?|minutes?|s|secs?|d|days?|w|weeks?)$"
@@ -202,8 +202,12 @@ def numbers_of(request: str) -> dict[int, frozenset[str]]:
             value, near = int(m.group(1)), [_unit(m.group(2)), *near]
         elif tok in _NUMBER_WORDS:
             value = _NUMBER_WORDS[tok]
-            if tok in ("pair", "couple", "dozen") and (not i or toks[i - 1] not in ("a", "one")):
+            if tok in ("pair", "couple", "dozen", "trio") and (
+                not i or toks[i - 1] not in ("a", "one")
+            ):
                 value = None  # only "a pair", "a dozen"
+            elif tok == "dozen" and i > 1 and toks[i - 2] == "half":
+                value = 6
         if value is None:
             continue
         if any(is_product(w) for w in toks[i + 1 : i + 3]):

@@ -291,11 +291,13 @@ _PART = re.compile(
     re.IGNORECASE,
 )
 MAX_PARTS = 3
+_GLUED = re.compile(r"\b([0-9]{1,3})x([A-Za-z]{1,4}[0-9])")
 
 
 def parts(request: str) -> list[str]:
     """The request's separate asks, in order (one element when it asks one thing). A piece of
     one word stays with the one before it."""
+    request = _GLUED.sub(r"\1x \2", request)  # "4xL4": four L4s
     pieces = [p.strip(" ,") for p in _PART.split(request) if p and p.strip(" ,")]
     out: list[str] = []
     for piece in pieces:

@@ -27,7 +27,7 @@ __all__ = ["settle", "settle_choices", "settle_roles"]
 
 _OTHER_ROLES = ("name", "job", "pod", "node")
 _ROLES = ("namespace", "cluster", *_OTHER_ROLES)
-_POD_INDEX = re.compile(r"-[0-9]{1,3}$")  # a Job's pods: <job>-<index>
+_POD_INDEX = re.compile(r"-0$")  # a Job's first pod: <job>-0 ("diff-3" is a job's own name)
 
 
 def _after(word: str, value: str, request: str) -> bool:
@@ -155,7 +155,7 @@ CHOICES: dict[str, dict[str, dict[Any, re.Pattern[str]]]] = {
     "pod_logs": {
         "previous": {
             True: re.compile(
-                r"\b(previous|earlier|prior|last)\W+(container|run|instance|attempt)\b"
+                r"\b(previous|earlier|prior|last)\W+(container|run|instance|attempt|crash)\b"
                 r"|\bbefore (it|the) (crash|restart)|\bbefore (a |the |its )?restart\b"
                 r"|\bcrashed container\b",
                 _I,
@@ -165,6 +165,11 @@ CHOICES: dict[str, dict[str, dict[Any, re.Pattern[str]]]] = {
 }
 GUESSES = {"status", "previous"}  # filters the model may not set on its own
 FIRST_WINS = {"warnings_only"}  # "all events, not just warnings": the first value named wins
+_GREP_FOR = re.compile(
+    r"\b(?:search|grep|filter|scan|look|find)\w*\b[^.?!]*?\bfor\s+"
+    r"(?!(?:the|a|an|job|pod|lines?|logs?|me|us)\b)([A-Za-z_][\w.:-]*)",
+    re.IGNORECASE,
+)
 _BY_LABEL = re.compile(r"\bby (?:the )?label\W+([A-Za-z0-9][\w./-]{0,62})", re.IGNORECASE)
 _KINDS = {"job": "Job", "pod": "Pod", "node": "Node", "pvc": "PersistentVolumeClaim"}
 
@@ -191,6 +196,12 @@ def settle_choices(tool: str, args: dict[str, Any], request: str) -> dict[str, A
     said = quoted(request)
     if tool == "pod_logs" and len(said) == 1 and not out.get("grep"):
         out["grep"] = said[0]  # the one quoted text of a logs request is what to look for
+    sought = _GREP_FOR.search(request)
+    names = {out.get(k) for k in ("job", "pod", "namespace", "container")}
+    if tool == "pod_logs" and not said and (not out.get("grep") or out["grep"] in names):
+        out.pop("grep", None)  # a name is no text to look for
+        if sought:
+            out["grep"] = sought.group(1)  # "search the logs for Traceback"
     label = _BY_LABEL.search(request)
     if tool == "gpu_usage_report" and label:
         out["group_by"] = f"label:{label.group(1)}"
@@ -223,12 +234,33 @@ def settle(
     if not tool.read_only:
         return out
     schema = tool.input_schema
+    _node_role(out, "node" in schema.get("properties", {}), ask, known)
+    if sum(_said(c, ask) for c in clusters) > 1:
+        out.pop("cluster", None)  # "gpu-east versus gpu-west": every cluster
     named = [*spaces, *(k for k in known if _said(k, ask) and k not in spaces)]
     out = settle_roles(out, list(schema.get("properties", {})), ask, named, clusters)
     cluster = out.get("cluster")
     if first and isinstance(cluster, str) and not _said(cluster, ask):
         del out["cluster"]
     return settle_numbers(settle_choices(tool.name, out, ask), schema, ask)
+
+
+_MIG = re.compile(r"^[0-9]+g\.[0-9]+gb$", re.IGNORECASE)  # a MIG profile, no node
+
+
+def _node_role(args: dict[str, Any], takes_node: bool, ask: str, known: Sequence[str]) -> None:
+    """A namespace the server never showed, typed after "on" or "node", is a node ("GPUs on
+    h100-1"); a node that is a MIG profile, or an object "in" a namespace, is none."""
+    ns = args.get("namespace")
+    unknown = isinstance(ns, str) and bool(known) and ns not in known and "node" not in args
+    if takes_node and unknown and (_after("on", str(ns), ask) or _after("node", str(ns), ask)):
+        args["node"] = args.pop("namespace")
+    node = args.get("node")
+    if not isinstance(node, str) or _after("node", node, ask) or _after("on", node, ask):
+        return
+    spaces = "|".join(map(re.escape, known)) or r"[\w-]+"
+    if _MIG.match(node) or re.search(rf"\b{re.escape(node)}\s+(in|from)\s+({spaces})\b", ask):
+        del args["node"]
 
 
 def _plain_name(args: dict[str, Any], ask: str, places: Sequence[str]) -> None:

@@ -191,8 +191,8 @@ def spelled(request: str) -> str:
     def fix(m: re.Match[str]) -> str:
         word = m.group(0).lower()
         if len(word) < 4 or word in KEYWORDS:
-            return m.group(0)
-        return next((k for k in KEYWORDS if close(word, k)), m.group(0))
+            return m.group(0)  # nor a singular ("cluster") made plural: a slip, no inflection
+        return next((k for k in KEYWORDS if close(word, k) and k != f"{word}s"), m.group(0))
 
     return re.sub(r"(?<![\w-])[A-Za-z]+(?![\w-])", fix, request)
 
@@ -219,8 +219,9 @@ def route(request: str, tools: Sequence[str], known: Collection[str] = ()) -> li
     moot = {m for t in named for m in OUTRANKS.get(t, ())}
     named = [t for t in named if t not in moot]
     job = "get_job" in tools and _job_named(request, known)
-    if job and named == ["list_jobs"] and not _JOBS.search(request):
-        return ["get_job"]  # "has t5-large succeeded?": one job's state, not a list
+    if job and "list_jobs" in named and not _JOBS.search(request):
+        # "has t5-large succeeded?", "is x still running?": one job's state, not a list
+        named = [t for t in named if t != "list_jobs"] or ["get_job"]
     if job and not named:
         return ["get_job"]  # a job named, no subject: where it stands
     return named or list(tools)

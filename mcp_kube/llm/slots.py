@@ -31,18 +31,20 @@ _WORDS = {
     "fifteen": 15, "twenty": 20, "thirty": 30, "forty": 40, "forty-five": 45, "fifty": 50,
     "sixty": 60, "ninety": 90, "hundred": 100, "couple of": 2, "few": 3,
 }  # fmt: skip
-_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "f": 1209600}
 _NUM = r"[0-9]+(?:\.[0-9]+)?"
 _COUNT = rf"{_NUM}|half an?|{'|'.join(sorted(map(re.escape, _WORDS), key=len, reverse=True))}"
 # "10 minutes", "two hours", "an hour", "half an hour", "3h", "15m", "2d", "1.5 hours"
 _SPAN = re.compile(
-    rf"(?<![\w.-])({_COUNT})\s*-?\s*(seconds?|secs?|minutes?|mins?|hours?|hrs?|days?|weeks?)\b"
+    rf"(?<![\w.-])({_COUNT})\s*-?\s*(seconds?|secs?|minutes?|mins?|hours?|hrs?|days?|weeks?"
+    r"|fortnights?)\b"
     rf"|(?<![\w.-])({_NUM})(s|m|h|d|w)\b",
     re.IGNORECASE,
 )
 # a unit with no count: "past hour", "this week", "last day", "today", "yesterday"
 _BARE = re.compile(
-    r"\b(?:this|past|last|previous|the)\s+(second|minute|hour|day|week)\b|\b(today|yesterday)\b",
+    r"\b(?:this|past|last|previous|the)\s+(second|minute|hour|day|week|fortnight)\b"
+    r"|\b(today|yesterday)\b",
     re.IGNORECASE,
 )
 _PERCENT = re.compile(rf"(?<![\w.-])({_NUM})\s*(?:%|percent\b|pct\b)", re.IGNORECASE)

@@ -385,6 +385,10 @@ def test_a_first_part_naming_no_subject_opens_the_ask_after_it() -> None:
         "no changes please, what did x-1 in team-c log?"
     ]
     assert len(agent._asks("who am I, and which clusters can I reach?")) == 2
+    assert agent._asks("what's free on gpu-west and what's idle there?") == [
+        "what's free on gpu-west",
+        "what's idle there? (gpu-west)",  # "there": the place of the ask before
+    ]
 
 
 def test_the_loop_is_bounded() -> None:

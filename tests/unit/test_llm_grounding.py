@@ -214,6 +214,19 @@ def test_a_write_names_the_cluster_the_user_named() -> None:
     assert "cluster" not in G.for_write(schema_of("cancel_job"), plain)["required"]
 
 
+def test_a_write_states_the_gpu_count_the_user_gave() -> None:
+    g = G.Grounding.of("deploy job x-4 to team-a with image r/x:4 on 1 H100")
+    assert {"gpus", "gpu_product"} <= set(G.for_write(schema_of("submit_job"), g)["required"])
+
+
+def test_number_words_and_glued_counts() -> None:
+    assert 3 in numbers_of("a trio of H100s - where can that run?")
+    assert 6 in numbers_of("half a dozen gpus")
+    assert P.parts("what node would you put a 4xL4 job on") == [
+        "what node would you put a 4x L4 job on"
+    ]
+
+
 def test_a_write_runs_on_the_gpus_the_user_named() -> None:
     g = G.Grounding.of("submit x-1 in team-a, image r/i:1, eight A100s")
     assert "gpu_product" in G.for_write(schema_of("submit_job"), g)["required"]

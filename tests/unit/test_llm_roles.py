@@ -85,8 +85,10 @@ def test_a_pod_named_namespace_trades_places_with_a_namespace_named_pod() -> Non
 def test_a_name_not_like_a_pod_in_a_request_saying_no_pod_is_a_job() -> None:
     got = settle_roles({"pod": "t5-xl"}, PENDING, "why is t5-xl stuck in team-c", [], CLUSTERS)
     assert got == {"job": "t5-xl"}
-    kept = settle_roles({"pod": "web-1"}, PENDING, "why is web-1 stuck in team-c", [], CLUSTERS)
-    assert kept == {"pod": "web-1"}
+    kept = settle_roles({"pod": "web-0"}, PENDING, "why is web-0 stuck in team-c", [], CLUSTERS)
+    assert kept == {"pod": "web-0"}  # named like a Job's first pod
+    moved = settle_roles({"pod": "diff-3"}, PENDING, "why is diff-3 stuck in team-c", [], CLUSTERS)
+    assert moved == {"job": "diff-3"}  # a digit ends many a job's own name
     said = settle_roles({"pod": "web"}, PENDING, "why is the pod web stuck", [], CLUSTERS)
     assert said == {"pod": "web"}
 
@@ -136,3 +138,35 @@ def test_a_lone_gpu_product_and_a_name_like_word_fill_what_the_model_left_out() 
     args = {"namespace": "team-c", "name": "over"}
     got = settle(job, args, "any news on the t5-3b job over in team-c", where, first=True)
     assert got == {"namespace": "team-c", "name": "t5-3b"}
+
+
+def test_a_node_is_what_the_request_puts_on_or_after_node() -> None:
+    where = ([], CLUSTERS, ["team-c"])
+    util = ToolDef("gpu_utilization", "", {"properties": {"namespace": {}, "node": {}}})
+    got = settle(util, {"namespace": "n-1"}, "how hot are the GPUs on n-1", where, first=True)
+    assert got == {"node": "n-1"}  # no namespace the server showed: the node it runs on
+    inv = ToolDef("gpu_inventory", "", {"properties": {"node": {}, "cluster": {}}})
+    assert settle(inv, {"node": "1g.10gb"}, "unused MIG 1g.10gb slices", where, first=True) == {}
+    ask = "before resuming sd-ft in team-c, are there free gpus?"
+    assert settle(inv, {"node": "sd-ft"}, ask, where, first=True) == {}  # "in team-c": no node
+    kept = settle(inv, {"node": "n-1"}, "details of node n-1", where, first=True)
+    assert kept == {"node": "n-1"}
+
+
+def test_an_ask_naming_two_clusters_reads_every_cluster() -> None:
+    inv = ToolDef("gpu_inventory", "", {"properties": {"cluster": {}, "product": {}}})
+    ask = "free H100s on gpu-east versus gpu-west"
+    got = settle(
+        inv, {"cluster": "gpu-east", "product": "H100"}, ask, ([], CLUSTERS, []), first=True
+    )
+    assert got == {"product": "H100"}
+
+
+def test_logs_searched_for_a_word_look_for_it_and_never_for_a_name() -> None:
+    logs = ToolDef("pod_logs", "", {"properties": {"namespace": {}, "job": {}, "grep": {}}})
+    where = ([], CLUSTERS, ["team-c"])
+    args = {"namespace": "team-c", "job": "sd-ft", "grep": "sd-ft"}
+    got = settle(logs, args, "search the sd-ft logs in team-c for Traceback", where, first=True)
+    assert got == {"namespace": "team-c", "job": "sd-ft", "grep": "Traceback"}
+    got = settle(logs, args, "logs of sd-ft in team-c", where, first=True)
+    assert got == {"namespace": "team-c", "job": "sd-ft"}

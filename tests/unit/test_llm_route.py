@@ -103,6 +103,13 @@ def test_a_subject_word_typed_with_one_slip_still_routes(typed: str, meant: str)
     assert route(typed, TOOLS) == route(spelled(typed), TOOLS) != TOOLS
 
 
+def test_a_singular_is_no_slip_of_its_plural() -> None:
+    assert (
+        spelled("which cluster has the most free GPUs?") == "which cluster has the most free GPUs?"
+    )
+    assert "list_clusters" not in route("which cluster has the most free GPUs?", TOOLS)
+
+
 def test_names_are_never_respelled() -> None:
     """(Respelling serves routing only: the arguments come from the words as typed.)"""
     assert spelled("job lgos-1 in team-c") == "job lgos-1 in team-c"

@@ -24,6 +24,7 @@ def schema(tool: str) -> dict[str, Any]:
         ("half an hour ago", [1800.0]),
         ("this week", [604800.0]),
         ("since yesterday", [86400.0]),
+        ("in the past fortnight", [1209600.0]),
         ("job t5-xl, pod r50-1m", []),  # digits inside names are no spans
     ],
 )
