@@ -154,6 +154,11 @@ def quoted(request: str) -> list[str]:
     return [a or b for a, b in _QUOTED.findall(request)]
 
 
+def unquoted(request: str) -> str:
+    """``request`` with the texts it quotes blanked: what it looks for is no word of its own."""
+    return _QUOTED.sub(" ", request)
+
+
 def _singular(word: str) -> str:
     return word.removesuffix("s") if len(word) > 3 else word
 

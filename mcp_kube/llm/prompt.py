@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from mcp_kube.llm.grounding import unquoted
 from mcp_kube.llm.route import close
 
 __all__ = [
@@ -203,9 +204,10 @@ CHANGES = {
     "|deploy|spin up|kick off|fire off"
     "|queue(?= (up|it|job|a|an|the|this|my)\\b)|enqueue",
 }
-# "un-suspend" resumes: a verb right after "un" / "un-" is not its own change
+# "un-suspend" resumes: a verb right after "un" / "un-" is not its own change, nor is one inside
+# a name or an image ("stop-test", "registry.internal/ml/run:1")
 _VERBS = {
-    tool: re.compile(rf"(?<!un-)(?<!un)\b({verbs})\b", re.IGNORECASE)
+    tool: re.compile(rf"(?<!un)(?<![\w./:-])({verbs})(?![\w-]|[./:]\w)", re.IGNORECASE)
     for tool, verbs in CHANGES.items()
 }
 # "won't start", "may I delete", "what happens if I cancel": a question, not a request
@@ -245,6 +247,7 @@ def changes_asked(request: str) -> list[str]:
     out: list[str] = []
     if _ASKS_IF.match(request):
         return out
+    request = unquoted(request)  # grep for 'kill': no order to kill
     for tool, rx in _VERBS.items():
         for m in rx.finditer(request):
             before = request[max(0, m.start() - 40) : m.start()]

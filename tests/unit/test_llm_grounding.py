@@ -187,6 +187,9 @@ def test_a_write_missing_a_required_argument_asks() -> None:
         ("deploy job a-2 to team-a with image r/a:2", ["submit_job"]),
         ("remaining quota in the research queue", []),  # a queue named, none asked for
         ("queue up a-2 in team-a with image r/a:2", ["submit_job"]),
+        ("logs of job stop-test in team-a", []),  # a verb inside a name is none
+        ('grep the logs of a-1 in team-a for "kill"', []),  # nor one the user looks for
+        ("submit a-2 in team-a with image r/ml/run:1 and 1 gpu", ["submit_job"]),
         ("spin up a job called a-2 in team-a from r/a:2", ["submit_job"]),
         ("suggest a node for a 2-GPU run", []),  # "a 2-GPU run": a noun
         ("when did a-1 in team-a start", []),
