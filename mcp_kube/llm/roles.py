@@ -196,11 +196,10 @@ def settle_choices(tool: str, args: dict[str, Any], request: str) -> dict[str, A
     said = quoted(request)
     if tool == "pod_logs" and len(said) == 1 and not out.get("grep"):
         out["grep"] = said[0]  # the one quoted text of a logs request is what to look for
-    sought = _GREP_FOR.search(request)
     names = {out.get(k) for k in ("job", "pod", "namespace", "container")}
     if tool == "pod_logs" and not said and (not out.get("grep") or out["grep"] in names):
         out.pop("grep", None)  # a name is no text to look for
-        if sought:
+        if sought := _GREP_FOR.search(request):
             out["grep"] = sought.group(1)  # "search the logs for Traceback"
     label = _BY_LABEL.search(request)
     if tool == "gpu_usage_report" and label:
