@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from mcp_kube.llm.grounding import unquoted
-from mcp_kube.llm.route import close
+from mcp_kube.llm.route import SUBJECTS, close
 
 __all__ = [
     "ANSWER",
@@ -199,7 +199,7 @@ CHANGES = {
     "|nuke",
     "suspend_job": "suspend|pause|on hold|hold job|freeze|halt|shelve|to sleep",
     "resume_job": "resume|unpause|continue|restart|unsuspend|un-suspend|un-pause|unfreeze|carry on"
-    "|(run|start|going) again|wake",
+    "|(run|start|going) again|wake|bring back|bring (\\S+ ){1,4}back|unshelve",
     "submit_job": "submit|submitt|run(?! again| as\\b)|launch|start(?! again)|create|schedule"
     "|deploy|spin up|kick off|fire off"
     "|queue(?= (up|it|job|a|an|the|this|my)\\b)|enqueue",
@@ -217,6 +217,7 @@ _NOT_ASKED = re.compile(
     r"|(?<![\w-])(before|after|since|the|a|its|last|previous|first)\s+$"  # "before restart"
     r"|\b(before|after|once|when|until|while)\s+(i|we|you|it|they)\s+$"  # "before I start"
     r"|\b(may i|can i|could i|am i|allowed to|permitted to|if i|what happens|would|should i)\b"
+    r"|\bwho (can|could|may)\s+$"
     r"|\bhow\s+(do|can|could|should|would)\s+(i|we|you|one)\b|\bhow to\b|\bwhy\b[^?.;,]*$|^\W*y\s"
     r"|\b(i'?ll|i will|we'?ll|later|rights? to|permissions? to|do i have|where|which node)\b"
     r"|\b(no need|no reason|nothing|not going|no plans?) to\s+$|\bwithout\s+([\w'-]+\s+)?$"
@@ -297,14 +298,20 @@ MAX_PARTS = 3
 _GLUED = re.compile(r"\b([0-9]{1,3})x([A-Za-z]{1,4}[0-9])")
 
 
+def _subject(word: str) -> bool:
+    return any(rx.search(word) for rx in SUBJECTS.values())
+
+
 def parts(request: str) -> list[str]:
     """The request's separate asks, in order (one element when it asks one thing). A piece of
-    one word stays with the one before it."""
+    one word stays with the one before it; a first one ("Hi!") opens the next, unless it names
+    a subject of its own ("whoami?")."""
     request = _GLUED.sub(r"\1x \2", request)  # "4xL4": four L4s
     pieces = [p.strip(" ,") for p in _PART.split(request) if p and p.strip(" ,")]
     out: list[str] = []
     for piece in pieces:
-        if out and (len(piece.split()) < 2 or len(out[-1].split()) < 2):
+        lone = len(out) == 1 and len(out[0].split()) < 2
+        if out and (len(piece.split()) < 2 or (lone and not _subject(out[0]))):
             out[-1] = f"{out[-1]} {piece}"
         else:
             out.append(piece)

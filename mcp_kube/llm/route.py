@@ -20,7 +20,8 @@ _I = re.IGNORECASE
 SUBJECTS: dict[str, re.Pattern[str]] = {
     "pod_logs": re.compile(
         r"\blogs?\b|\blogged\b|\bprint(ed|s)?\b|\boutput\b|\bstdout\b|\bstderr\b|\bgrep\b"
-        r"|\blines?\b|\b(earlier|previous|last) container\b|\bcrash(ed)?\b|\bwr[io]te\b",
+        r"|\blines?\b|\b(earlier|previous|last) container\b|\bcrash(ed|es|ing)?\b|\bwr[io]te\b"
+        r"|\bcrashloop\w*",
         _I,
     ),
     "list_events": re.compile(
@@ -31,7 +32,7 @@ SUBJECTS: dict[str, re.Pattern[str]] = {
     "idle_gpus": re.compile(
         r"\bidle\b|\bunused\b|\bwast(e|ed|ing)\b|\bdoing nothing\b|\bnobody\b.*\busing\b"
         r"|\b(below|under)\b.*(\bpercent\b|%)|\bsitting (idle|unused)\b"
-        r"|\bstranded\b|\bzombies?\b",
+        r"|\bstranded\b|\bzombies?\b|\b(did|do|does) nothing\b",
         _I,
     ),
     "gpu_utilization": re.compile(
@@ -55,7 +56,7 @@ SUBJECTS: dict[str, re.Pattern[str]] = {
         r"|\bwhy\b.*\b(hasn'?t|haven'?t|isn'?t|aren'?t)\b.*\b(start|run|schedul|admit)\w*"
         r"|\bnever (got|gets?) (a node|scheduled|started|admitted)\b"
         r"|\b(can'?t|cannot) find a node\b"
-        r"|\bprevents?\b.*\bfrom (running|starting|being)\b",
+        r"|\bprevents?\b.*\bfrom (running|starting|being)\b|\bblocked\b|\bheld up\b",
         _I,
     ),
     "recommend_placement": re.compile(
@@ -63,7 +64,7 @@ SUBJECTS: dict[str, re.Pattern[str]] = {
         r"|\bbest (spot|node|place)\b|\b(which|what) node\b|\b(a|one|my) job with\b.*\bwhere\b"
         r"|\bwhere\?|\bwhere\W*$|\bnode for (a|an|my|the|one)\b|\b(room|space) for (a|an|one|\d+)\b"
         r"|\b(run|fit|go)\s+anywhere\b|\bland on\b|\b(suggest|pick|choose|recommend)\b.*\bnode\b"
-        r"|\bcan\b.*\bbe (scheduled|placed)\b",
+        r"|\bcan\b.*\bbe (scheduled|placed)\b|\b(could|can|would) (take|host|accommodate)\b",
         _I,
     ),
     "gpu_usage_report": re.compile(
@@ -109,7 +110,9 @@ SUBJECTS: dict[str, re.Pattern[str]] = {
         _I,
     ),
     "gpu_workloads": re.compile(
-        r"\bpods\b|\bworkloads?\b|\bhold(s|ing)?\b(?! off)|\bwho'?s?\b.*\busing\b|\bsitting on\b"
+        r"\bpods\b|\bworkloads?\b|\bhold(s|ing)?\b(?! off)|\bwho(se|s|ose|'s)?\b.*\busing\b"
+        r"|\bsitting on\b|\bwho('?s| is| are)\s+running\b|\busing\b[\w\s]{0,15}\bgpus\b"
+        r"|\brun\w* on (the |its |their )?(gpus|accelerators|cards)\b"
         r"|\bwho\b.*\bon (the |its |their )?(gpus|accelerators|cards)\b|\bhogging\b|\beating\b"
         r"|\ballocations? (by|per) (pod|job|namespace)\b"
         r"|\bwho('?s| has| is)? got\b"
@@ -133,7 +136,9 @@ DECISIVE: dict[str, re.Pattern[str]] = {
     "whoami": re.compile(
         r"(?<!where )(?<!how )\b(may|can|could) i\b|\bpermitted\b|\bperms?\b"
         r"|\b(am i|are we|i'?m|me|my \w+)\b.*\ballowed to\b"
-        r"|\bdo i have (the )?(rights?|permissions?|access)\b|\bwhether (i|we) (can|could|may)\b",
+        r"|\bdo i have (the )?(rights?|permissions?|access)\b|\bwhether (i|we) (can|could|may)\b"
+        r"|\bwho (can|could|may|is allowed to)\s+(cancel|delete|kill|submit|create|suspend"
+        r"|resume|pause|launch|stop)\b",
         _I,
     ),
     "idle_gpus": re.compile(r"\b(below|under)\b[^.?!]*(\bpercent\b|%)", _I),

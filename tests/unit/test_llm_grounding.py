@@ -194,6 +194,9 @@ def test_a_write_missing_a_required_argument_asks() -> None:
         ("suggest a node for a 2-GPU run", []),  # "a 2-GPU run": a noun
         ("when did a-1 in team-a start", []),
         ("who do you run as", []),
+        ("who could cancel jobs in team-a? is it me?", []),  # a question about rights
+        ("bring back a-1 in team-a, it was suspended", ["resume_job"]),
+        ("bring a-1 in team-a back", ["resume_job"]),
     ],
 )
 def test_write_tools_are_told_apart_by_their_verbs(request_: str, tools: list[str]) -> None:
@@ -257,6 +260,12 @@ def test_a_request_asks_several_things_in_the_ways_people_join_them() -> None:
         "if so which node could take it?",
     ]
     assert P.parts("what happens if I cancel x-1?") == ["what happens if I cancel x-1?"]
+    # a lone first word asks its own thing when it names a subject; a greeting opens the next
+    assert P.parts("whoami? and which versions do the clusters run?") == [
+        "whoami",
+        "and which versions do the clusters run?",
+    ]
+    assert P.parts("Hi. which clusters are there?") == ["Hi which clusters are there?"]
 
 
 def test_a_later_part_starting_with_also_is_still_a_question() -> None:

@@ -38,6 +38,12 @@ TOOLS = list(SUBJECTS)
         ("is c-2 reachable?", "list_clusters"),
         ("a couple of L4s for team-c, where", "recommend_placement"),
         ("can a 7-GPU job run anywhere", "recommend_placement"),
+        ("is x-0 in team-c crashing?", "pod_logs"),
+        ("which GPUs did nothing all morning", "idle_gpus"),
+        ("what is z-2 in team-c blocked on", "explain_pending"),
+        ("is there a node that could take a 2-GPU job", "recommend_placement"),
+        ("whoose using the L4s", "gpu_workloads"),  # a slip of "whose"
+        ("who could delete jobs in team-c", "whoami"),
         ("show me what happened to z-9 in team-c", "get_job"),
         ("I'd like to know whether I could pause jobs in team-c", "whoami"),
         ("rbac check for me", "whoami"),
