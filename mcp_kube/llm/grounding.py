@@ -233,18 +233,33 @@ _SPACE_HINT = frozenset({"in", "to", "for"})  # "in team-a": a namespace, if a n
 _OBJECT_ROLES = frozenset({"name", "job", "pod", "node", "near_pvc", "container"})
 
 
+_SENTENCE = re.compile(r"[?!;]+|\.(?=\s|$)")
+_NOUNS = frozenset({"job", "pod", "node", "pvc"})
+
+
+def _name_like(word: str) -> bool:
+    return any(c.isdigit() or c == "-" for c in word)
+
+
 def _named(request: str) -> tuple[set[str], set[str]]:
     """Words the request puts where a name goes: objects after ``job``, ``pod``, ``pvc`` or a
     verb of change ("pause warmup", "pvc checkpoints"); namespaces after ``namespace`` (or after
     ``in``/``to``/``for`` when the word looks like a name: "in team-a")."""
-    toks = _WORD.findall(request)
     objects: set[str] = set()
     spaces: set[str] = set()
     weak: set[str] = set()  # after "to"/"for": a namespace only if none follows "in"
-    for before, prev, word in zip(["", *toks], toks, toks[1:], strict=False):
+    pairs = [  # within a sentence: "how do I cancel a job? tell me ...": no job "tell"
+        pair
+        for sentence in _SENTENCE.split(request)
+        for toks in [_WORD.findall(sentence)]
+        for pair in zip(["", *toks], toks, toks[1:], strict=False)
+    ]
+    for before, prev, word in pairs:
         low, named = prev.lower(), word.lower() not in _NOT_NAME | _BEFORE_NAME
         if before.lower() in _GROUPING and low not in _SPACE_HINT:  # "per namespace over ..."
             continue
+        if low in _NOUNS and _name_like(before) and not _name_like(word):
+            continue  # "the t5-3b job over in team-a": the job's name came before "job"
         if low in _SPACE_BEFORE and named:
             spaces.add(word)
         elif low in _BEFORE_NAME and named:

@@ -275,3 +275,10 @@ def test_a_later_part_starting_with_also_is_still_a_question() -> None:
 
 def test_the_whole_request_lends_its_names_not_its_words() -> None:
     assert G.names_in("what's free on gpu-west and what is team-b's quota") == "gpu-west team-b"
+
+
+def test_a_plain_word_after_job_is_no_name_when_the_name_came_first_or_a_sentence_ended() -> None:
+    assert offered("get_job", "name", "any news on the t5-3b job over in team-a") == ["t5-3b"]
+    assert offered("get_job", "name", "what did the x-1 job do lately? in team-a") == ["x-1"]
+    assert "tell" not in G.Grounding.of("cancel a job? tell me about x-1").objects
+    assert offered("cancel_job", "name", "kill job warmup in team-a") == ["warmup"]
