@@ -122,6 +122,13 @@ class AgentResult:
         }
 
 
+# "..., it was suspended": a remark about what the ask before named, not an ask of its own
+_ABOUT_IT = re.compile(r"^\W*(it|they|this|that|which)\s+(is|was|were|are|has|had)\b", re.I)
+
+
+_SHOW = re.compile(r"^\W*(please\s+)?(show|get|describe|check|look at|tell me about)\b", re.I)
+
+
 def _served(outcome: ToolOutcome) -> bool:
     """Whether a result answers its part of the request: a success, or ``not_found`` (the
     object does not exist, and the error names what does); other errors call for another try."""
@@ -249,18 +256,26 @@ class Agent:
         of its own (a tool's, or a change) unlike the part before it; "and whose are they?" and
         "x-0 crashed; log of its earlier container" are one ask each. A first part that names
         no subject ("Hi! I'm new here.", "no changes please;") opens the ask after it."""
-        asks: list[str] = []
-        before: list[str] = []
-        for part in P.parts(question):
+        text = P.unglue(question)
+        spans: list[tuple[int, int]] = []  # each ask's span of the request, joins included
+        before: list[str] = []  # the subject of the ask at hand (every tool: none yet)
+        for a, b in P.spans(text):
+            part = text[a:b]
             routed, change = R.route(part, self.reads, self.known), P.changes_asked(part)
-            own = routed != self.reads or change
-            opening = len(asks) == 1 and before == self.reads and not P.changes_asked(asks[0])
-            if asks and (opening or not own or (routed == before and not change)):
-                asks[-1] = f"{asks[-1]}, {part}"
-                routed = R.route(asks[-1], self.reads, self.known) if opening else routed
+            subject = R.names_subject(part) or _SHOW.match(part)  # "show x-1": x-1's state
+            own = (routed != self.reads and subject and not _ABOUT_IT.match(part)) or bool(change)
+            first = text[slice(*spans[0])] if spans else ""
+            opening = len(spans) == 1 and before == self.reads and not P.changes_asked(first)
+            if spans and (opening or not own or (routed == before and not change)):
+                spans[-1] = (spans[-1][0], b)
+                if opening:
+                    before = R.route(text[slice(*spans[-1])], self.reads, self.known)
             else:
-                asks.append(part)
-            before = routed
+                spans.append((a, b))
+                before = routed if subject or change else self.reads
+        if len(spans) > P.MAX_ASKS:
+            spans[P.MAX_ASKS - 1 :] = [(spans[P.MAX_ASKS - 1][0], spans[-1][1])]
+        asks = [text[a:b] for a, b in spans] or [question]
         for i in range(1, len(asks)):  # "...on gpu-west, and what's idle there?": gpu-west
             if re.search(r"\bthere\b", asks[i], re.IGNORECASE):
                 words = G.names_in(asks[i - 1]).split()

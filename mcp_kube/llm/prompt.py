@@ -282,39 +282,56 @@ def asks_for_change(request: str) -> bool:
     return bool(changes_asked(request))
 
 
-# Where a request asks a second thing: "...pending and where could it run?", "...; then submit".
+# Where a request may ask a second thing: "...pending and where could it run?", "...; then
+# submit", "x's logs + its events", "free GPUs on c-1, team-c's quota". Whether a piece is an ask
+# of its own is the agent's to tell, from the subjects the pieces name.
 _PART = re.compile(
-    r"\?\s+(?=\S)|;\s*|,\s*(?:and\s+)?then\s+|\s+and\s+then\s+|,\s*(?:and\s+)?(?=if\b)"
-    r"|\s+and\s+(?=if\b)"
-    r"|\.\s+(?=[A-Za-z])"
-    r"|\s+(?:plus|as well as|along with)\s+|,?\s+(?:and\s+)?also\s+"
-    r"|,?\s+(?:after that|afterwards),?\s+"
-    r"|\s+and\s+(?=(?:its|their|the|any|all)\s+\w+)"
-    r"|,?\s+and\s+(?=(?:where|which|who|whose|what|how|why|when|is|are|does|do|can|could|"
-    r"show|list|tell|give|submit|start|launch|run|cancel|stop|suspend|pause|resume)\b)",
+    r"\?\s+(?=\S)|;\s*|\.\s+(?=[A-Za-z])"
+    r"|,?\s+(?:and\s+)?(?:then|also|after that|afterwards|plus|as well as|along with"
+    r"|together with),?\s+"
+    r"|\s+\+\s+|,?\s+and\s+|,\s+",
     re.IGNORECASE,
 )
-MAX_PARTS = 3
+MAX_ASKS = 3  # asks served with a call each; the rest joins the last
+MAX_PIECES = 12
 _GLUED = re.compile(r"\b([0-9]{1,3})x([A-Za-z]{1,4}[0-9])")
+
+
+def unglue(request: str) -> str:
+    """ "4xL4" as "4x L4": four L4s."""
+    return _GLUED.sub(r"\1x \2", request)
 
 
 def _subject(word: str) -> bool:
     return any(rx.search(word) for rx in SUBJECTS.values())
 
 
-def parts(request: str) -> list[str]:
-    """The request's separate asks, in order (one element when it asks one thing). A piece of
-    one word stays with the one before it; a first one ("Hi!") opens the next, unless it names
-    a subject of its own ("whoami?")."""
-    request = _GLUED.sub(r"\1x \2", request)  # "4xL4": four L4s
-    pieces = [p.strip(" ,") for p in _PART.split(request) if p and p.strip(" ,")]
-    out: list[str] = []
-    for piece in pieces:
-        lone = len(out) == 1 and len(out[0].split()) < 2
-        if out and (len(piece.split()) < 2 or (lone and not _subject(out[0]))):
-            out[-1] = f"{out[-1]} {piece}"
+def spans(request: str) -> list[tuple[int, int]]:
+    """Where the request's pieces are, in order (one when it asks one thing). A piece of one
+    word stays with the one before it; a first one ("Hi!") opens the next, unless it names a
+    subject of its own ("whoami?"). Text outside the spans is only what joins them."""
+    out: list[tuple[int, int]] = []
+    start = 0
+    for m in [*_PART.finditer(request), None]:
+        end = m.start() if m else len(request)
+        piece = request[start:end]
+        a = start + len(piece) - len(piece.lstrip(" ,"))
+        b = start + len(piece.rstrip(" ,"))
+        start = m.end() if m else end
+        if a >= b:
+            continue
+        words = len(request[a:b].split())
+        lone = len(out) == 1 and len(request[slice(*out[0])].split()) < 2
+        if out and (words < 2 or (lone and not _subject(request[slice(*out[0])]))):
+            out[-1] = (out[-1][0], b)
         else:
-            out.append(piece)
-    if len(out) > MAX_PARTS:  # the rest stays one last ask
-        out[MAX_PARTS - 1 :] = [" ".join(out[MAX_PARTS - 1 :])]
+            out.append((a, b))
+    if len(out) > MAX_PIECES:  # the rest stays one last piece
+        out[MAX_PIECES - 1 :] = [(out[MAX_PIECES - 1][0], out[-1][1])]
     return out
+
+
+def parts(request: str) -> list[str]:
+    """The text of the request's pieces (``spans``), "4xL4" read as "4x L4"."""
+    request = unglue(request)
+    return [request[a:b] for a, b in spans(request)]

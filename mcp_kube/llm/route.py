@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Collection, Sequence
 
-__all__ = ["close", "route", "spelled"]
+__all__ = ["close", "names_subject", "route", "spelled"]
 
 _I = re.IGNORECASE
 # tool -> the words that name its subject (tuned on tests/eval/dev.yaml only)
@@ -205,6 +205,12 @@ def spelled(request: str) -> str:
 def _job_named(request: str, known: Collection[str]) -> bool:
     """Whether ``request`` names something like a Job that is no cluster or namespace."""
     return any(m.group(0) not in known for m in _JOB_LIKE.finditer(request.lower()))
+
+
+def names_subject(request: str) -> bool:
+    """Whether ``request`` names a tool's subject (a job's name alone names none)."""
+    request = _WHY_SLIP.sub("why", spelled(request))
+    return any(rx.search(request) for rx in (*SUBJECTS.values(), *DECISIVE.values()))
 
 
 def route(request: str, tools: Sequence[str], known: Collection[str] = ()) -> list[str]:

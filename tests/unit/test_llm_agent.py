@@ -371,18 +371,58 @@ def test_a_brief_answer_is_one_checked_sentence_then_the_facts() -> None:
 def test_a_later_part_without_a_subject_of_its_own_is_the_same_ask() -> None:
     agent = Agent(ScriptedBackend([]), tool_defs(), clusters=CLUSTERS)
     assert agent._asks("which GPUs are idle, and whose are they?") == [
-        "which GPUs are idle, whose are they?"
+        "which GPUs are idle, and whose are they?"  # the request's own text
     ]
     assert len(agent._asks("why is x-1 pending and where could it run instead?")) == 2
+
+
+@pytest.mark.parametrize(
+    ("request_", "asks"),
+    [
+        ("why is phi-3-mini in team-a waiting and what is free instead?", 2),
+        ("how many GPUs does team-b hold, and how much quota is left?", 2),
+        ("How many H100 GPUs are free right now, and on which nodes?", 1),  # the same result
+        ("list jobs in team-a and team-b", 1),
+        ("show x-1 in team-a and its warning events", 2),
+        ("failed and suspended jobs in team-a", 1),
+        ("where could 2 GPUs run for team-b, and then submit job z-1 there", 2),
+        ("logs of x-0? events of x-0? quota of team-a? idle gpus?", 3),  # bounded
+    ],
+)
+def test_a_request_is_split_into_its_asks(request_: str, asks: int) -> None:
+    got = Agent(ScriptedBackend([]), tool_defs(), clusters=CLUSTERS)._asks(request_)
+    assert len(got) == asks, got
+    assert all(ask in request_ for ask in got)  # the request's own text
+
+
+def test_two_asks_joined_without_a_question_word_are_two_asks() -> None:
+    agent = Agent(ScriptedBackend([]), tool_defs(), clusters=CLUSTERS)
+    assert agent._asks("free gpus on gpu-east and team-c's quota") == [
+        "free gpus on gpu-east",
+        "team-c's quota",
+    ]
+    assert agent._asks("status of x-1 in team-c + its log tail") == [
+        "status of x-1 in team-c",
+        "its log tail",
+    ]
+    assert len(agent._asks("gpu-west inventory, gpu-west utilization")) == 2
+    assert len(agent._asks("failed jobs of team-c together with its idle gpus")) == 2
+    # a piece naming no subject, or a remark about what came before, is no ask of its own
+    assert len(agent._asks("logs of x-0, pod of job x, team-c")) == 1
+    assert len(agent._asks("bring back x-1 in team-c, it was suspended")) == 1
+    assert agent._asks("x-1 in team-c is no longer needed, abort it") == [
+        "x-1 in team-c is no longer needed, abort it"
+    ]
+    assert len(agent._asks("show x-1 in team-c and its warning events")) == 2
 
 
 def test_a_first_part_naming_no_subject_opens_the_ask_after_it() -> None:
     agent = Agent(ScriptedBackend([]), tool_defs(), clusters=CLUSTERS)
     assert agent._asks("Hi! I'm new here. Which clusters can you talk to?") == [
-        "Hi! I'm new here, Which clusters can you talk to?"
+        "Hi! I'm new here. Which clusters can you talk to?"
     ]
     assert agent._asks("no changes please; what did x-1 in team-c log?") == [
-        "no changes please, what did x-1 in team-c log?"
+        "no changes please; what did x-1 in team-c log?"
     ]
     assert len(agent._asks("who am I, and which clusters can I reach?")) == 2
     assert agent._asks("what's free on gpu-west and what's idle there?") == [

@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 from mcp_kube.llm import answer as A
-from mcp_kube.llm import prompt as P
 
 INVENTORY = A.Result(
     "gpu_inventory",
@@ -72,26 +71,6 @@ def test_numbers_inside_names_and_the_question_count_as_known() -> None:
 
 def test_a_sentence_said_twice_is_said_once() -> None:
     assert A.tidy("20 are free. 20 are free. h100-2 has 8.") == "20 are free. h100-2 has 8."
-
-
-@pytest.mark.parametrize(
-    ("request_", "asks"),
-    [
-        ("why is phi-3-mini in team-a waiting and what is free instead?", 2),
-        ("how many GPUs does team-b hold, and how much quota is left?", 2),
-        (Q, 1),  # "and on which nodes" asks about the same result
-        ("list jobs in team-a and team-b", 1),
-        ("show x-1 in team-a and its warning events", 2),
-        ("failed and suspended jobs in team-a", 1),
-        ("where could 2 GPUs run for team-b, and then submit job z-1 there", 2),
-        ("a? b c d? e f g? h i j? k l m", 3),  # bounded
-    ],
-)
-def test_a_request_is_split_into_its_asks(request_: str, asks: int) -> None:
-    got = P.parts(request_)
-    assert len(got) == asks, got
-    words = request_.replace("?", " ").replace(",", " ").split()
-    assert all(w in words for p in got for w in p.replace("?", " ").replace(",", " ").split())
 
 
 def test_an_answer_that_asks_back_is_no_answer() -> None:

@@ -265,7 +265,7 @@ def test_a_request_asks_several_things_in_the_ways_people_join_them() -> None:
         "whoami",
         "and which versions do the clusters run?",
     ]
-    assert P.parts("Hi. which clusters are there?") == ["Hi which clusters are there?"]
+    assert P.parts("Hi. which clusters are there?") == ["Hi. which clusters are there?"]
 
 
 def test_a_later_part_starting_with_also_is_still_a_question() -> None:
