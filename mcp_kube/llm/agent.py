@@ -129,6 +129,13 @@ _ABOUT_IT = re.compile(r"^\W*(it|they|this|that|which)\s+(is|was|were|are|has|ha
 _SHOW = re.compile(r"^\W*(please\s+)?(show|get|describe|check|look at|tell me about)\b", re.I)
 
 
+_HAPPENED = re.compile(
+    r"^(?!\W*(what|when|where|why|which|who|how|is|are|was|were|did|has|have)\b).*\b(failed"
+    r"|crashed|died|restarted|broke|hung|errored|stopped|blew up)\W*$",
+    re.I,
+)
+
+
 def _served(outcome: ToolOutcome) -> bool:
     """Whether a result answers its part of the request: a success, or ``not_found`` (the
     object does not exist, and the error names what does); other errors call for another try."""
@@ -263,6 +270,8 @@ class Agent:
             part = text[a:b]
             routed, change = R.route(part, self.reads, self.known), P.changes_asked(part)
             subject = R.names_subject(part) or _SHOW.match(part)  # "show x-1": x-1's state
+            # "x-1 failed, logs please": what happened is the setting of the ask that follows
+            subject = subject and not (not spans and _HAPPENED.search(part))
             own = (routed != self.reads and subject and not _ABOUT_IT.match(part)) or bool(change)
             first = text[slice(*spans[0])] if spans else ""
             opening = len(spans) == 1 and before == self.reads and not P.changes_asked(first)

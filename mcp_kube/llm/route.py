@@ -64,7 +64,8 @@ SUBJECTS: dict[str, re.Pattern[str]] = {
         r"|\bbest (spot|node|place)\b|\b(which|what) node\b|\b(a|one|my) job with\b.*\bwhere\b"
         r"|\bwhere\?|\bwhere\W*$|\bnode for (a|an|my|the|one)\b|\b(room|space) for (a|an|one|\d+)\b"
         r"|\b(run|fit|go)\s+anywhere\b|\bland on\b|\b(suggest|pick|choose|recommend)\b.*\bnode\b"
-        r"|\bcan\b.*\bbe (scheduled|placed)\b|\b(could|can|would) (take|host|accommodate)\b",
+        r"|\b(can|could)\b.*\bbe (scheduled|placed)\b"
+        r"|\b(could|can|would) (take|host|accommodate)\b",
         _I,
     ),
     "gpu_usage_report": re.compile(

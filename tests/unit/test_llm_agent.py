@@ -414,6 +414,10 @@ def test_two_asks_joined_without_a_question_word_are_two_asks() -> None:
         "x-1 in team-c is no longer needed, abort it"
     ]
     assert len(agent._asks("show x-1 in team-c and its warning events")) == 2
+    # what happened is the setting of the ask after it
+    assert len(agent._asks("the restart of x-1 in team-c failed, logs please")) == 1
+    assert len(agent._asks("x-1 in team-c failed; list team-c's quota")) == 1
+    assert len(agent._asks("which jobs failed in team-c, and the quota of team-c")) == 2
 
 
 def test_a_first_part_naming_no_subject_opens_the_ask_after_it() -> None:

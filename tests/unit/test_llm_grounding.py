@@ -197,6 +197,10 @@ def test_a_write_missing_a_required_argument_asks() -> None:
         ("who could cancel jobs in team-a? is it me?", []),  # a question about rights
         ("bring back a-1 in team-a, it was suspended", ["resume_job"]),
         ("bring a-1 in team-a back", ["resume_job"]),
+        ("list the jobs in team-a that I could resume", []),
+        ("pretend I want to launch a job with 2 H100s, where would it go?", []),
+        ("dry run only: could an 8-GPU job be placed now?", []),  # "dry run": a noun
+        ("what does the log of a-1 say? cancel a-1 in team-a", ["cancel_job"]),
     ],
 )
 def test_write_tools_are_told_apart_by_their_verbs(request_: str, tools: list[str]) -> None:
