@@ -241,6 +241,11 @@ _SLIPS = {"cancel": "cancel_job", "suspend": "suspend_job", "resume": "resume_jo
 _ASKS_IF = re.compile(r"^\W*(can|could|would|will|might|is|are|does|do)\s+(?!(you|u|ya)\b)", re.I)
 
 
+def _inflected(word: str, verb: str) -> bool:
+    """ "cancels", "resumed": the verb inflected, no slip of it ("cancell" is one)."""
+    return word.startswith(verb) and word[len(verb) :] in ("s", "d", "ed", "es")
+
+
 def changes_asked(request: str) -> list[str]:
     """The write tools whose verb the user's own words use as a request (``stop`` ->
     cancel_job, ``pause`` -> suspend_job); none for a question about a change ("may I delete
@@ -258,7 +263,9 @@ def changes_asked(request: str) -> list[str]:
                 break
     for m in re.finditer(r"(?<![\w-])[A-Za-z]{5,}(?![\w-])", request):
         word = m.group(0).lower()
-        slip = next((t for v, t in _SLIPS.items() if close(word, v) and v not in word), None)
+        slip = next(
+            (t for v, t in _SLIPS.items() if close(word, v) and not _inflected(word, v)), None
+        )
         if slip and slip not in out and not _NOT_ASKED.search(request[: m.start()][-40:]):
             out.append(slip)
     if "cancel_job" in out and _FOR_NOW.search(request) and re.search(r"\bstop", request, re.I):

@@ -198,6 +198,8 @@ def test_a_write_missing_a_required_argument_asks() -> None:
         ("bring back a-1 in team-a, it was suspended", ["resume_job"]),
         ("bring a-1 in team-a back", ["resume_job"]),
         ("list the jobs in team-a that I could resume", []),
+        ("pls cancell the a-1 run in team-a", ["cancel_job"]),  # a letter doubled
+        ("which jobs has team-a resumed", []),
         ("pretend I want to launch a job with 2 H100s, where would it go?", []),
         ("dry run only: could an 8-GPU job be placed now?", []),  # "dry run": a noun
         ("what does the log of a-1 say? cancel a-1 in team-a", ["cancel_job"]),
