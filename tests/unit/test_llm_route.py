@@ -45,6 +45,7 @@ TOOLS = list(SUBJECTS)
         ("whoose using the L4s", "gpu_workloads"),  # a slip of "whose"
         ("who could delete jobs in team-c", "whoami"),
         ("could an 8-GPU job be placed right now?", "recommend_placement"),
+        ("who runs on node n-3", "gpu_workloads"),
         ("show me what happened to z-9 in team-c", "get_job"),
         ("I'd like to know whether I could pause jobs in team-c", "whoami"),
         ("rbac check for me", "whoami"),
