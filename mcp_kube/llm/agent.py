@@ -26,6 +26,7 @@ from mcp_kube.llm import grammar as G
 from mcp_kube.llm import prompt as P
 from mcp_kube.llm import route as R
 from mcp_kube.llm.backend import Backend, Generation
+from mcp_kube.llm.grounding import clusters_spelled
 from mcp_kube.llm.roles import settle
 
 ANSWER_MODES = ("brief", "checked", "facts", "model")
@@ -263,7 +264,7 @@ class Agent:
         of its own (a tool's, or a change) unlike the part before it; "and whose are they?" and
         "x-0 crashed; log of its earlier container" are one ask each. A first part that names
         no subject ("Hi! I'm new here.", "no changes please;") opens the ask after it."""
-        text = P.unglue(question)
+        text = clusters_spelled(P.unglue(question), self.clusters)  # "the east cluster"
         spans: list[tuple[int, int]] = []  # each ask's span of the request, joins included
         before: list[str] = []  # the subject of the ask at hand (every tool: none yet)
         for a, b in P.spans(text):
@@ -342,7 +343,7 @@ class Agent:
                 return "answer"
             ask = asks[min(done, len(asks) - 1)]
             # the ask at hand first; the whole request and the results may fill names too
-            whole = G.names_in(result.question)  # its names, not its every word
+            whole = G.names_in(clusters_spelled(result.question, self.clusters))  # its names
             context = [ask, whole, *results] if len(asks) > 1 else [ask, *results]
             prompt = P.render(messages) + P.CALL_PREFIX
             # a new ask (none yet, or the last result served the one before) must get a call

@@ -14,7 +14,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-__all__ = ["Grounding", "is_product", "names_in", "numbers_of", "quoted"]
+__all__ = ["Grounding", "clusters_spelled", "is_product", "names_in", "numbers_of", "quoted"]
 
 _WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/@-]*[A-Za-z0-9]|[A-Za-z0-9]")
 _TOKEN = re.compile(r"[a-z0-9][a-z0-9._:/@'-]*[a-z0-9]|[a-z0-9]")
@@ -147,6 +147,24 @@ def names_in(text: str) -> str:
     """The words of ``text`` that look like names (a digit, ``-`` or ``.``: ``team-a``,
     ``H100``), so that a whole request lends its names to each of its asks, not every word."""
     return " ".join(w for w in _WORD.findall(text) if any(c.isdigit() or c in "-." for c in w))
+
+
+def clusters_spelled(text: str, clusters: Sequence[str]) -> str:
+    """``text`` with a served cluster named by the part of its name that tells it apart from
+    the others ("the east cluster", "on west" for gpu-east / gpu-west) written in full; a
+    part shared by several clusters ("gpu") or a short one names none."""
+    parts: dict[str, list[str]] = {}
+    for c in clusters:
+        for part in re.split(r"[-_.]", c.lower()):
+            if len(part) >= 3 and not part.isdigit() and part != c.lower():
+                parts.setdefault(part, []).append(c)
+    for part, owners in parts.items():
+        if len(owners) != 1:
+            continue
+        word = rf"(?<![\w-]){re.escape(part)}(?![\w-])"
+        where = rf"{word}(?=\s+(?:cluster|context|side)\b)|(?<=\bon |\bin |\bto ){word}"
+        text = re.sub(rf"{where}|(?<=\bfrom ){word}", owners[0], text, flags=re.IGNORECASE)
+    return text
 
 
 def quoted(request: str) -> list[str]:

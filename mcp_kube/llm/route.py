@@ -85,7 +85,7 @@ SUBJECTS: dict[str, re.Pattern[str]] = {
     ),
     "list_clusters": re.compile(
         r"\bclusters?\b.*\b(list|see|reach|available|connected)\b|\bcluster list\b"
-        r"|\bcontexts?\b|\bctx\b"
+        r"|\bcontexts\b|\bcontext\b(?!\s+[\w.]+-)|\bctx\b"  # "in context c-1": a place
         r"|\b(list|show|which|what)\b.*\bclusters\b"
         r"|\bversions?\b|\breleases?\b|\bclusters\b.*\b(talk|connect\w*|access)\b"
         r"|\b(un)?reachable\b|\bclusters? names?\b",
@@ -160,7 +160,7 @@ _JOB_LIKE = re.compile(
 )
 
 
-_JOBS = re.compile(r"\b(jobs|runs|all|every|any|which)\b", _I)
+_JOBS = re.compile(r"\b(jobs|runs|all|every|any|which(?! (cluster|node|namespace)))\b", _I)
 _REACH = re.compile(r"\b(which|what)\s+\w+(\s+\w+)?\s+(can|could|may)\s+(i|we)\b", _I)
 _CHANGE = re.compile(
     r"\b(cancel|delete|kill|remove|stop|submit|create|launch|suspend|pause|resume)\b", _I

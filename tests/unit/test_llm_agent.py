@@ -420,6 +420,14 @@ def test_two_asks_joined_without_a_question_word_are_two_asks() -> None:
     assert len(agent._asks("which jobs failed in team-c, and the quota of team-c")) == 2
 
 
+def test_an_ask_names_a_cluster_by_its_short_name_in_full() -> None:
+    agent = Agent(ScriptedBackend([]), tool_defs(), clusters=CLUSTERS)
+    assert agent._asks("free GPUs in the east cluster") == ["free GPUs in the gpu-east cluster"]
+    assert agent._asks("in context gpu-east, show team-a's quota") == [
+        "in context gpu-east, show team-a's quota"  # a context named is a place, no subject
+    ]
+
+
 def test_a_first_part_naming_no_subject_opens_the_ask_after_it() -> None:
     agent = Agent(ScriptedBackend([]), tool_defs(), clusters=CLUSTERS)
     assert agent._asks("Hi! I'm new here. Which clusters can you talk to?") == [

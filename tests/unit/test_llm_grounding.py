@@ -11,7 +11,7 @@ import pytest
 
 from mcp_kube.llm import grammar as G
 from mcp_kube.llm import prompt as P
-from mcp_kube.llm.grounding import numbers_of
+from mcp_kube.llm.grounding import clusters_spelled, numbers_of
 
 SNAPSHOT = Path(__file__).parent / "snapshots" / "tools.json"
 CLUSTERS = ("gpu-east", "gpu-west")
@@ -288,3 +288,14 @@ def test_a_plain_word_after_job_is_no_name_when_the_name_came_first_or_a_sentenc
     assert offered("get_job", "name", "what did the x-1 job do lately? in team-a") == ["x-1"]
     assert "tell" not in G.Grounding.of("cancel a job? tell me about x-1").objects
     assert offered("cancel_job", "name", "kill job warmup in team-a") == ["warmup"]
+
+
+def test_a_cluster_named_by_the_part_that_tells_it_apart_is_written_in_full() -> None:
+    spelled = clusters_spelled
+    assert spelled("free GPUs in the east cluster", CLUSTERS) == (
+        "free GPUs in the gpu-east cluster"
+    )
+    assert spelled("what runs on West now", CLUSTERS) == "what runs on gpu-west now"
+    assert spelled("the gpu cluster", CLUSTERS) == "the gpu cluster"  # a part both share
+    assert spelled("northeast cluster, job east-1", CLUSTERS) == "northeast cluster, job east-1"
+    assert spelled("east is up", CLUSTERS) == "east is up"  # not where a cluster goes

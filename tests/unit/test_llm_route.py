@@ -46,6 +46,7 @@ TOOLS = list(SUBJECTS)
         ("who could delete jobs in team-c", "whoami"),
         ("could an 8-GPU job be placed right now?", "recommend_placement"),
         ("who runs on node n-3", "gpu_workloads"),
+        ("which cluster is z-2 from team-c running on?", "get_job"),
         ("show me what happened to z-9 in team-c", "get_job"),
         ("I'd like to know whether I could pause jobs in team-c", "whoami"),
         ("rbac check for me", "whoami"),
