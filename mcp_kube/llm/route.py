@@ -21,12 +21,12 @@ SUBJECTS: dict[str, re.Pattern[str]] = {
     "pod_logs": re.compile(
         r"\blogs?\b|\blogged\b|\bprint(ed|s)?\b|\boutput\b|\bstdout\b|\bstderr\b|\bgrep\b"
         r"|\blines?\b|\b(earlier|previous|last) container\b|\bcrash(ed|es|ing)?\b|\bwr[io]te\b"
-        r"|\bcrashloop\w*",
+        r"|\bcrashloop\w*|\bstack ?traces?\b|\btracebacks?\b|\bexceptions?\b",
         _I,
     ),
     "list_events": re.compile(
         r"\bevents?\b|\bwarnings?\b|\bscheduling (failures?|errors?|problems?)\b"
-        r"|\b(weird|odd|strange|unusual)\b.*\bhappen\w*",
+        r"|\b(weird|odd|strange|unusual)\b.*\bhappen\w*|\bevict\w*|\boom ?kill\w*|\bpreempt\w*",
         _I,
     ),
     "idle_gpus": re.compile(
@@ -39,7 +39,7 @@ SUBJECTS: dict[str, re.Pattern[str]] = {
         r"\butili[sz]ation\b|\butli[sz]ation\b|\butil\b|\bbusy\b|\bloaded\b|\bhow hard\b"
         r"|\bpower\b|\bgpu mem(ory)?\b|\bmemory used\b|\bdcgm\b|\bcomputing\b|\bpercentage\b"
         r"|\bsaturat\w*|\bhot\b|\btemperature\b|\bmemory usage\b"
-        r"|\bworking hard\b|\bcompute\b.*\bused\b",
+        r"|\bworking hard\b|\bcompute\b.*\bused\b|\bsm\b|\bdoing (any |real )?work\b",
         _I,
     ),
     "gpu_quota": re.compile(
@@ -64,15 +64,15 @@ SUBJECTS: dict[str, re.Pattern[str]] = {
         r"|\bbest (spot|node|place)\b|\b(which|what) node\b|\b(a|one|my) job with\b.*\bwhere\b"
         r"|\bwhere\?|\bwhere\W*$|\bnode for (a|an|my|the|one)\b|\b(room|space) for (a|an|one|\d+)\b"
         r"|\b(run|fit|go)\s+anywhere\b|\bland on\b|\b(suggest|pick|choose|recommend)\b.*\bnode\b"
-        r"|\b(can|could)\b.*\bbe (scheduled|placed)\b"
+        r"|\b(can|could)\b.*\bbe (scheduled|placed)\b|\bspot for\b"
         r"|\b(could|can|would) (take|host|accommodate)\b",
         _I,
     ),
     "gpu_usage_report": re.compile(
-        r"\bgpu[- ]?hours?\b|\bgpu time\b|\bburn(ed|t)?\b|\bconsum(ed|es|ing|ption)\b"
+        r"\bgpu[- ]?hours?\b|\bgpu time\b|\bburn(ed|t)?\b|\bconsum(ed|es|ption)\b"
         r"|(?<!memory )\busage\b"
         r"|\bused the most\b|\bhogs?\b|\bhow much gpu\b.*\buse[ds]?\b"
-        r"|\bcost\w*\b|\bspen[dt]\b|\bby label\b|\befficien\w*",
+        r"|\bcost\w*\b|\bspen[dt]\b|\bby label\b|\befficien\w*|\b(charge|show)backs?\b|\bbilling\b",
         _I,
     ),
     "whoami": re.compile(
@@ -80,7 +80,7 @@ SUBJECTS: dict[str, re.Pattern[str]] = {
         r"|\b(am i|are we|i'?m|me|my \w+)\b.*\ballowed\b"
         r"|\bmy (role|rights|access)\b|\blogged in\b|\bidentity\b|\bacting as\b"
         r"|\b(which|what) user\b|\bservice ?account\b|\baccount\b|\bwhoami\b|\brbac\b"
-        r"|\bwho (do|are) you\b|\brun(ning)? as\b",
+        r"|\bwho (do|are) you\b|\brun(ning)? as\b|\bcredentials?\b",
         _I,
     ),
     "list_clusters": re.compile(
@@ -117,7 +117,7 @@ SUBJECTS: dict[str, re.Pattern[str]] = {
         r"|\bwho\b.*\bon (the |its |their )?(gpus|accelerators|cards)\b|\bhogging\b|\beating\b"
         r"|\ballocations? (by|per) (pod|job|namespace)\b"
         r"|\bwho('?s| has| is)? got\b"
-        r"|\busing (the )?gpus\b|\boccupy\w*|\bconsumers?\b|\battached\b",
+        r"|\busing (the )?gpus\b|\boccupy\w*|\bconsumers?\b|\battached\b|\bconsuming\b",
         _I,
     ),
     "gpu_inventory": re.compile(
@@ -125,7 +125,8 @@ SUBJECTS: dict[str, re.Pattern[str]] = {
         r"|\bin total\b"
         r"|\bcapacity\b|\bmig\b(?!-)|\bdetails of node\b|\bnode [a-z][a-z0-9]*-[\w-]+"
         r"|\bunallocated\b|\bgpu (nodes|models|types)\b|\bfleet\b|\bgpus left\b|\btotal gpus\b"
-        r"|\b(we|do we) (own|have)\b|\baccelerators are\b"
+        r"|\b(we|do we) (own|have)\b|\baccelerators are\b|\bgpu counts?\b|\bcount (per|by) node\b"
+        r"|\bwith room\b|\broom left\b"
         r"|\b(what|which) (gpus|gpu models)\b.*\bhave\b",
         _I,
     ),
@@ -179,6 +180,10 @@ KEYWORDS = (
 )  # fmt: skip
 
 
+# plain words one slip from a subject word, never a slip of it ("stack" trace, "last" lines)
+_WORDS = frozenset({"stack", "last", "lost", "lust", "fist", "cots", "quote", "quotes"})
+
+
 def close(word: str, key: str) -> bool:
     """One slip apart: a letter changed, added, dropped, or two neighbours swapped."""
     if word == key or word[0] != key[0] or abs(len(word) - len(key)) > 1:
@@ -196,7 +201,7 @@ def spelled(request: str) -> str:
 
     def fix(m: re.Match[str]) -> str:
         word = m.group(0).lower()
-        if len(word) < 4 or word in KEYWORDS:
+        if len(word) < 4 or word in KEYWORDS or word in _WORDS:
             return m.group(0)  # nor a singular ("cluster") made plural: a slip, no inflection
         return next((k for k in KEYWORDS if close(word, k) and k != f"{word}s"), m.group(0))
 
