@@ -270,9 +270,11 @@ class Agent:
         for a, b in P.spans(text):
             part = text[a:b]
             routed, change = R.route(part, self.reads, self.known), P.changes_asked(part)
-            subject = R.names_subject(part) or _SHOW.match(part)  # "show x-1": x-1's state
-            # "x-1 failed, logs please": what happened is the setting of the ask that follows
-            subject = subject and not (not spans and _HAPPENED.search(part))
+            # "show x-1": x-1's state; "x-1 failed, logs please": what happened is the setting
+            # of the ask that follows
+            subject = bool(R.names_subject(part) or _SHOW.match(part)) and not (
+                not spans and _HAPPENED.search(part)
+            )
             own = (routed != self.reads and subject and not _ABOUT_IT.match(part)) or bool(change)
             first = text[slice(*spans[0])] if spans else ""
             opening = len(spans) == 1 and before == self.reads and not P.changes_asked(first)
