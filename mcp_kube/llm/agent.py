@@ -222,6 +222,11 @@ class Agent:
         # an order to change ("stop x") is the first call; a question may read first
         order = first and asked and not P.is_question(context[0])
         offered = asked if order else R.route(context[0], self.reads, self.known) + asked
+        known: dict[str, Sequence[str]] = {"cluster": self.clusters}
+        ground = G.Grounding.of(context[0], context[1:], known) if self.grounded else None
+        if ground and not order:  # a read that can be called beats one that must ask first
+            ready = [t for t in offered if t in asked or not self._lacks(t, ground)]
+            offered = ready if any(t not in asked for t in ready) else offered
         grammar = G.choice_grammar(offered, allow_answer=not first)
         choice = await self._generate(result, prompt, grammar=grammar, max_tokens=24)
         name = choice.removesuffix('"')
@@ -230,8 +235,6 @@ class Agent:
         if name not in self.tools or not choice.endswith('"'):
             result.unparsed.append(P.CALL_PREFIX + choice)
             return None
-        known: dict[str, Sequence[str]] = {"cluster": self.clusters}
-        ground = G.Grounding.of(context[0], context[1:], known) if self.grounded else None
         tool = self.tools[name]
         schema = tool.input_schema
         lacking = G.missing(schema, ground, write=not tool.read_only) if ground else []
@@ -240,7 +243,7 @@ class Agent:
         if ground and not tool.read_only:
             schema = G.for_write(schema, ground)
         common = frozenset(k for _, args in tool.examples for k in args) if tool.examples else None
-        grammar = G.args_grammar(schema, ground, common)
+        grammar = G.args_grammar(schema, ground, common, last_resort=tool.read_only)
         rest = await self._generate(result, prompt + choice, grammar=grammar, max_tokens=320)
         raw = P.CALL_PREFIX + choice + rest
         try:
@@ -258,6 +261,10 @@ class Agent:
         if invented:  # a name from the examples, not from the user or a result
             return G.question_for(name, invented)
         return ToolCall(name, args)
+
+    def _lacks(self, name: str, ground: G.Grounding) -> bool:
+        tool = self.tools[name]
+        return bool(G.missing(tool.input_schema, ground, write=not tool.read_only))
 
     def _asks(self, question: str) -> list[str]:
         """The request's asks: a later part is its own ask only when its words name a subject

@@ -112,12 +112,14 @@ def _value_rule(schema: dict[str, Any]) -> str:
 
 
 def _grounded(
-    name: str, schema: dict[str, Any], g: Grounding, required: bool
+    name: str, schema: dict[str, Any], g: Grounding, required: bool, *, last_resort: bool = False
 ) -> dict[str, Any] | None:
     """Narrow an argument to values the conversation contains: a name the user typed or a
     result showed, a number the user wrote next to the last word of the argument's name
     (``50 lines`` for tail_lines, ``48 hours`` for since_hours). None: nothing fits, leave it
-    out. A required argument that nothing fits keeps its schema."""
+    out. A required argument that nothing fits keeps its schema. ``last_resort``: a required
+    job or pod name that nothing else fills may be a plain word placed in a namespace
+    (``Grounding.fallback``: "is warmup in team-a done?")."""
     alts = [a for a in schema.get("anyOf", ()) if a.get("type") != "null"]
     base = alts[0] if len(alts) == 1 else schema
     if name in g.known:
@@ -147,6 +149,8 @@ def _grounded(
             )
         )
         values = g.in_role(name, values)
+        if not values and last_resort and name in ("name", "job", "pod"):
+            values = sorted(w for w in g.fallback if rx.fullmatch(w))  # "is warmup in x done"
         if name == "node":  # an H100 or an l4 is a product, not a node
             values = [v for v in values if not is_product(v)]
         if not pattern and not name.endswith("product"):
@@ -166,6 +170,8 @@ def args_grammar(
     schema: dict[str, Any],
     ground: Grounding | None = None,
     common: frozenset[str] | None = None,
+    *,
+    last_resort: bool = True,
 ) -> str:
     """GBNF for the rest of a tool call once its name is chosen: the arguments object, then
     the end of the call. Required arguments come first; then any optional ones, each at most
@@ -184,7 +190,10 @@ def args_grammar(
                 for k, v in props.items()
                 if k in must or k in common or k in ground.known or ground.mentioned(k)
             }
-        narrowed = {k: _grounded(k, v, ground, k in must) for k, v in props.items()}
+        narrowed = {
+            k: _grounded(k, v, ground, k in must, last_resort=last_resort and k in must)
+            for k, v in props.items()
+        }
         props = {k: v for k, v in narrowed.items() if v is not None}
     required = [k for k in schema.get("required", ()) if k in props]
     optional = [k for k in props if k not in required]
@@ -222,7 +231,11 @@ def missing(schema: dict[str, Any], ground: Grounding, *, write: bool = True) ->
     for a write, a GPU count): the agent asks for them instead of letting the model guess."""
     props = schema.get("properties", {})
     need = [*schema.get("required", ()), *(k for k in _ALSO_REQUIRED if k in props and write)]
-    return [k for k in need if k in props and _grounded(k, props[k], ground, False) is None]
+    return [
+        k
+        for k in need
+        if k in props and _grounded(k, props[k], ground, False, last_resort=not write) is None
+    ]
 
 
 def question_for(tool: str, args: list[str]) -> str:

@@ -14,6 +14,8 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from mcp_kube.llm.route import SUBJECTS
+
 __all__ = ["Grounding", "clusters_spelled", "is_product", "names_in", "numbers_of", "quoted"]
 
 _WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/@-]*[A-Za-z0-9]|[A-Za-z0-9]")
@@ -289,6 +291,25 @@ def _named(request: str) -> tuple[set[str], set[str]]:
     return objects, spaces - objects
 
 
+_PLACED = re.compile(r"(?<![\w.-])([a-z][a-z]{2,})\s+(?:in|on|from)\s+[a-z][a-z0-9]*-[a-z0-9-]+")
+_VAGUE = frozenset({
+    "anything", "something", "everything", "nothing", "stuff", "thing", "things", "work",
+    "training", "what", "who", "why", "how", "where", "when", "which", "running", "happening",
+    "going", "else", "left", "there", "here", "now", "much", "many", "over", "out", "down",
+    "up", "just", "only", "still", "also", "back",
+})  # fmt: skip
+
+
+def _placed(request: str) -> set[str]:
+    """Plain words placed in a namespace ("warmup in team-a") that name no subject."""
+    words = {m.group(1) for m in _PLACED.finditer(request.lower())}
+    return {
+        w
+        for w in words - _NOT_NAME - _BEFORE_NAME - _VAGUE
+        if not any(rx.search(w) for rx in SUBJECTS.values())
+    }
+
+
 @dataclass(frozen=True)
 class Grounding:
     """Where argument values may come from: the words of the conversation that look like
@@ -302,6 +323,9 @@ class Grounding:
     quoted: frozenset[str] = frozenset()  # text the request quotes (a grep pattern)
     objects: frozenset[str] = frozenset()  # words where a job, pod or node name goes
     spaces: frozenset[str] = frozenset()  # words where a namespace goes
+    # a plain word right before "in team-a" ("is warmup in team-a done?"): a required job or
+    # pod name when nothing else is one
+    fallback: frozenset[str] = frozenset()
 
     @classmethod
     def of(
@@ -331,6 +355,7 @@ class Grounding:
             frozenset(quoted(request)),
             frozenset(objects),
             frozenset(spaces),
+            frozenset(_placed(request)),
         )
 
     def mentioned(self, name: str) -> bool:

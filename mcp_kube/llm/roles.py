@@ -121,7 +121,9 @@ CHOICES: dict[str, dict[str, dict[Any, re.Pattern[str]]]] = {
             "active": re.compile(r"\b(run+ing|active|in progress|ongoing)\b", _I),
             "succeeded": re.compile(r"\b(succeeded|successful|completed?|finished|done)\b", _I),
             "failed": re.compile(r"\b(fail(ed|ing|ures?)?|crashed|errored)\b", _I),
-            "suspended": re.compile(r"\b(suspended|paused|on hold|held)\b", _I),
+            "suspended": re.compile(
+                r"\b(suspended|paused|on hold|held|resumable)\b|\b(could|can|to) (be )?resume\b", _I
+            ),
         }
     },
     "list_events": {
@@ -249,11 +251,14 @@ _MIG = re.compile(r"^[0-9]+g\.[0-9]+gb$", re.IGNORECASE)  # a MIG profile, no no
 
 def _node_role(args: dict[str, Any], takes_node: bool, ask: str, known: Sequence[str]) -> None:
     """A namespace the server never showed, typed after "on" or "node", is a node ("GPUs on
-    h100-1"); a node that is a MIG profile, or an object "in" a namespace, is none."""
+    h100-1"), or no argument of a tool without one; a node that is a MIG profile, or an object
+    "in" a namespace, is none."""
     ns = args.get("namespace")
     unknown = isinstance(ns, str) and bool(known) and ns not in known and "node" not in args
-    if takes_node and unknown and (_after("on", str(ns), ask) or _after("node", str(ns), ask)):
-        args["node"] = args.pop("namespace")
+    if unknown and (_after("on", str(ns), ask) or _after("node", str(ns), ask)):
+        node = args.pop("namespace")
+        if takes_node:  # else a node this tool does not filter by: every namespace
+            args["node"] = node
     node = args.get("node")
     if not isinstance(node, str) or _after("node", node, ask) or _after("on", node, ask):
         return

@@ -112,7 +112,8 @@ SUBJECTS: dict[str, re.Pattern[str]] = {
     ),
     "gpu_workloads": re.compile(
         r"\bpods\b|\bworkloads?\b|\bhold(s|ing)?\b(?! off)|\bwho(se|s|ose|'s)?\b.*\busing\b"
-        r"|\bsitting on\b|\bwho('?s| is| are)?\s+(running|runs)\b|\busing\b[\w\s]{0,15}\bgpus\b"
+        r"|\bsitting on\b|\b(who|what)('?s| is| are)?\s+(running|runs)\b"
+        r"|\busing\b[\w\s]{0,15}\bgpus\b"
         r"|\brun\w* on (the |its |their )?(gpus|accelerators|cards)\b"
         r"|\bwho\b.*\bon (the |its |their )?(gpus|accelerators|cards)\b|\bhogging\b|\beating\b"
         r"|\ballocations? (by|per) (pod|job|namespace)\b"

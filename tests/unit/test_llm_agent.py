@@ -545,6 +545,31 @@ def test_a_write_lacking_an_argument_asks_the_human_instead_of_guessing() -> Non
     assert agent.history[-1].content == result.answer
 
 
+def test_a_read_that_can_be_called_is_offered_before_one_that_must_ask() -> None:
+    backend = ScriptedBackend(['gpu_workloads"', ', "arguments": {"cluster": "gpu-west"}}'])
+    agent = Agent(backend, tool_defs(), clusters=CLUSTERS)
+    result = run(agent, "what's running on gpu-west", None, plan=True)
+    choice = backend.grammars[0] or ""
+    assert "gpu_workloads" in choice
+    assert "list_jobs" not in choice  # it needs a namespace the request does not give
+    assert result.calls[0].name == "gpu_workloads"
+
+
+def test_a_plain_word_placed_in_a_namespace_is_the_job_a_read_needs() -> None:
+    backend = ScriptedBackend(
+        ['get_job"', ', "arguments": {"namespace": "team-a", "name": "warmup"}}']
+    )
+    agent = Agent(backend, tool_defs(), clusters=CLUSTERS)
+    result = run(agent, "is warmup in team-a done yet?", None, plan=True)
+    assert result.stopped == "plan"
+    assert "warmup" in (backend.grammars[1] or "")
+    # a write never takes one: it asks
+    backend = ScriptedBackend(['cancel_job"'])
+    agent = Agent(backend, tool_defs(), clusters=CLUSTERS)
+    result = run(agent, "stop the warmup in team-a", None, plan=True)
+    assert result.stopped == "ask"
+
+
 def test_a_name_only_the_examples_use_is_not_an_argument() -> None:
     backend = ScriptedBackend(['list_jobs"', ', "arguments": {"namespace": "team-x"}}'])
     agent = Agent(backend, tool_defs(), clusters=CLUSTERS)

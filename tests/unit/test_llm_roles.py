@@ -151,6 +151,9 @@ def test_a_node_is_what_the_request_puts_on_or_after_node() -> None:
     assert settle(inv, {"node": "sd-ft"}, ask, where, first=True) == {}  # "in team-c": no node
     kept = settle(inv, {"node": "n-1"}, "details of node n-1", where, first=True)
     assert kept == {"node": "n-1"}
+    pods = ToolDef("gpu_workloads", "", {"properties": {"namespace": {}, "cluster": {}}})
+    got = settle(pods, {"namespace": "n-1"}, "who runs on n-1", where, first=True)
+    assert got == {}  # a node, which this tool does not filter by: no namespace
 
 
 def test_an_ask_naming_two_clusters_reads_every_cluster() -> None:
@@ -170,3 +173,10 @@ def test_logs_searched_for_a_word_look_for_it_and_never_for_a_name() -> None:
     assert got == {"namespace": "team-c", "job": "sd-ft", "grep": "Traceback"}
     got = settle(logs, args, "logs of sd-ft in team-c", where, first=True)
     assert got == {"namespace": "team-c", "job": "sd-ft"}
+
+
+def test_jobs_one_could_resume_are_the_suspended_ones() -> None:
+    from mcp_kube.llm.roles import settle_choices
+
+    got = settle_choices("list_jobs", {"namespace": "team-c"}, "jobs in team-c I could resume")
+    assert got == {"namespace": "team-c", "status": "suspended"}
