@@ -28,6 +28,7 @@ from mcp_kube.llm import route as R
 from mcp_kube.llm.backend import Backend, Generation
 from mcp_kube.llm.grounding import clusters_spelled
 from mcp_kube.llm.roles import settle
+from mcp_kube.llm.slots import windows_in
 
 ANSWER_MODES = ("brief", "checked", "facts", "model")
 BRIEF_TOKENS = 64  # one sentence
@@ -137,6 +138,43 @@ _HAPPENED = re.compile(
 )
 
 
+_SAME_WINDOW = re.compile(
+    r"\b(same|that)\s+(window|period|time\s*frame|timeframe|time|range|span|interval)\b", re.I
+)
+_NODE = re.compile(r"\bnodes?\b", re.I)
+_SPACE_WORD = re.compile(r"\b(namespace|ns|in)\s+[a-z0-9][\w-]*-", re.I)
+
+
+def _placed(tool: str, context: list[str]) -> list[str]:
+    """``context`` with the namespace an ask leaves unsaid where Kubernetes fixes it: a node's
+    events are recorded in "default"."""
+    ask = context[0]
+    if tool == "list_events" and _NODE.search(ask) and not _SPACE_WORD.search(ask):
+        return [f"{ask} (namespace default)", *context[1:]]
+    return context
+
+
+# a later ask about every namespace, or one that points back at a result ("its", "their")
+_EVERY_SPACE = re.compile(
+    r"\b(which|what|all|every|each|per|by|across)\s+(namespaces|teams)\b", re.I
+)
+_POINTS_BACK = re.compile(r"\b(its|their|it|them|those|that|this|these|there)\b", re.I)
+
+
+def _own_namespace(args: dict[str, Any], tool: P.ToolDef, ask: str, request: str) -> None:
+    """A later call's namespace is one the user typed (in the ask, or the request when the ask
+    points back at it), or one a result gave when the ask points back at the result; an ask
+    about every namespace ("which namespaces use most GPUs") has none it did not type."""
+    ns = args.get("namespace")
+    if not isinstance(ns, str) or "namespace" in tool.input_schema.get("required", ()):
+        return
+    typed = re.compile(rf"(?<![\w-]){re.escape(ns)}(?![\w-])", re.I)
+    if typed.search(ask):
+        return
+    if _EVERY_SPACE.search(ask) or not (_POINTS_BACK.search(ask) or typed.search(request)):
+        del args["namespace"]
+
+
 def _served(outcome: ToolOutcome) -> bool:
     """Whether a result answers its part of the request: a success, or ``not_found`` (the
     object does not exist, and the error names what does); other errors call for another try."""
@@ -223,9 +261,8 @@ class Agent:
         order = first and asked and not P.is_question(context[0])
         offered = asked if order else R.route(context[0], self.reads, self.known) + asked
         known: dict[str, Sequence[str]] = {"cluster": self.clusters}
-        ground = G.Grounding.of(context[0], context[1:], known) if self.grounded else None
-        if ground and not order:  # a read that can be called beats one that must ask first
-            ready = [t for t in offered if t in asked or not self._lacks(t, ground)]
+        if self.grounded and not order:  # a read that can be called beats one that must ask
+            ready = [t for t in offered if t in asked or not self._lacks(t, context, known)]
             offered = ready if any(t not in asked for t in ready) else offered
         grammar = G.choice_grammar(offered, allow_answer=not first)
         choice = await self._generate(result, prompt, grammar=grammar, max_tokens=24)
@@ -237,6 +274,8 @@ class Agent:
             return None
         tool = self.tools[name]
         schema = tool.input_schema
+        context = _placed(name, context)
+        ground = G.Grounding.of(context[0], context[1:], known) if self.grounded else None
         lacking = G.missing(schema, ground, write=not tool.read_only) if ground else []
         if lacking:
             return G.question_for(name, lacking)
@@ -257,13 +296,16 @@ class Agent:
         if ground:
             where = sorted(ground.spaces), self.clusters, self.namespaces
             args = settle(tool, args, context[0], where, first=first)
+            if not first:
+                _own_namespace(args, tool, context[0], result.question)
         invented = [k for k, v in args.items() if self._invented(v, ground)]
         if invented:  # a name from the examples, not from the user or a result
             return G.question_for(name, invented)
         return ToolCall(name, args)
 
-    def _lacks(self, name: str, ground: G.Grounding) -> bool:
-        tool = self.tools[name]
+    def _lacks(self, name: str, context: list[str], known: dict[str, Sequence[str]]) -> bool:
+        tool, context = self.tools[name], _placed(name, context)
+        ground = G.Grounding.of(context[0], context[1:], known)
         return bool(G.missing(tool.input_schema, ground, write=not tool.read_only))
 
     def _asks(self, question: str) -> list[str]:
@@ -300,6 +342,8 @@ class Agent:
                 words = G.names_in(asks[i - 1]).split()
                 places = [w for w in words if w.lower() in self.known and w not in asks[i]]
                 asks[i] += f" ({' '.join(places)})" if places else ""
+            if _SAME_WINDOW.search(asks[i]) and (windows := windows_in(asks[i - 1])):
+                asks[i] += f" ({', '.join(windows)})"  # "... for the same window": the one before
         return asks
 
     def _invented(self, value: Any, ground: G.Grounding | None) -> bool:

@@ -141,6 +141,12 @@ _NOT_NAME = frozenset(
         "with",
         "gpu",
         "gpus",
+        "node",
+        "nodes",
+        "cluster",
+        "clusters",
+        "namespace",
+        "namespaces",
     ]
 )
 
@@ -341,6 +347,8 @@ class Grounding:
         for i, text in enumerate([request, *results]):
             for w in _WORD.findall(text):
                 if i == 0 and not any(c.isdigit() or c in "-." for c in w):
+                    continue
+                if w.lower() in _NOT_NAME:  # a result's "nodes" is no node's name
                     continue
                 words.add(w)
                 if w.endswith("s") and any(c.isdigit() for c in w):

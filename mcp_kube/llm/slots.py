@@ -23,7 +23,7 @@ from typing import Any
 
 from mcp_kube.llm.grounding import numbers_of
 
-__all__ = ["durations", "is_quantity", "settle_numbers"]
+__all__ = ["durations", "is_quantity", "settle_numbers", "windows_in"]
 
 _WORDS = {
     "a": 1, "an": 1, "one": 1, "single": 1, "two": 2, "three": 3, "four": 4, "five": 5,
@@ -87,6 +87,12 @@ def durations(request: str) -> list[float]:
         else:
             out.append(86400.0)  # today, yesterday: a day
     return list(dict.fromkeys(out))
+
+
+def windows_in(text: str) -> list[str]:
+    """The time spans a text states, as written ("past 2 hours", "3h", "yesterday")."""
+    found = sorted([*_SPAN.finditer(text), *_BARE.finditer(text)], key=lambda m: m.start())
+    return [m.group(0) for m in found]
 
 
 def is_quantity(word: str) -> bool:
