@@ -206,10 +206,17 @@ CHANGES = {
 }
 # "un-suspend" resumes: a verb right after "un" / "un-" is not its own change, nor is one inside
 # a name or an image ("stop-test", "registry.internal/ml/run:1")
+_NOUN_AFTER = r"\s+(time|date|count|button|rate|history)s?\b"  # "launch time": a noun
 _VERBS = {
-    tool: re.compile(rf"(?<!un)(?<![\w./:-])({verbs})(?![\w-]|[./:]\w)", re.IGNORECASE)
+    tool: re.compile(
+        rf"(?<!un)(?<![\w./:-])({verbs})(?![\w-]|[./:]\w|{_NOUN_AFTER})", re.IGNORECASE
+    )
     for tool, verbs in CHANGES.items()
 }
+# "I need to run a 2-GPU job - which node?": a question where it would go, no order to run it
+_WHERE_AFTER = re.compile(
+    r"^(?:(?!\bthen\b)[^.;!])*\b(where|(which|what) (node|cluster))\b[^.;!]*$", re.IGNORECASE
+)
 # "won't start", "may I delete", "what happens if I cancel": a question, not a request
 _NOT_ASKED = re.compile(
     r"\b(not|never|won'?t|can'?t|cannot|don'?t|doesn'?t|didn'?t|isn'?t|(are|is|was|were)( on)?)"
@@ -258,7 +265,8 @@ def changes_asked(request: str) -> list[str]:
     for tool, rx in _VERBS.items():
         for m in rx.finditer(request):
             before = request[max(0, m.start() - 40) : m.start()]
-            if not _NOT_ASKED.search(before):
+            where = tool == "submit_job" and _WHERE_AFTER.match(request[m.end() :])
+            if not _NOT_ASKED.search(before) and not where:
                 out.append(tool)
                 break
     for m in re.finditer(r"(?<![\w-])[A-Za-z]{5,}(?![\w-])", request):

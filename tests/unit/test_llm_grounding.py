@@ -199,6 +199,12 @@ def test_a_write_missing_a_required_argument_asks() -> None:
         ("bring a-1 in team-a back", ["resume_job"]),
         ("list the jobs in team-a that I could resume", []),
         ("pls cancell the a-1 run in team-a", ["cancel_job"]),  # a letter doubled
+        ("I need to run a 2-GPU job - which node?", []),  # where it would go
+        ("launch time of a-1 in team-a", []),  # a noun
+        (
+            "launch a-2 in team-a with image r/a:2 and 1 gpu, then tell me where it went",
+            ["submit_job"],
+        ),
         ("which jobs has team-a resumed", []),
         ("pretend I want to launch a job with 2 H100s, where would it go?", []),
         ("dry run only: could an 8-GPU job be placed now?", []),  # "dry run": a noun
