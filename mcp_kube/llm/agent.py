@@ -275,7 +275,7 @@ class Agent:
         tool = self.tools[name]
         schema = tool.input_schema
         context = _placed(name, context)
-        ground = G.Grounding.of(context[0], context[1:], known) if self.grounded else None
+        ground = self._ground(context, known) if self.grounded else None
         lacking = G.missing(schema, ground, write=not tool.read_only) if ground else []
         if lacking:
             return G.question_for(name, lacking)
@@ -305,8 +305,14 @@ class Agent:
 
     def _lacks(self, name: str, context: list[str], known: dict[str, Sequence[str]]) -> bool:
         tool, context = self.tools[name], _placed(name, context)
-        ground = G.Grounding.of(context[0], context[1:], known)
+        ground = self._ground(context, known)
         return bool(G.missing(tool.input_schema, ground, write=not tool.read_only))
+
+    def _ground(self, context: list[str], known: dict[str, Sequence[str]]) -> G.Grounding:
+        """Where the call's values may come from; an ask that points back ("where else could
+        it run?") may take its counts from the results too."""
+        back = context[1:] if _POINTS_BACK.search(context[0]) else []
+        return G.Grounding.of(context[0], context[1:], known, counts_from=back)
 
     def _asks(self, question: str) -> list[str]:
         """The request's asks: a later part is its own ask only when its words name a subject

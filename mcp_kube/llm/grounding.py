@@ -339,10 +339,18 @@ class Grounding:
         request: str,
         results: Sequence[str] = (),
         known: dict[str, Sequence[str]] | None = None,
+        *,
+        counts_from: Sequence[str] = (),
     ) -> Grounding:
         """From the request, the words with a digit, ``-`` or ``.`` (``team-a``, ``H100``)
-        and plain words where a name goes (``job warmup``); from tool results, every word."""
+        and plain words where a name goes (``job warmup``); from tool results, every word.
+        ``counts_from``: texts whose counts stand too, where the request's own do not ("where
+        else could it run?" after a result saying it requests 4 GPUs)."""
         objects, spaces = _named(request)
+        numbers = numbers_of(request)
+        for text in counts_from:
+            for n, near in numbers_of(text).items():
+                numbers.setdefault(n, near)
         words: set[str] = objects | spaces
         for i, text in enumerate([request, *results]):
             for w in _WORD.findall(text):
@@ -357,7 +365,7 @@ class Grounding:
                     break
         return cls(
             frozenset(words),
-            numbers_of(request),
+            numbers,
             {k: tuple(v) for k, v in (known or {}).items()},
             frozenset(_singular(t) for t in re.findall(r"[a-z]+", request.lower())),
             frozenset(quoted(request)),

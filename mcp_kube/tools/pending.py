@@ -157,6 +157,7 @@ class PendingExplanation(ToolOutput):
     pending_pods: list[str] = Field(description="examined pending pods (at most 3)")
     scheduler: SchedulerFindings | None = None
     quotas: list[QuotaView] = Field(default_factory=list, description="GPU quotas in namespace")
+    gpus: int | None = Field(None, description="GPUs each of its pods requests")
 
 
 async def _pod_reasons(
@@ -207,6 +208,7 @@ class _Target:
     owner_uid: str  # the job's uid (Kueue's Workload names it), else the pod's
     reasons: list[Reason] = field(default_factory=list)
     settled: str | None = None  # the verdict when nothing is pending
+    gpus: int = 0  # GPUs each pod requests
 
 
 def _decided(job: JobInfo) -> str:
@@ -217,9 +219,10 @@ def _decided(job: JobInfo) -> str:
 
 async def _job_target(port: ClusterPort, ns: str, name: str, quotas: list[QuotaView]) -> _Target:
     job = JobInfo.from_json(await port.get(Kind.JOBS, name, ns))
+    gpus = sum(job.gpus.values())
     if job.decided:
-        return _Target([], None, job.uid, settled=_decided(job))
-    target = _Target(await job_pods(port, ns, name), job.kueue_queue, job.uid)
+        return _Target([], None, job.uid, settled=_decided(job), gpus=gpus)
+    target = _Target(await job_pods(port, ns, name), job.kueue_queue, job.uid, gpus=gpus)
     if target.pods:
         return target
     target.reasons.append(Reason(source="job", reason="no_pods", detail="no pods exist yet"))
@@ -239,6 +242,7 @@ async def _job_target(port: ClusterPort, ns: str, name: str, quotas: list[QuotaV
 async def _pod_target(port: ClusterPort, ns: str, name: str) -> _Target:
     pod = PodInfo.from_json(await port.get(Kind.PODS, name, ns))
     target = _Target([pod], pod.labels.get(KUEUE_QUEUE_LABEL), pod.uid)
+    target.gpus = sum(pod.gpus.values())
     if pod.owner_kind == "Job":
         try:
             owner = JobInfo.from_json(await port.get(Kind.JOBS, pod.owner_name, ns))
@@ -336,6 +340,7 @@ async def _explain(ctx: ToolContext, args: ExplainInput) -> PendingExplanation:
             reasons=[],
             pending_pods=[],
             quotas=quotas,
+            gpus=target.gpus or None,
         )
     found, findings = await _scheduler_verdicts(port, pending)
     reasons = target.reasons + found
@@ -352,11 +357,13 @@ async def _explain(ctx: ToolContext, args: ExplainInput) -> PendingExplanation:
         pending_pods=[p.name for p in pending],
         scheduler=findings,
         quotas=quotas,
+        gpus=target.gpus or None,
     )
 
 
 def _explain_summary(out: PendingExplanation) -> str:
-    lines = [f"{out.cluster}/{out.namespace}/{out.target}: {out.verdict}"]
+    asks = f" (each pod requests {out.gpus} GPUs)" if out.gpus else ""
+    lines = [f"{out.cluster}/{out.namespace}/{out.target}{asks}: {out.verdict}"]
     lines += [f"  [{r.source}] {r.reason}: {r.detail}" for r in out.reasons]
     lines += [f"  quota {q.name} {q.resource}: {q.used}/{q.hard} used" for q in out.quotas]
     return "\n".join(lines)

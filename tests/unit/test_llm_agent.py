@@ -590,3 +590,36 @@ def test_an_order_to_change_offers_only_its_write_first() -> None:
     agent = Agent(backend, tool_defs(), clusters=CLUSTERS)
     run(agent, "when did job a-1 in team-a start?", None, plan=True)
     assert "get_job" in (backend.grammars[0] or "")
+
+
+def test_where_else_it_could_run_takes_the_count_its_result_gave() -> None:
+    backend = ScriptedBackend(
+        [
+            'explain_pending"',
+            ', "arguments": {"namespace": "team-c", "job": "x-1"}}',
+            'recommend_placement"',
+            ', "arguments": {"gpus": 4}}',
+        ]
+    )
+    runner = Runner(
+        [
+            ToolOutcome("gpu-east/team-c/job/x-1 (each pod requests 4 GPUs): unschedulable"),
+            ToolOutcome("h100-2 fits 4 GPUs"),
+        ]
+    )
+    agent = Agent(backend, tool_defs(), clusters=CLUSTERS, answer="facts")
+    result = run(agent, "why is x-1 pending in team-c and where else could it run?", runner)
+    assert [c.name for c in result.calls] == ["explain_pending", "recommend_placement"]
+    assert "4" in (backend.grammars[3] or "")  # the count its result gave
+    # with no count anywhere, the agent asks for one instead of guessing
+    backend = ScriptedBackend(
+        [
+            'explain_pending"',
+            ', "arguments": {"namespace": "team-c", "job": "x-1"}}',
+            'recommend_placement"',
+        ]
+    )
+    runner = Runner([ToolOutcome("error [not_found]: no job x-1 in namespace team-c")])
+    agent = Agent(backend, tool_defs(), clusters=CLUSTERS, answer="facts")
+    result = run(agent, "why is x-1 pending in team-c and where else could it run?", runner)
+    assert result.stopped == "ask"

@@ -430,3 +430,15 @@ def test_a_decided_job_is_active_until_the_controller_completes_it() -> None:
     port.add(Kind.JOBS, ending)
     out = ok(call(gate(port), GET_JOB, {"namespace": NS, "name": "ending"}))
     assert out["status"] == "succeeded"
+
+
+def test_a_pending_explanation_says_what_each_pod_requests() -> None:
+    from mcp_kube.tools.pending import PendingExplanation, _explain_summary
+
+    out = PendingExplanation(
+        cluster="c-1", namespace="team-c", target="job/x-1", verdict="unschedulable",
+        reasons=[], pending_pods=[], gpus=4,
+    )  # fmt: skip
+    assert _explain_summary(out).startswith("c-1/team-c/job/x-1 (each pod requests 4 GPUs): ")
+    none = out.model_copy(update={"gpus": None})
+    assert _explain_summary(none) == "c-1/team-c/job/x-1: unschedulable"
