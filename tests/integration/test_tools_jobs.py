@@ -138,6 +138,7 @@ def test_pending_job_over_quota(gate: Gate, jobs: list[str]) -> None:
 
     out = wait_for(explained, f"a FailedCreate event for {BIG}", timeout=90)
     assert out["pending_pods"] == []
+    assert out["gpus"] == 16  # what each of its pods would request
     quota = [q for q in out["quotas"] if q["resource"] == "requests.nvidia.com/gpu"]
     assert quota[0]["hard"] == 16
     text = " ".join(r["detail"] for r in out["reasons"])
@@ -165,6 +166,7 @@ def test_pending_job_no_node_fits(gate: Gate, jobs: list[str]) -> None:
     pod = out["pending_pods"][0]
     by_pod = ok(call(gate, EXPLAIN_PENDING, {"namespace": NS, "pod": pod}))
     assert by_pod["scheduler"] == out["scheduler"]
+    assert out["gpus"] == by_pod["gpus"] == 1
 
     detail = ok(call(gate, GET_JOB, {"namespace": NS, "name": STUCK}))
     assert detail["status"] == "active"
