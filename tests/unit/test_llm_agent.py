@@ -309,15 +309,26 @@ def test_not_found_is_an_answer_not_a_reason_to_wander_off() -> None:
     assert len(backend.prompts) == 2  # the call's name and arguments; no answer generation
 
 
-def test_a_request_that_asks_two_things_makes_a_call_for_each() -> None:
-    backend = ScriptedBackend(
+def two_calls(first: str, args: str, then: str, then_args: str, *rest: str) -> ScriptedBackend:
+    """A model that makes two calls (names and argument objects), then writes ``rest``."""
+    return ScriptedBackend(
         [
-            'explain_pending"',
-            ', "arguments": {"namespace": "team-a", "job": "x-1"}}',
-            'gpu_inventory"',
-            ', "arguments": {}}',
-            "x-1 waits for quota; 8 GPUs are free on h100-2.",
+            f'{first}"',
+            f', "arguments": {args}}}',
+            f'{then}"',
+            f', "arguments": {then_args}}}',
+            *rest,
         ]
+    )
+
+
+def test_a_request_that_asks_two_things_makes_a_call_for_each() -> None:
+    backend = two_calls(
+        "explain_pending",
+        '{"namespace": "team-a", "job": "x-1"}',
+        "gpu_inventory",
+        "{}",
+        "x-1 waits for quota; 8 GPUs are free on h100-2.",
     )
     runner = Runner(
         [
@@ -593,19 +604,10 @@ def test_an_order_to_change_offers_only_its_write_first() -> None:
 
 
 def test_where_else_it_could_run_takes_the_count_its_result_gave() -> None:
-    backend = ScriptedBackend(
-        [
-            'explain_pending"',
-            ', "arguments": {"namespace": "team-c", "job": "x-1"}}',
-            'recommend_placement"',
-            ', "arguments": {"gpus": 4}}',
-        ]
-    )
-    runner = Runner(
-        [
-            ToolOutcome("gpu-east/team-c/job/x-1 (each pod requests 4 GPUs): unschedulable"),
-            ToolOutcome("h100-2 fits 4 GPUs"),
-        ]
+    pending = "gpu-east/team-c/job/x-1 (each pod requests 4 GPUs): unschedulable"
+    runner = Runner(list(map(ToolOutcome, [pending, "h100-2 fits 4 GPUs"])))
+    backend = two_calls(
+        "explain_pending", '{"namespace": "team-c", "job": "x-1"}', "recommend_placement", "{}"
     )
     agent = Agent(backend, tool_defs(), clusters=CLUSTERS, answer="facts")
     result = run(agent, "why is x-1 pending in team-c and where else could it run?", runner)
