@@ -126,11 +126,7 @@ class AgentResult:
 
 # "..., it was suspended": a remark about what the ask before named, not an ask of its own
 _ABOUT_IT = re.compile(r"^\W*(it|they|this|that|which)\s+(is|was|were|are|has|had)\b", re.I)
-
-
 _SHOW = re.compile(r"^\W*(please\s+)?(show|get|describe|check|look at|tell me about)\b", re.I)
-
-
 _HAPPENED = re.compile(
     r"^(?!\W*(what|when|where|why|which|who|how|is|are|was|were|did|has|have)\b).*\b(failed"
     r"|crashed|died|restarted|broke|hung|errored|stopped|blew up)\W*$",
@@ -145,7 +141,7 @@ _NODE = re.compile(r"\bnodes?\b", re.I)
 _SPACE_WORD = re.compile(r"\b(namespace|ns|in)\s+[a-z0-9][\w-]*-", re.I)
 
 
-def _placed(tool: str, context: list[str]) -> list[str]:
+def _home_namespace(tool: str, context: list[str]) -> list[str]:
     """``context`` with the namespace an ask leaves unsaid where Kubernetes fixes it: a node's
     events are recorded in "default"."""
     ask = context[0]
@@ -260,9 +256,9 @@ class Agent:
         # an order to change ("stop x") is the first call; a question may read first
         order = first and asked and not P.is_question(context[0])
         offered = asked if order else R.route(context[0], self.reads, self.known) + asked
-        known: dict[str, Sequence[str]] = {"cluster": self.clusters}
+        grounds: dict[str, G.Grounding] = {}  # by the ask it was made for
         if self.grounded and not order:  # a read that can be called beats one that must ask
-            ready = [t for t in offered if t in asked or not self._lacks(t, context, known)]
+            ready = [t for t in offered if t in asked or not self._lacks(t, context, grounds)]
             offered = ready if any(t not in asked for t in ready) else offered
         grammar = G.choice_grammar(offered, allow_answer=not first)
         choice = await self._generate(result, prompt, grammar=grammar, max_tokens=24)
@@ -274,8 +270,8 @@ class Agent:
             return None
         tool = self.tools[name]
         schema = tool.input_schema
-        context = _placed(name, context)
-        ground = self._ground(context, known) if self.grounded else None
+        context = _home_namespace(name, context)
+        ground = self._ground(context, grounds) if self.grounded else None
         lacking = G.missing(schema, ground, write=not tool.read_only) if ground else []
         if lacking:
             return G.question_for(name, lacking)
@@ -303,16 +299,20 @@ class Agent:
             return G.question_for(name, invented)
         return ToolCall(name, args)
 
-    def _lacks(self, name: str, context: list[str], known: dict[str, Sequence[str]]) -> bool:
-        tool, context = self.tools[name], _placed(name, context)
-        ground = self._ground(context, known)
+    def _lacks(self, name: str, context: list[str], grounds: dict[str, G.Grounding]) -> bool:
+        tool, context = self.tools[name], _home_namespace(name, context)
+        ground = self._ground(context, grounds)
         return bool(G.missing(tool.input_schema, ground, write=not tool.read_only))
 
-    def _ground(self, context: list[str], known: dict[str, Sequence[str]]) -> G.Grounding:
-        """Where the call's values may come from; an ask that points back ("where else could
-        it run?") may take its counts from the results too."""
-        back = context[1:] if _POINTS_BACK.search(context[0]) else []
-        return G.Grounding.of(context[0], context[1:], known, counts_from=back)
+    def _ground(self, context: list[str], grounds: dict[str, G.Grounding]) -> G.Grounding:
+        """Where the call's values may come from (made once per ask, kept in ``grounds``); an
+        ask that points back ("where else could it run?") may take its counts from the results
+        too."""
+        if context[0] not in grounds:
+            back = context[1:] if _POINTS_BACK.search(context[0]) else []
+            known: dict[str, Sequence[str]] = {"cluster": self.clusters}
+            grounds[context[0]] = G.Grounding.of(context[0], context[1:], known, counts_from=back)
+        return grounds[context[0]]
 
     def _asks(self, question: str) -> list[str]:
         """The request's asks: a later part is its own ask only when its words name a subject

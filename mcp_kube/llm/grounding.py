@@ -14,7 +14,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from mcp_kube.llm.route import SUBJECTS
+from mcp_kube.llm.route import names_subject
 
 __all__ = ["Grounding", "clusters_spelled", "is_product", "names_in", "numbers_of", "quoted"]
 
@@ -309,11 +309,7 @@ _VAGUE = frozenset({
 def _placed(request: str) -> set[str]:
     """Plain words placed in a namespace ("warmup in team-a") that name no subject."""
     words = {m.group(1) for m in _PLACED.finditer(request.lower())}
-    return {
-        w
-        for w in words - _NOT_NAME - _BEFORE_NAME - _VAGUE
-        if not any(rx.search(w) for rx in SUBJECTS.values())
-    }
+    return {w for w in words - _NOT_NAME - _BEFORE_NAME - _VAGUE if not names_subject(w)}
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from mcp_kube.llm.grounding import unquoted
-from mcp_kube.llm.route import SUBJECTS, close
+from mcp_kube.llm.route import close, names_subject
 
 __all__ = [
     "ANSWER",
@@ -318,10 +318,6 @@ def unglue(request: str) -> str:
     return _GLUED.sub(r"\1x \2", request)
 
 
-def _subject(word: str) -> bool:
-    return any(rx.search(word) for rx in SUBJECTS.values())
-
-
 def spans(request: str) -> list[tuple[int, int]]:
     """Where the request's pieces are, in order (one when it asks one thing). A piece of one
     word stays with the one before it; a first one ("Hi!") opens the next, unless it names a
@@ -338,7 +334,7 @@ def spans(request: str) -> list[tuple[int, int]]:
             continue
         words = len(request[a:b].split())
         lone = len(out) == 1 and len(request[slice(*out[0])].split()) < 2
-        if out and (words < 2 or (lone and not _subject(request[slice(*out[0])]))):
+        if out and (words < 2 or (lone and not names_subject(request[slice(*out[0])]))):
             out[-1] = (out[-1][0], b)
         else:
             out.append((a, b))
