@@ -19,8 +19,26 @@ project's ``ToolError`` types with a message safe to show.
 
 from __future__ import annotations
 
-from mcp_kube.kube.cluster import KubeCluster
-from mcp_kube.kube.credentials import Credentials
+from typing import TYPE_CHECKING
+
 from mcp_kube.kube.registry import ClusterRegistry
 
+if TYPE_CHECKING:
+    from mcp_kube.kube.cluster import KubeCluster
+    from mcp_kube.kube.credentials import Credentials
+
 __all__ = ["ClusterRegistry", "Credentials", "KubeCluster"]
+
+
+def __getattr__(name: str) -> object:
+    """``KubeCluster`` and ``Credentials`` import the ``kubernetes`` package: loaded when first
+    asked for, so that a server starts (and answers ``tools/list``) without it."""
+    if name == "KubeCluster":
+        from mcp_kube.kube.cluster import KubeCluster
+
+        return KubeCluster
+    if name == "Credentials":
+        from mcp_kube.kube.credentials import Credentials
+
+        return Credentials
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

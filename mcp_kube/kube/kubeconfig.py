@@ -1,9 +1,13 @@
 """Reading the kubeconfig: its contexts, which API server each points at, and API clients.
 
 Two contexts are one cluster when they point at the same API server: the same server URL
-(normalised) and the same CA. Files are merged like kubectl merges ``$KUBECONFIG``; a
-kubeconfig that is missing, unreadable or without contexts gives no context and a reason in
-words, never an exception.
+(normalised) and the same CA. Files are merged like the kubernetes client merges
+``$KUBECONFIG``; a kubeconfig that is missing, unreadable or without contexts gives no context
+and a reason in words, never an exception.
+
+Reading the contexts needs only YAML: the ``kubernetes`` package (a third of the server's
+start-up imports) is imported when the first API client is loaded, at a cluster's first
+request, so ``tools/list`` never waits for it.
 """
 
 from __future__ import annotations
@@ -14,21 +18,16 @@ import hashlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import yaml
-from kubernetes import client as k8s
-from kubernetes import config as k8s_config
-from kubernetes.config.config_exception import ConfigException
-from kubernetes.config.kube_config import (
-    ENV_KUBECONFIG_PATH_SEPARATOR,
-    ConfigNode,
-    KubeConfigMerger,
-)
 
 from mcp_kube import __version__
 from mcp_kube.errors import ClusterUnavailable
+
+if TYPE_CHECKING:
+    from kubernetes import client as k8s
 
 __all__ = ["Contexts", "ServerKey", "kubeconfig_source", "load_api_client", "read_contexts"]
 
@@ -56,9 +55,38 @@ def kubeconfig_source(given: Path | None) -> tuple[str, str]:
     return default, f"kubeconfig {default} (the default: $KUBECONFIG is not set)"
 
 
-def _value(node: Any) -> Any:
-    """A kubeconfig entry, whether the merger wrapped it (ConfigNode) or not."""
-    return node.value if isinstance(node, ConfigNode) else node
+SEPARATOR = os.pathsep  # between the files of $KUBECONFIG, as the kubernetes client splits it
+
+
+@dataclass(frozen=True)
+class _Merged:
+    """The kubeconfig files merged: each named cluster with the file it came from, each named
+    context (the first file to name one wins) and the current context (the last file to set
+    it wins): the kubernetes client's merge, which loads the credentials later."""
+
+    clusters: dict[str, tuple[Any, str]]
+    contexts: dict[str, Any]
+    current: Any
+
+
+def _merge(paths: list[str]) -> _Merged:
+    clusters: dict[str, tuple[Any, str]] = {}
+    contexts: dict[str, Any] = {}
+    current: Any = None
+    for path in paths:
+        with open(path, encoding="utf-8") as f:
+            config = yaml.safe_load(f)
+        if config is None:
+            raise ValueError(f"{path} is empty")
+        if not isinstance(config, dict):
+            raise ValueError(f"{path} is not a kubeconfig mapping")
+        for entry in config.get("clusters") or []:
+            clusters.setdefault(str(entry.get("name")), (entry, path))
+        for entry in config.get("contexts") or []:
+            contexts.setdefault(str(entry.get("name")), entry)
+        if "current-context" in config:
+            current = config["current-context"]
+    return _Merged(clusters, contexts, current)
 
 
 def _ca_bytes(cluster: dict[str, Any], base: str | None) -> bytes:
@@ -95,36 +123,31 @@ def _server_of(cluster: dict[str, Any]) -> str:
     return f"{url.scheme.lower()}://{host}:{port}{url.path}"
 
 
-def _server_key(context: str, entry: Any, clusters: dict[str, Any]) -> ServerKey:
+def _server_key(context: str, entry: Any, clusters: dict[str, tuple[Any, str]]) -> ServerKey:
     """What makes two contexts one cluster: the same API server URL and the same CA."""
-    ctx = _value(_value(entry).get("context") or {})
+    ctx = entry.get("context") or {}
     name = ctx.get("cluster") if isinstance(ctx, dict) else None
-    node = clusters.get(str(name)) if name is not None else None
-    cluster = _value(_value(node).get("cluster")) if node is not None else None
-    if not isinstance(cluster, dict) or not cluster.get("server"):
+    found = clusters.get(str(name)) if name is not None else None
+    cluster = found[0].get("cluster") if found is not None else None
+    if found is None or not isinstance(cluster, dict) or not cluster.get("server"):
         return ("context", context)  # no usable cluster entry: a cluster of its own
-    base = node.path if isinstance(node, ConfigNode) else None  # the file it came from
-    return (_server_of(cluster), hashlib.sha256(_ca_bytes(cluster, base)).hexdigest())
+    return (_server_of(cluster), hashlib.sha256(_ca_bytes(cluster, found[1])).hexdigest())
 
 
 def read_contexts(kubeconfig: str) -> Contexts:
-    """Every context of the kubeconfig (merged like kubectl) -> its API server key, and the
-    current context."""
-    paths = [p for p in kubeconfig.split(ENV_KUBECONFIG_PATH_SEPARATOR) if p]
-    if not any(os.path.exists(os.path.expanduser(p)) for p in paths):
+    """Every context of the kubeconfig (merged like the kubernetes client) -> its API server
+    key, and the current context."""
+    paths = [os.path.expanduser(p) for p in kubeconfig.split(SEPARATOR) if p]
+    existing = [p for p in paths if os.path.exists(p)]
+    if not existing:
         return Contexts(problem="does not exist" if len(paths) <= 1 else "holds no existing file")
     try:
-        merged = KubeConfigMerger(kubeconfig).config
-        value = _value(merged) if merged is not None else {}
-        clusters: dict[str, Any] = {}
-        for node in value.get("clusters") or []:
-            clusters.setdefault(str(_value(node).get("name")), node)
+        merged = _merge(existing)
         out: dict[str, ServerKey] = {}
-        for node in value.get("contexts") or []:
-            name = str(_value(node).get("name"))
-            out.setdefault(name, _server_key(name, node, clusters))
-        current = value.get("current-context")
-    except (ConfigException, OSError, yaml.YAMLError, AttributeError, KeyError) as e:
+        for name, entry in merged.contexts.items():
+            out[name] = _server_key(name, entry, merged.clusters)
+        current = merged.current
+    except (ValueError, OSError, yaml.YAMLError, AttributeError, KeyError, TypeError) as e:
         return Contexts(problem=f"cannot be read ({str(e)[:200] or type(e).__name__})")
     return Contexts(
         servers=out,
@@ -136,6 +159,10 @@ def read_contexts(kubeconfig: str) -> Contexts:
 def load_api_client(kubeconfig: str, cluster: str, context: str | None) -> k8s.ApiClient:
     """An ApiClient with the credentials of ``context`` (``None``: the pod's service account);
     raises ClusterUnavailable when they cannot be loaded."""
+    from kubernetes import client as k8s
+    from kubernetes import config as k8s_config
+    from kubernetes.config.config_exception import ConfigException
+
     cfg = k8s.Configuration()
     try:
         if context is None:

@@ -11,12 +11,9 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-
-from kubernetes import client as k8s
+from typing import TYPE_CHECKING
 
 from mcp_kube.errors import NoClusters, UnknownCluster
-from mcp_kube.kube.cluster import KubeCluster
-from mcp_kube.kube.credentials import Credentials
 from mcp_kube.kube.kubeconfig import (
     Contexts,
     ServerKey,
@@ -25,6 +22,11 @@ from mcp_kube.kube.kubeconfig import (
     read_contexts,
 )
 from mcp_kube.settings import ClusterSettings
+
+if TYPE_CHECKING:
+    from kubernetes import client as k8s
+
+    from mcp_kube.kube.cluster import KubeCluster
 
 __all__ = ["ClusterRegistry"]
 
@@ -148,6 +150,10 @@ class ClusterRegistry:
         raise UnknownCluster(f"unknown cluster {chosen!r}; valid clusters: {valid}")
 
     def get(self, name: str | None) -> KubeCluster:
+        # the kubernetes client comes with the first cluster used, not with the server's start
+        from mcp_kube.kube.cluster import KubeCluster
+        from mcp_kube.kube.credentials import Credentials
+
         chosen = self.resolve(name)
         with self._lock:
             cluster = self._clusters.get(chosen)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import base64
 import json
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -126,6 +128,59 @@ def test_same_server_and_ca_in_other_spellings_are_one_cluster(tmp_path: Path) -
     reg = registry(write(tmp_path, cfg))
     assert reg.names == ["ctx-a", "ctx-d", "ctx-e"]
     assert reg.contexts_of("ctx-a") == ["ctx-a", "ctx-b", "ctx-c"]
+
+
+def test_kubeconfig_files_merge_like_the_kubernetes_client(tmp_path: Path) -> None:
+    """$KUBECONFIG with several files: the first file to name a context or cluster wins, the
+    last to set current-context wins, a relative CA path is read beside the file naming it."""
+    (tmp_path / "one").mkdir()
+    (tmp_path / "two").mkdir()
+    (tmp_path / "one" / "ca.crt").write_bytes(b"CA one")
+    (tmp_path / "two" / "ca.crt").write_bytes(b"CA two")
+    first = kubeconfig(
+        {"east": ("https://east:6443", ""), "dup": ("https://first:6443", CA_EAST)},
+        [("east", "east", "u"), ("dup", "dup", "u")],
+        current="east",
+    )
+    second = kubeconfig(
+        {"west": ("https://east:6443", ""), "dup": ("https://second:6443", CA_WEST)},
+        [("west", "west", "u"), ("dup", "dup", "u"), ("east", "west", "u")],
+        current="west",
+    )
+    for cfg in (first, second):
+        for entry in cfg["clusters"]:
+            if not entry["cluster"]["certificate-authority-data"]:
+                del entry["cluster"]["certificate-authority-data"]
+                entry["cluster"]["certificate-authority"] = "ca.crt"
+    one, two = write(tmp_path / "one", first), write(tmp_path / "two", second)
+    reg = registry(Path(f"{one}:{tmp_path / 'absent'}:{two}"))
+    # same URL, but each file's own CA: two API servers; "dup" and "east" from the first file
+    assert reg.names == ["east", "dup", "west"]
+    assert reg.default == "west"
+    assert "current" not in reg.problem
+
+
+def test_the_server_starts_without_the_kubernetes_client(tmp_path: Path) -> None:
+    """The kubernetes package (a third of the start-up imports) loads at a cluster's first
+    request: building the server, reading the kubeconfig and listing the tools do not need it."""
+    path = write(tmp_path, layout_like_testbed())
+    code = f"""
+import sys, anyio
+from mcp import Client
+from mcp_kube.server.app import build_server
+from mcp_kube.settings import ClusterSettings, Settings
+settings = Settings(clusters=ClusterSettings(kubeconfig={str(path)!r}))
+async def go():
+    async with Client(build_server(settings, audit=lambda: None)) as c:
+        assert len((await c.list_tools()).tools) > 10
+anyio.run(go)
+assert "kubernetes" not in sys.modules, "kubernetes was imported at start"
+from mcp_kube.kube.client import ClusterRegistry, KubeCluster
+reg = ClusterRegistry(settings.clusters)
+assert isinstance(reg.get("gpu-east"), KubeCluster) and "kubernetes" in sys.modules
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
 
 
 def test_a_context_without_a_cluster_entry_stands_alone(tmp_path: Path) -> None:
