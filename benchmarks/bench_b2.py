@@ -12,17 +12,26 @@ warms up (session, first calls) before a common start; throughput is the timed c
 timed wall only, and the server's CPU time per call comes from its /proc counters over the
 timed calls. A bare `mcp` SDK server (benchmarks/bare_server.py) takes the same load with a
 one-line tool: the CPU per call of the SDK's own machinery, which no tool on it goes under.
+
+What bounds the throughput is measured beside it: the CPU per call of the clients (this
+process), of the kube-apiserver, and how many of the host's cores were busy over the timed
+wall (/proc/stat). When the host is saturated, no server can go faster than the cores over
+the CPU that the clients and the API server spend per call.
 """
 
 from __future__ import annotations
 
+import os
+import resource
 import statistics
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import anyio
 from bench_common import (
+    CLK_TCK,
     HERE,
     KMS_TUNED,
     MCP_KUBE,
@@ -48,44 +57,87 @@ KMS = {
 }
 
 
-class _Race:
-    """Clients that start their timed calls together, and the server's counters around them."""
+def _own_cpu() -> float:
+    """utime + stime of this process (the clients), all its threads."""
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
 
-    def __init__(self, pid: int, clients: int) -> None:
-        self.pid, self.clients = pid, clients
+
+def _busy_cores() -> tuple[float, float]:
+    """(busy, all) CPU seconds of the whole host so far, from /proc/stat's cpu line."""
+    f = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = f[3] + f[4]  # idle + iowait
+    return (sum(f[:8]) - idle) / CLK_TCK, sum(f[:8]) / CLK_TCK
+
+
+class _Counters:
+    """The CPU counters read at the start and at the end of the timed calls."""
+
+    def __init__(self, pid: int, apiserver: int | None) -> None:
+        self.server = cpu_seconds(pid)
+        self.clients = _own_cpu()
+        self.apiserver = cpu_seconds(apiserver) if apiserver else 0.0
+        self.host = _busy_cores()[0]
+        self.wall = time.perf_counter()
+
+
+class _Race:
+    """Clients that start their timed calls together, and the counters around them."""
+
+    def __init__(self, pid: int, clients: int, apiserver: int | None) -> None:
+        self.pid, self.clients, self.apiserver = pid, clients, apiserver
         self.ready = self.done = 0
         self.start = anyio.Event()
-        self.t0 = self.t1 = self.cpu0 = self.cpu1 = 0.0
+        self.c0: _Counters | None = None
+        self.c1: _Counters | None = None
         self.lat: list[float] = []
 
     async def warmed(self) -> None:
         self.ready += 1
         if self.ready == self.clients:
-            self.cpu0, self.t0 = cpu_seconds(self.pid), time.perf_counter()
+            self.c0 = _Counters(self.pid, self.apiserver)
             self.start.set()
         await self.start.wait()
 
     def finished(self) -> None:
         self.done += 1
         if self.done == self.clients:
-            self.t1, self.cpu1 = time.perf_counter(), cpu_seconds(self.pid)
+            self.c1 = _Counters(self.pid, self.apiserver)
 
     def result(self) -> dict[str, Any]:
-        lat, seconds = sorted(self.lat), self.t1 - self.t0
-        return {
+        assert self.c0 is not None
+        assert self.c1 is not None
+        c0, c1, n = self.c0, self.c1, len(self.lat)
+        lat, seconds = sorted(self.lat), c1.wall - c0.wall
+
+        def per_call(a: float, b: float) -> float:
+            return round((b - a) * 1000 / n, 3)
+
+        out = {
             "p50_ms": round(statistics.median(lat), 2),
             "p99_ms": round(lat[max(0, int(len(lat) * 0.99) - 1)], 2),
-            "calls_per_s": round(len(lat) / seconds, 1),
-            "calls": len(lat),
+            "calls_per_s": round(n / seconds, 1),
+            "calls": n,
             "timed_wall_s": round(seconds, 3),
-            "server_cpu_ms_per_call": round((self.cpu1 - self.cpu0) * 1000 / len(lat), 3),
+            "server_cpu_ms_per_call": per_call(c0.server, c1.server),
+            "client_cpu_ms_per_call": per_call(c0.clients, c1.clients),
+            "host_busy_cores": round((c1.host - c0.host) / seconds, 2),
         }
+        if self.apiserver:
+            out["apiserver_cpu_ms_per_call"] = per_call(c0.apiserver, c1.apiserver)
+        return out
 
 
 async def load(
-    url: str, pid: int, tool: str, args: dict[str, Any], clients: int, total: int
+    url: str,
+    pid: int,
+    tool: str,
+    args: dict[str, Any],
+    clients: int,
+    total: int,
+    apiserver: int | None = None,
 ) -> dict[str, Any]:
-    race = _Race(pid, clients)
+    race = _Race(pid, clients, apiserver)
     per_client = max(2, total // clients)
 
     async def one() -> None:
@@ -108,21 +160,29 @@ async def load(
 
 
 def _series(
-    url: str, pid: int, calls: dict[str, tuple[str, dict[str, Any]]], total: int
+    s: Setup, url: str, pid: int, calls: dict[str, tuple[str, dict[str, Any]]], total: int
 ) -> dict[str, Any]:
     out: dict[str, Any] = {}
+    api = _apiserver_pid(s)
     for kind, (tool, args) in calls.items():
         out[kind] = {"tool": tool}
         for n in CLIENTS:
-            out[kind][str(n)] = anyio.run(load, url, pid, tool, args, n, total)
+            out[kind][str(n)] = anyio.run(load, url, pid, tool, args, n, total, api)
     return out
+
+
+def _apiserver_pid(s: Setup) -> int | None:
+    for comp in s.state.clusters[0].components:
+        if comp.name == "kube-apiserver" and Path(f"/proc/{comp.pid}").exists():
+            return comp.pid
+    return None
 
 
 def _kms(s: Setup, env: dict[str, str], total: int) -> dict[str, Any]:
     port = free_port()
     with background([s.kms, *s.kms_args(port)], env) as proc:
         wait_port(port, proc)
-        return _series(f"http://127.0.0.1:{port}/mcp", proc.pid, KMS, total)
+        return _series(s, f"http://127.0.0.1:{port}/mcp", proc.pid, KMS, total)
 
 
 def _bare(s: Setup, total: int) -> dict[str, Any]:
@@ -131,15 +191,15 @@ def _bare(s: Setup, total: int) -> dict[str, Any]:
     args = [sys.executable, str(HERE / "bare_server.py"), "--port", str(port)]
     with background(args, s.env) as proc:
         wait_port(port, proc)
-        return _series(f"http://127.0.0.1:{port}/mcp", proc.pid, BARE, total)
+        return _series(s, f"http://127.0.0.1:{port}/mcp", proc.pid, BARE, total)
 
 
 def b2(s: Setup, total: int = 200) -> dict[str, Any]:
-    out: dict[str, Any] = {"format": 2, "list_namespace": LIST_NAMESPACE}
+    out: dict[str, Any] = {"format": 2, "list_namespace": LIST_NAMESPACE, "cpus": os.cpu_count()}
     port = free_port()
     with background([MCP_KUBE, *s.ours_args(port)], s.ours_env) as proc:
         wait_port(port, proc)
-        out["ours"] = _series(f"http://127.0.0.1:{port}/mcp", proc.pid, OURS, total)
+        out["ours"] = _series(s, f"http://127.0.0.1:{port}/mcp", proc.pid, OURS, total)
     out["bare_sdk"] = _bare(s, total)
     if "kms" in s.peers:
         out["kms"] = _kms(s, s.kms_env, total) | {"env": KMS_TUNED}

@@ -6,6 +6,10 @@ kubectl's peak: a child forked from this (large) benchmark process would report 
 memory in ru_maxrss (fork copies the high-water mark and exec keeps it), so a tiny parent
 (python -I -S, a few MiB) spawns kubectl and reads wait4's ru_maxrss of that child, timing it
 too. mcp-kube's peak: VmHWM of the server process after the calls.
+
+B6 also splits the start: one more start of each (mcp-kube, bare SDK server) under
+PYTHONPROFILEIMPORTTIME, and the imports' own times summed by package: what both import
+(the SDK and its stack), and what mcp-kube imports on top of it.
 """
 
 from __future__ import annotations
@@ -13,13 +17,16 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import anyio
 from bench_common import MCP_KUBE, Setup, background, free_port, rss_mib, stats, wait_port
 from mcp import Client
+from mcp.client.stdio import stdio_client
 
 LOG_BYTES = 1_000_000_000
 TAIL = 10_000
@@ -125,6 +132,44 @@ async def _first_list(s: Setup, who: str) -> float:
         return (time.perf_counter() - t0) * 1000
 
 
+def _import_times(s: Setup, who: str) -> dict[str, int]:
+    """Each module's own import time (us) in one start of ``who`` until tools/list."""
+    params = s.stdio(who)
+    env = {**(params.env or {}), "PYTHONPROFILEIMPORTTIME": "1"}
+    params = params.model_copy(update={"env": env})
+
+    async def go(log: Any) -> None:
+        async with Client(stdio_client(params, errlog=log)) as c:
+            await c.list_tools()
+
+    with tempfile.TemporaryFile("w+") as log:
+        anyio.run(go, log)
+        log.seek(0)
+        out: dict[str, int] = {}
+        for line in log:
+            if line.startswith("import time:") and "self [us]" not in line:
+                own, _cumulative, name = line[len("import time:") :].split("|")
+                out[name.strip()] = out.get(name.strip(), 0) + int(own)
+    return out
+
+
+def start_split(s: Setup) -> dict[str, Any]:
+    """Import time (own time of each module, summed; under -X importtime, one start each) of
+    what the bare SDK server imports too, and of what mcp-kube adds, by top-level package."""
+    bare, ours = _import_times(s, "bare"), _import_times(s, "ours")
+    extra: Counter[str] = Counter()
+    for name, us in ours.items():
+        if name not in bare:
+            extra[name.split(".")[0]] += us
+    return {
+        "bare_imports_ms": round(sum(bare.values()) / 1000, 1),
+        "shared_imports_ms": round(sum(v for k, v in ours.items() if k in bare) / 1000, 1),
+        "extra_imports_ms": round(sum(extra.values()) / 1000, 1),
+        "extra_by_package_ms": {k: round(v / 1000, 1) for k, v in extra.most_common(8)},
+        "kubernetes_imported": "kubernetes" in ours,
+    }
+
+
 def b6(s: Setup) -> dict[str, Any]:
     """Each contender's runs alternate with a bare SDK server's (benchmarks/bare_server.py), so
     that both see the same load; the ratio is of the medians."""
@@ -140,4 +185,5 @@ def b6(s: Setup) -> dict[str, Any]:
                 bare.append(anyio.run(_first_list, s, "bare"))
         out[who] = stats(runs)
     out["bare_sdk"] = stats(bare)
+    out["start_split"] = start_split(s)
     return out

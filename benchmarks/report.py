@@ -107,7 +107,26 @@ def _b2_row(kind: str, n: str, b: R) -> Row:
     if "server_cpu_ms_per_call" in o:
         c = o["server_cpu_ms_per_call"]
         verdict += f"; CPU <= 1 ms/call {'met' if c <= 1 else 'missed'}"
+    verdict += _b2_bound(o, k, b.get("cpus"))
     return (f"B2 {label}, {n} client(s)", ours, "kubernetes-mcp-server " + peer, verdict)
+
+
+def _b2_bound(o: R, k: R, cpus: int | None) -> str:
+    """What the host allows: with the clients' and the API server's CPU per call of our calls,
+    no server of ours could pass cpus / (their sum) calls/s, even at zero CPU of its own."""
+    if not cpus or "client_cpu_ms_per_call" not in o:
+        return ""
+    others = o["client_cpu_ms_per_call"] + o.get("apiserver_cpu_ms_per_call", 0.0)
+    ceiling = cpus * 1000 / others if others else float("inf")
+    parts = f"clients {o['client_cpu_ms_per_call']}"
+    if "apiserver_cpu_ms_per_call" in o:
+        parts += f" + kube-apiserver {o['apiserver_cpu_ms_per_call']}"
+    reach = "within" if ceiling >= 2 * k["calls_per_s"] else "beyond"
+    return (
+        f"; host {o['host_busy_cores']} of {cpus} cores busy; {parts} ms CPU per call cap any "
+        f"server at {ceiling:,.0f}/s here: 2x the peer ({2 * k['calls_per_s']:,.0f}/s) is "
+        f"{reach} it"
+    )
 
 
 def _b2_floor(b: R) -> list[Row]:
@@ -197,7 +216,16 @@ def _b6(b: R) -> list[Row]:
         return [("B6 cold start to tools/list", ms(b["ours"]), peers, f"<= 1.5 s: {met}")]
     bare = f"bare mcp SDK server {ms(b['bare_sdk'])}" + (f"; {peers}" if peers else "")
     x = ratio(b["ours"]["median_ms"], b["bare_sdk"]["median_ms"])
-    return [("B6 cold start to tools/list", ms(b["ours"]), bare, "vs bare SDK " + goal(x, 1.15))]
+    verdict = "vs bare SDK " + goal(x, 1.15)
+    if "start_split" in b:
+        sp = b["start_split"]
+        top = ", ".join(f"{k} {num(v)}" for k, v in sp["extra_by_package_ms"].items())
+        verdict += (
+            f"; imports under -X importtime (one start each): bare {num(sp['bare_imports_ms'])} "
+            f"ms, mcp-kube the same {num(sp['shared_imports_ms'])} ms plus "
+            f"{num(sp['extra_imports_ms'])} ms ({top})"
+        )
+    return [("B6 cold start to tools/list", ms(b["ours"]), bare, verdict)]
 
 
 def _b7(b: R) -> list[Row]:

@@ -95,3 +95,28 @@ def test_new_format_renders(report: ModuleType) -> None:
     assert "its peak RSS 40.0 MiB" in text
     markdown = "a\n<!-- bench:begin -->\nold\n<!-- bench:end -->\n"
     assert report.block_of(report.splice(markdown, text)) == text
+
+
+def test_b2_bound_and_b6_split_render(report: ModuleType) -> None:
+    """What bounds B2 (the host's cores over the clients' and API server's CPU per call) and
+    where B6's start goes are rendered from the run's figures, never written by hand."""
+    ours = {"p50_ms": 2.0, "p99_ms": 3.0, "calls_per_s": 450.0, "calls": 200}
+    ours |= {"server_cpu_ms_per_call": 1.2, "client_cpu_ms_per_call": 2.5}
+    ours |= {"apiserver_cpu_ms_per_call": 0.5, "host_busy_cores": 1.97}
+    peer = {"p50_ms": 2.0, "p99_ms": 3.0, "calls_per_s": 400.0, "calls": 200}
+    b2 = {"format": 2, "cpus": 2, "ours": {"cached": {"tool": "t", "50": ours}}}
+    b2["kms"] = {"cached": {"tool": "p", "50": peer}}
+    row = report._b2_row("cached", "50", b2)
+    # 2 cores / (2.5 + 0.5) ms = 667/s < 2 x 400/s: the goal is beyond what this host allows
+    assert "host 1.97 of 2 cores busy" in row[3]
+    assert "cap any server at 667/s here: 2x the peer (800/s) is beyond it" in row[3]
+    peer["calls_per_s"] = 300.0
+    assert "(600/s) is within it" in report._b2_row("cached", "50", b2)[3]
+    stats = {"median_ms": 10.0, "min_ms": 9.0, "max_ms": 11.0, "runs": 1}
+    split = {"bare_imports_ms": 400.0, "shared_imports_ms": 410.0, "extra_imports_ms": 120.5}
+    split |= {"extra_by_package_ms": {"mcp_kube": 90.0, "yaml": 30.5}}
+    b6 = {"ours": stats, "bare_sdk": stats, "start_split": split}
+    verdict = report._b6(b6)[0][3]
+    assert "bare 400.0 ms, mcp-kube the same 410.0 ms plus 120.5 ms (mcp_kube 90.0, yaml 30.5)" in (
+        verdict
+    )
