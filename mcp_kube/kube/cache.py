@@ -6,7 +6,7 @@ connections lead to a fresh list. Objects are stored trimmed (``NodeInfo`` / ``P
 the cache gives up (and readers fall back to failing clearly) past ``max_objects``.
 
 Memory: the list comes in pages (``limit`` + ``continue``), and each page is trimmed and let go
-before the next one is asked for, so that the raw objects of at most one page are alive at a
+while the next one is fetched, so that the raw objects of at most two pages are alive at a
 time. A list of 10,000 pods parsed whole costs ~200 MiB of short-lived dicts, and the
 allocator keeps most of that resident afterwards (its arenas are pinned by the few survivors);
 page by page, the high-water mark stays near what the cache keeps.

@@ -7,8 +7,10 @@ bounded per process; nodes and pods are served from list+watch caches when they 
 
 from __future__ import annotations
 
+import contextvars
 import threading
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar, TypeVarTuple
 from urllib.parse import quote
 
@@ -127,18 +129,33 @@ class KubeCluster:
 
     def _list_pages(self, kind: Kind) -> Iterator[tuple[list[Json], str]]:
         """Every object of a kind, ``LIST_PAGE`` at a time: (items, the list's resourceVersion)
-        per page. Only the page being yielded is held here (see ``WatchCache``)."""
+        per page. The next page is asked for while the caller trims this one (the API server
+        renders it meanwhile), so at most two raw pages are alive (see ``WatchCache``)."""
         path = self._path(kind, None)
-        query: Query = [("limit", str(LIST_PAGE))]
-        while query:
-            data = self._get_json(path, query)
-            meta = data.get("metadata") or {}
-            items: list[Json] = data.get("items") or []
-            del data
-            token = meta.get("continue")
-            query = [("limit", str(LIST_PAGE)), ("continue", token)] if token else []
-            yield items, str(meta.get("resourceVersion") or "")
-            del items
+        context = contextvars.copy_context()  # identity and trace of the caller, for each page
+
+        def fetch(token: str | None) -> Json:
+            query: Query = [("limit", str(LIST_PAGE))]
+            if token:
+                query.append(("continue", token))
+            return context.copy().run(self._get_json, path, query)
+
+        ahead = ThreadPoolExecutor(1, thread_name_prefix=f"list-{kind.plural}")
+        try:
+            data = fetch(None)
+            while True:
+                meta = data.get("metadata") or {}
+                items: list[Json] = data.get("items") or []
+                del data
+                token = meta.get("continue")
+                following = ahead.submit(fetch, str(token)) if token else None
+                yield items, str(meta.get("resourceVersion") or "")
+                del items
+                if following is None:
+                    return
+                data = following.result()
+        finally:
+            ahead.shutdown(wait=False, cancel_futures=True)
 
     def _list_trimmed(self, kind: Kind, trim: Callable[[Json], T]) -> list[T]:
         """Every object of a kind, trimmed page by page (no cache)."""

@@ -11,6 +11,7 @@ import json
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -467,3 +468,70 @@ def test_serve_says_what_it_read_and_answers_no_clusters(tmp_path: Path, caplog)
         f"error [no_clusters]: no clusters: kubeconfig {missing} does not exist"
     )
     assert "Free now" not in result.content[0].text
+
+
+# ----------------------------------------------------------------------------- paged lists
+
+
+class PagedPods(BaseHTTPRequestHandler):
+    """Three pages of pods; each request is recorded with its identity and whether the page
+    before it had been taken by the caller when it came in."""
+
+    seen: list[tuple[str, str, int]]  # (continue token, Impersonate-User, pages taken)
+    taken: list[int]
+
+    def log_message(self, *_: Any) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        token = self.path.partition("continue=")[2].partition("&")[0]
+        self.seen.append((token, self.headers.get("Impersonate-User", ""), len(self.taken)))
+        page = int(token or "0")
+        items = [{"metadata": {"name": f"p{page}-{i}", "namespace": "a"}} for i in range(2)]
+        meta = {"resourceVersion": "7"} | ({"continue": str(page + 1)} if page < 2 else {})
+        data = json.dumps({"metadata": meta, "items": items}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+
+def test_a_paged_list_asks_for_the_next_page_ahead_as_the_caller(tmp_path: Path) -> None:
+    """While the caller trims one page the next is fetched, with the caller's identity (the
+    impersonated user of the tool call) on every page, and nothing is lost or repeated."""
+    from mcp_kube.domain import ACTING_FOR
+    from mcp_kube.kube.port import Kind
+
+    seen: list[tuple[str, str, int]] = []
+    taken: list[int] = []
+    handler = type("Handler", (PagedPods,), {"seen": seen, "taken": taken})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        cfg = kubeconfig({"fake": (url, CA_EAST)}, [("fake", "fake", "admin")])
+        reg = registry(write(tmp_path, cfg), impersonate=True)
+        cluster = reg.get("fake")
+        names = []
+        token = ACTING_FOR.set(Principal("carol", ("team-a",)))
+        try:
+            for items, rv in cluster._list_pages(Kind.PODS):
+                last = items[0]["metadata"]["name"].startswith("p2")
+                for _ in range(100):  # wait (2 s at most) for the next page to be asked for
+                    if last or len(seen) > len(taken) + 1:
+                        break
+                    time.sleep(0.02)
+                names += [o["metadata"]["name"] for o in items]
+                assert rv == "7"
+                taken.append(1)
+        finally:
+            ACTING_FOR.reset(token)
+        assert names == ["p0-0", "p0-1", "p1-0", "p1-1", "p2-0", "p2-1"]
+        assert [t for t, _, _ in seen] == ["", "1", "2"]
+        assert {who for _, who, _ in seen} == {"carol"}
+        assert [before for _, _, before in seen] == [0, 0, 1]  # page 2 asked before page 1 taken
+        reg.close()
+    finally:
+        server.shutdown()
+        server.server_close()
