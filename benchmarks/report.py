@@ -263,9 +263,10 @@ def _llama(b: R) -> list[Row]:
         return f"decode {f['decode_tokens_per_s']} tok/s, prompt {f['prompt_tokens_per_s']} tok/s"
 
     same = "same answer" if b.get("same_answer") else "answers differ"
+    earlier = f"; measured in {b['measured_in']}" if b.get("measured_in") else ""
     return [
         (
-            f"llama.cpp portable build ({b['model']}, {b['runs']} rounds)",
+            f"llama.cpp portable build ({b['model']}, {b['runs']} rounds{earlier})",
             tok(b["portable"]),
             f"native (-march=native) build {tok(b['native'])}",
             f"decode {b['decode_ratio']}x, prompt {b['prompt_ratio']}x; {same}",
