@@ -86,12 +86,20 @@ class Runner:
         print(f"[bench] {key} done in {time.monotonic() - t0:.0f}s", file=sys.stderr, flush=True)
 
 
+def _cpu_model() -> str:
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return line.partition(":")[2].strip()
+    return platform.processor()
+
+
 def _header(bench: Setup, runs: int) -> dict[str, Any]:
     return {
         "machine": {
             "cpus": os.cpu_count(),
             "python": platform.python_version(),
             "platform": platform.platform(),
+            "cpu_model": _cpu_model(),
         },
         "peers": {
             "kubernetes-mcp-server": peers.KMS_VERSION,

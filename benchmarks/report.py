@@ -120,7 +120,8 @@ def _b2_bound(o: R, k: R, cpus: int | None) -> str:
     ceiling = cpus * 1000 / others if others else float("inf")
     parts = f"clients {o['client_cpu_ms_per_call']}"
     if "apiserver_cpu_ms_per_call" in o:
-        parts += f" + kube-apiserver {o['apiserver_cpu_ms_per_call']}"
+        api = o["apiserver_cpu_ms_per_call"]
+        parts += f" + kube-apiserver (its background work included) {api}"
     reach = "within" if ceiling >= 2 * k["calls_per_s"] else "beyond"
     return (
         f"; host {o['host_busy_cores']} of {cpus} cores busy; {parts} ms CPU per call cap any "
@@ -294,7 +295,8 @@ def _intro(r: R) -> str:
     profile = r.get("profile", "scale")
     return (
         f"Run on the `{profile}` testbed profile, {m.get('cpus')} CPUs "
-        f"({m.get('platform')}, Python {m.get('python')}); peers: {peers}. "
+        + (f"of {m['cpu_model']} " if m.get("cpu_model") else "")
+        + f"({m.get('platform')}, Python {m.get('python')}); peers: {peers}. "
         f"Each figure is the median of {r.get('runs')} runs (min-max in brackets) unless "
         "stated; ratios are mcp-kube's figure over the other's."
     )
