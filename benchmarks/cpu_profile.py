@@ -8,7 +8,7 @@ OUT, the server runs under cProfile, switched on (SIGUSR1) after the warm-up and
 inflated by the profiler; take them from a run without --profile).
 
 Usage: python benchmarks/cpu_profile.py --testbed DIR [--n 500] [--repeats 5]
-         [--tool gpu_inventory] [--bare] [--profile OUT.prof]
+         [--tool gpu_inventory] [--bare] [--clients 1] [--profile OUT.prof]
 (--testbed defaults to $MCP_KUBE_TEST_TESTBED_DIR.) $CPU_PROFILE_WRAPPER, when set, is a script
 run instead of the server, with its arguments (e.g. one that puts another checkout first on
 sys.path, to measure two versions the same way, or pins the server to a core).
@@ -17,6 +17,7 @@ sys.path, to measure two versions the same way, or pins the server to a core).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import cProfile
 import json
 import os
@@ -93,22 +94,34 @@ def server_command(
     return [str(Path(sys.executable).parent / "mcp-kube"), *argv[1:]], env
 
 
-async def drive(url: str, pid: int, tool: str, n: int, repeats: int, prof: bool) -> list[float]:
+async def drive(
+    url: str, pid: int, tool: str, n: int, repeats: int, prof: bool, clients: int = 1
+) -> list[float]:
+    """``repeats`` times ``n`` calls, spread over ``clients`` concurrent sessions; the server's
+    CPU ms per call of each repeat."""
     from mcp import Client
 
     args = CALLS[tool]
     out = []
-    async with Client(url) as c:
-        for _ in range(20):
-            r = await c.call_tool(tool, args)
-            assert not r.is_error, str(r.content)[:300]
+    async with contextlib.AsyncExitStack() as stack:
+        sessions = [await stack.enter_async_context(Client(url)) for _ in range(clients)]
+        for c in sessions:
+            for _ in range(20 // clients + 1):
+                r = await c.call_tool(tool, args)
+                assert not r.is_error, str(r.content)[:300]
         if prof:
             os.kill(pid, signal.SIGUSR1)
+
+        async def calls(c: Any, k: int) -> None:
+            for _ in range(k):
+                await c.call_tool(tool, args)
+
         for _ in range(repeats):
             cpu0 = cpu_seconds(pid)
-            for _ in range(n):
-                await c.call_tool(tool, args)
-            out.append((cpu_seconds(pid) - cpu0) * 1000 / n)
+            async with anyio.create_task_group() as tg:
+                for c in sessions:
+                    tg.start_soon(calls, c, n // clients)
+            out.append((cpu_seconds(pid) - cpu0) * 1000 / (n // clients * clients))
         if prof:
             os.kill(pid, signal.SIGUSR2)
             time.sleep(2)
@@ -126,6 +139,7 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--tool", default="gpu_inventory")
     p.add_argument("--bare", action="store_true")
+    p.add_argument("--clients", type=int, default=1, help="concurrent sessions sharing the calls")
     p.add_argument("--profile", help="write the server's cProfile stats here")
     a = p.parse_args()
     if a.bare:
@@ -135,11 +149,12 @@ def main() -> None:
     with background(cmd, env) as proc:
         wait_port(port, proc)
         url = f"http://127.0.0.1:{port}/mcp"
-        ms = anyio.run(drive, url, proc.pid, a.tool, a.n, a.repeats, bool(a.profile))
+        ms = anyio.run(drive, url, proc.pid, a.tool, a.n, a.repeats, bool(a.profile), a.clients)
     row: dict[str, Any] = {
         "server": "bare" if a.bare else "mcp-kube",
         "tool": a.tool,
-        "calls_per_repeat": a.n,
+        "calls_per_repeat": a.n // a.clients * a.clients,
+        "clients": a.clients,
         "cpu_ms_per_call": [round(x, 3) for x in ms],
         "median": round(statistics.median(ms), 3),
     }
