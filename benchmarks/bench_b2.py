@@ -63,11 +63,10 @@ def _own_cpu() -> float:
     return r.ru_utime + r.ru_stime
 
 
-def _busy_cores() -> tuple[float, float]:
-    """(busy, all) CPU seconds of the whole host so far, from /proc/stat's cpu line."""
+def _busy_cores() -> float:
+    """Busy CPU seconds of the whole host so far (all but idle and iowait), from /proc/stat."""
     f = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    idle = f[3] + f[4]  # idle + iowait
-    return (sum(f[:8]) - idle) / CLK_TCK, sum(f[:8]) / CLK_TCK
+    return (sum(f[:8]) - f[3] - f[4]) / CLK_TCK
 
 
 class _Counters:
@@ -77,7 +76,7 @@ class _Counters:
         self.server = cpu_seconds(pid)
         self.clients = _own_cpu()
         self.apiserver = cpu_seconds(apiserver) if apiserver else 0.0
-        self.host = _busy_cores()[0]
+        self.host = _busy_cores()
         self.wall = time.perf_counter()
 
 

@@ -55,7 +55,7 @@ def kubeconfig_source(given: Path | None) -> tuple[str, str]:
     return default, f"kubeconfig {default} (the default: $KUBECONFIG is not set)"
 
 
-SEPARATOR = os.pathsep  # between the files of $KUBECONFIG, as the kubernetes client splits it
+_SEPARATOR = os.pathsep  # between the files of $KUBECONFIG, as the kubernetes client splits it
 
 
 @dataclass(frozen=True)
@@ -137,7 +137,7 @@ def _server_key(context: str, entry: Any, clusters: dict[str, tuple[Any, str]]) 
 def read_contexts(kubeconfig: str) -> Contexts:
     """Every context of the kubeconfig (merged like the kubernetes client) -> its API server
     key, and the current context."""
-    paths = [os.path.expanduser(p) for p in kubeconfig.split(SEPARATOR) if p]
+    paths = [os.path.expanduser(p) for p in kubeconfig.split(_SEPARATOR) if p]
     existing = [p for p in paths if os.path.exists(p)]
     if not existing:
         return Contexts(problem="does not exist" if len(paths) <= 1 else "holds no existing file")
