@@ -184,6 +184,27 @@ assert isinstance(reg.get("gpu-east"), KubeCluster) and "kubernetes" in sys.modu
     assert done.returncode == 0, done.stderr[-2000:]
 
 
+def test_the_server_collects_again_once_built_with_start_up_frozen(tmp_path: Path) -> None:
+    """`mcp-kube serve` turns garbage collection off while it imports and builds (a quarter of a
+    cold start went to collections that found nothing) and must turn it back on before it
+    serves, with what start-up made frozen out of later collections."""
+    path, log = write(tmp_path, layout_like_testbed()), tmp_path / "audit.jsonl"
+    code = f"""
+import gc, anyio
+from mcp_kube.cli import main
+seen = []
+def fake_run(fn, *args, **kw):
+    seen.append((gc.isenabled(), gc.get_freeze_count()))
+anyio.run = fake_run  # the stdio server's event loop: stands in for serving
+assert main(["serve", "--kubeconfig", {str(path)!r}, "--audit-log", {str(log)!r}]) == 0
+(enabled, frozen), = seen
+assert enabled, "collection left off while serving"
+assert frozen > 50_000, frozen
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+
+
 def test_a_context_without_a_cluster_entry_stands_alone(tmp_path: Path) -> None:
     cfg = layout_like_testbed()
     cfg["contexts"].append({"name": "broken", "context": {"cluster": "nowhere", "user": "x"}})
