@@ -5,9 +5,11 @@ about a microsecond, and a Job manifest has a hundred), and a field selection co
 it selects from. The expressions of a policy read few parts of a manifest, so only those are
 converted: ``manifest.spec.activeDeadlineSeconds`` needs that one field, and
 ``manifest.spec.template.spec.containers.all(c, c.image.startsWith(...))`` needs the image of
-each container. Every other use of a variable (alone, indexed, compared, passed to a function
-or a method) keeps the whole value at that point, so an expression sees exactly the values it
-would see in the whole variable: a field present there is present here, with the same value.
+each container; ``has(c.resources.limits)`` needs only to know whether ``limits`` is there (it
+is kept, as far as the rest reads it). Every other use of a variable (alone, indexed, compared,
+passed to a function or a method) keeps the whole value at that point, so an expression sees
+exactly the values it would see in the whole variable: a field present there is present here,
+with the same value where it is read.
 
 The text is read by a small CEL tokenizer (strings and comments are skipped); anything it does
 not follow (an unterminated string, a backquoted field, ``.?``) keeps the whole variable.
@@ -106,6 +108,11 @@ def _ident(token: str) -> bool:
     return token[0] in _IDENT_START
 
 
+def _presence(tokens: list[str], i: int) -> bool:
+    """Whether the token at ``i`` opens the argument of the ``has()`` macro (not a method)."""
+    return i >= 2 and tokens[i - 2 : i] == ["has", "("] and (i < 3 or tokens[i - 3] != ".")
+
+
 def _scan(tokens: list[str], start: int, end: int, var: str) -> Need:
     """What of ``var`` the tokens ``start:end`` read."""
     need = Need()
@@ -117,6 +124,9 @@ def _scan(tokens: list[str], start: int, end: int, var: str) -> Need:
         while j + 1 < end and tokens[j] == "." and _ident(tokens[j + 1]):
             path.append(tokens[j + 1])
             j += 2
+        if path and j < end and tokens[j] == ")" and _presence(tokens, i):
+            need.at(path)  # has(X.f): whether X has f; X itself is kept, f as far as needed
+            continue
         if j < end and tokens[j] == "(" and path:  # the last name is a method or a macro
             name = path.pop()
             close = _closing(tokens, j)

@@ -38,6 +38,12 @@ EDGES = [
     "'manifest.spec.x' != '' && manifest.spec == manifest.spec",
     "[manifest.spec.template.spec.containers[0]].all(c, c.image != '')",
     "principal.groups.exists(g, g == args.namespace) && tool == 'submit_job' && !readOnly",
+    "manifest.spec.template.spec.containers.all(c, !has(c.resources) || has(c.resources.limits))",
+    "has(manifest.spec.template) && has(manifest.spec.template.spec.volumes)",
+    "has(manifest.spec.template.spec.containers) && manifest.spec.template.spec.containers"
+    ".all(c, has(c.env))",
+    "has(manifest.spec.template.spec.containers[0].resources)",
+    "manifest.spec.has(manifest.spec.template)",
 ]
 
 
@@ -131,6 +137,12 @@ def test_what_is_kept() -> None:
     assert set(needs) == {"manifest"}  # the others are not named: not converted at all
     m = {"spec": {"x": [{"image": "r", "big": {"a": 1}}], "y": 1, "z": 2}, "kind": "Job"}
     assert prune(m, needs["manifest"]) == {"spec": {"x": [{"image": "r"}], "y": 1}}
+
+
+def test_a_presence_test_keeps_the_field_not_what_is_in_it() -> None:
+    need = needs_of(["has(manifest.spec.x) && manifest.spec.x.all(c, has(c.r))"], ["manifest"])
+    m = {"spec": {"x": [{"r": {"big": [1, 2]}, "s": 1}], "w": {"a": 1}}, "kind": "Job"}
+    assert prune(m, need["manifest"]) == {"spec": {"x": [{"r": {}}]}}
 
 
 @pytest.mark.parametrize(
