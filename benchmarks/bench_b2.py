@@ -16,7 +16,11 @@ one-line tool: the CPU per call of the SDK's own machinery, which no tool on it 
 What bounds the throughput is measured beside it: the CPU per call of the clients (this
 process), of the kube-apiserver, and how many of the host's cores were busy over the timed
 wall (/proc/stat). When the host is saturated, no server can go faster than the cores over
-the CPU that the clients and the API server spend per call.
+the CPU that the clients and the API server spend per call. For the list class, the API server
+alone takes the same load: the same LIST (consistent, as both servers make it) from as many
+threads with no MCP in between, the most calls per second any server making it can answer;
+and once with resourceVersion=0 (served from the API server's watch cache, possibly stale),
+which shows how much of a consistent LIST's time is the API server's wait for a fresh read.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import os
 import resource
 import statistics
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -177,6 +182,59 @@ def _apiserver_pid(s: Setup) -> int | None:
     return None
 
 
+def _raw_lists(s: Setup, clients: int, total: int, rv: str | None) -> dict[str, Any]:
+    """``clients`` threads, each with its own API client, making list_jobs' LIST (jobs of
+    LIST_NAMESPACE, limit 5000) after a common start; p50 and calls over the timed wall."""
+    from kubernetes import client, config
+
+    def api() -> Any:
+        return client.BatchV1Api(config.new_client_from_config(s.kubeconfig, s.context))
+
+    def call(batch: Any) -> None:
+        kw = {"resource_version": rv} if rv is not None else {}
+        r = batch.list_namespaced_job(LIST_NAMESPACE, limit=5000, _preload_content=False, **kw)
+        assert r.status == 200, r.status
+        assert r.data
+
+    per = max(2, total // clients)
+    apis = [api() for _ in range(clients)]
+    start = threading.Barrier(clients + 1)
+    lat: list[float] = []
+
+    def one(batch: Any) -> None:
+        for _ in range(WARMUP):
+            call(batch)
+        start.wait()
+        for _ in range(per):
+            t0 = time.perf_counter()
+            call(batch)
+            lat.append((time.perf_counter() - t0) * 1000)
+
+    threads = [threading.Thread(target=one, args=(a,)) for a in apis]
+    for t in threads:
+        t.start()
+    start.wait()
+    t0 = time.perf_counter()
+    for t in threads:
+        t.join()
+    wall = time.perf_counter() - t0
+    return {
+        "p50_ms": round(statistics.median(lat), 2),
+        "calls_per_s": round(len(lat) / wall, 1),
+        "calls": len(lat),
+    }
+
+
+def _api_alone(s: Setup, total: int) -> dict[str, Any]:
+    """The list class's LIST straight at the API server (no MCP): consistent at each client
+    count, and at 1 client from the watch cache (resourceVersion=0)."""
+    out: dict[str, Any] = {"path": f"/apis/batch/v1/namespaces/{LIST_NAMESPACE}/jobs"}
+    for n in CLIENTS:
+        out[str(n)] = _raw_lists(s, n, total, None)
+    out["rv0_1"] = _raw_lists(s, 1, total, "0")
+    return out
+
+
 def _kms(s: Setup, env: dict[str, str], total: int) -> dict[str, Any]:
     port = free_port()
     with background([s.kms, *s.kms_args(port)], env) as proc:
@@ -200,6 +258,7 @@ def b2(s: Setup, total: int = 200) -> dict[str, Any]:
         wait_port(port, proc)
         out["ours"] = _series(s, f"http://127.0.0.1:{port}/mcp", proc.pid, OURS, total)
     out["bare_sdk"] = _bare(s, total)
+    out["api_alone"] = _api_alone(s, total)
     if "kms" in s.peers:
         out["kms"] = _kms(s, s.kms_env, total) | {"env": KMS_TUNED}
         # the default limiter allows 5 calls/s: 40 timed calls per level suffice

@@ -145,9 +145,45 @@ def _b2_floor(b: R) -> list[Row]:
     ]
 
 
+def _b2_api(b: R) -> list[Row]:
+    """The list class's LIST straight at the API server: what any server making it can reach."""
+    a, rows = b["api_alone"], []
+    for n in ("1", "10", "50"):
+        if n not in a:
+            continue
+        verdict = "the most calls/s any server making this LIST can answer here"
+        if "kms" in b:
+            twice = 2 * b["kms"]["list"][n]["calls_per_s"]
+            reach = "within" if a[n]["calls_per_s"] >= twice else "beyond"
+            verdict += f": 2x the peer ({twice:,.0f}/s) is {reach} it"
+        rows.append(
+            (
+                f"B2 API list bound: the API server alone, {n} client(s)",
+                "",
+                f"the same consistent LIST (`{a['path']}`) from {n} thread(s), no MCP: "
+                f"p50 {num(a[n]['p50_ms'])} ms, {num(a[n]['calls_per_s'])}/s",
+                verdict,
+            )
+        )
+    if "rv0_1" in a and "1" in a:
+        r, c = a["rv0_1"], a["1"]
+        rows.append(
+            (
+                "B2 API list bound: the same LIST from the API server's watch cache, 1 client",
+                "",
+                f"resourceVersion=0 (may be stale): p50 {num(r['p50_ms'])} ms, "
+                f"{num(r['calls_per_s'])}/s",
+                f"a consistent LIST waits {num(round(c['p50_ms'] - r['p50_ms'], 2))} ms of its "
+                f"{num(c['p50_ms'])} ms p50 for a fresh read",
+            )
+        )
+    return rows
+
+
 def _b2(b: R) -> list[Row]:
     if b.get("format") == 2:
         rows = [_b2_row(kind, n, b) for kind in ("cached", "list") for n in ("1", "10", "50")]
+        rows += _b2_api(b) if "api_alone" in b else []
         return rows + (_b2_floor(b) if "bare_sdk" in b else [])
     rows: list[Row] = []  # earlier JSON: a cached read against the default-limited peer
     for n in ("1", "10", "50"):

@@ -3,6 +3,13 @@
 Each cluster gets one ``ApiClient`` (built at the first request, with the credentials chosen
 then, and reused for every call). Requests are typed (``Kind``) and made in worker threads,
 bounded per process; nodes and pods are served from list+watch caches when they are on.
+
+Other lists (jobs, events, quotas ...) are read from the API server's watch cache: a list asks
+for a version not older than the last list of that kind answered to this server
+(``resourceVersionMatch=NotOlderThan``), so answers never go back in time and the API server
+does not first wait for its cache to catch up with etcd, as a consistent list does (up to a
+tenth of a second, each call). The first list of a kind, and the first after any write made by
+this server, is a consistent read: a change made here is always in the next answer.
 """
 
 from __future__ import annotations
@@ -18,7 +25,7 @@ import anyio
 from kubernetes import client as k8s
 
 from mcp_kube.domain import Json
-from mcp_kube.errors import InvalidArgument, NotFound
+from mcp_kube.errors import InvalidArgument, NotFound, UpstreamError
 from mcp_kube.kube.cache import WatchCache, iter_watch_lines
 from mcp_kube.kube.credentials import Chosen, Credentials, choose_credentials
 from mcp_kube.kube.metrics import MetricsClient
@@ -71,6 +78,10 @@ class KubeCluster:
         self._timeout = settings.request_timeout_s
         self._use_cache = settings.watch_cache
         self._derived: dict[str, tuple[tuple[int, ...], Any]] = {}  # see derived()
+        # the resourceVersion of the last list of each kind (see the module's docstring), and
+        # the writes begun and ended: a list that overlapped a write leaves no version behind
+        self._seen: dict[Kind, str] = {}
+        self._writes = 0
         self._node_cache: WatchCache[NodeInfo] = self._cache(
             Kind.NODES, NodeInfo.from_json, settings
         )
@@ -209,8 +220,15 @@ class KubeCluster:
 
     async def _run_write(self, fn: Callable[[*Ts], T], *args: *Ts) -> T:
         """A blocking write: a cancelled caller still waits for the answer (bounded by the
-        request timeout), so that what reached the cluster is known and audited."""
-        return await anyio.to_thread.run_sync(fn, *args, limiter=_LIMITER)
+        request timeout), so that what reached the cluster is known and audited. The next list
+        of every kind is a consistent read; one that ends meanwhile keeps no version."""
+        self._writes += 1
+        self._seen.clear()
+        try:
+            return await anyio.to_thread.run_sync(fn, *args, limiter=_LIMITER)
+        finally:
+            self._writes += 1
+            self._seen.clear()
 
     # ------------------------------------------------------------------ port: reads
     async def version(self) -> Json:
@@ -232,12 +250,30 @@ class KubeCluster:
             query.append(("fieldSelector", field_selector))
         if limit:
             query.append(("limit", str(limit)))
+        seen, writes = self._seen.get(kind), self._writes
+        if seen:
+            query += [("resourceVersion", seen), ("resourceVersionMatch", "NotOlderThan")]
         try:
             data = await self._run(self._get_json, self._path(kind, namespace), query)
         except NotFound:
             if kind.optional:
                 return []  # the CRD is not installed here
             raise
+        except UpstreamError:
+            if not seen:
+                raise
+            # e.g. 504: an API server (of several) whose cache lags: ask for a consistent read
+            self._seen.pop(kind, None)
+            return await self.list_objects(
+                kind,
+                namespace,
+                label_selector=label_selector,
+                field_selector=field_selector,
+                limit=limit,
+            )
+        version = (data.get("metadata") or {}).get("resourceVersion")
+        if version and writes == self._writes:
+            self._seen[kind] = str(version)
         items: list[Json] = data.get("items") or []
         return items
 

@@ -556,3 +556,80 @@ def test_a_paged_list_asks_for_the_next_page_ahead_as_the_caller(tmp_path: Path)
     finally:
         server.shutdown()
         server.server_close()
+
+
+# ----------------------------------------------------------------------------- list versions
+
+
+class VersionedJobs(BaseHTTPRequestHandler):
+    """Jobs of namespace `a`: each list answers the next resourceVersion and records its query;
+    a list that names a version is answered 504 (a lagging cache) while ``lagging`` is set."""
+
+    queries: list[str]
+    lagging: list[bool]
+
+    def log_message(self, *_: Any) -> None:
+        pass
+
+    def _answer(self, status: int, body: dict[str, Any]) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self) -> None:
+        query = self.path.partition("?")[2]
+        self.queries.append(query)
+        if "resourceVersion=" in query and self.lagging[0]:
+            self._answer(504, {"kind": "Status", "message": "Too large resource version"})
+            return
+        rv = str(100 + len(self.queries))
+        self._answer(200, {"metadata": {"resourceVersion": rv}, "items": [{"metadata": {}}]})
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        self._answer(201, {"metadata": {"name": "j", "resourceVersion": "500"}})
+
+
+def test_lists_read_the_api_servers_cache_never_back_in_time_and_fresh_after_a_write(
+    tmp_path: Path,
+) -> None:
+    """The first list of a kind is a consistent read; the next ask for a version not older than
+    the last answer (served from the API server's watch cache); after a write the next list is
+    consistent again (the change is in it); a cache that cannot answer gets a consistent read."""
+    from mcp_kube.kube.port import Kind
+
+    queries: list[str] = []
+    lagging = [False]
+    handler = type("Handler", (VersionedJobs,), {"queries": queries, "lagging": lagging})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        reg = registry(write(tmp_path, kubeconfig({"c": (url, CA_EAST)}, [("fake", "c", "u")])))
+        cluster = reg.get("fake")
+
+        async def go() -> None:
+            await cluster.list_objects(Kind.JOBS, "a", limit=10)
+            await cluster.list_objects(Kind.JOBS, "a", limit=10)
+            await cluster.list_objects(Kind.EVENTS, "a")  # another kind: its own first read
+            await cluster.create(Kind.JOBS, "a", {"metadata": {"name": "j"}}, dry_run=False)
+            await cluster.list_objects(Kind.JOBS, "a", limit=10)
+            lagging[0] = True
+            assert len(await cluster.list_objects(Kind.JOBS, "a", limit=10)) == 1
+
+        anyio.run(go)
+        assert queries == [
+            "limit=10",
+            "limit=10&resourceVersion=101&resourceVersionMatch=NotOlderThan",
+            "",
+            "limit=10",  # after the write
+            "limit=10&resourceVersion=104&resourceVersionMatch=NotOlderThan",  # 504
+            "limit=10",
+        ]
+        reg.close()
+    finally:
+        server.shutdown()
+        server.server_close()
