@@ -56,12 +56,14 @@ SUBJECTS: dict[str, re.Pattern[str]] = {
         r"|\bwhy\b.*\b(hasn'?t|haven'?t|isn'?t|aren'?t)\b.*\b(start|run|schedul|admit)\w*"
         r"|\bnever (got|gets?) (a node|scheduled|started|admitted)\b"
         r"|\b(can'?t|cannot) find a node\b"
-        r"|\bprevents?\b.*\bfrom (running|starting|being)\b|\bblocked\b|\bheld up\b",
+        r"|\bprevents?\b.*\bfrom (running|starting|being)\b|\bblocked\b|\bheld up\b"
+        r"|\bholding\s+([\w-]+\s+){0,2}(up|back)\b",
         _I,
     ),
     "recommend_placement": re.compile(
         r"\bwhere\b.*\b(fit|run|go|place|land|put|schedule)s?\b|\bfits?\b|\bplacement\b|\bplace\b"
-        r"|\bbest (spot|node|place)\b|\b(which|what) node\b|\b(a|one|my) job with\b.*\bwhere\b"
+        r"|\bbest (spot|node|place)\b|\b(which|what) node\b(?! (is|are) [\w-]+ (on|running))"
+        r"|\b(a|one|my) job with\b.*\bwhere\b|\bif (i|we) (submit|ran|run|launch|start)\w*\b"
         r"|\bwhere\?|\bwhere\W*$|\bnode for (a|an|my|the|one)\b|\b(room|space) for (a|an|one|\d+)\b"
         r"|\b(run|fit|go)\s+anywhere\b|\bland on\b|\b(suggest|pick|choose|recommend)\b.*\bnode\b"
         r"|\b(can|could)\b.*\bbe (scheduled|placed)\b|\bspot for\b"
@@ -96,7 +98,8 @@ SUBJECTS: dict[str, re.Pattern[str]] = {
         r"|\bstatus of\b|\bdetails? of job\b|\bhow far\b|\bhow long\b|\bwhere it'?s at\b"
         r"|\bstill running\b|\bwhat happen(s|ed)\b|\bstatus\b|\bstate\b|\bsucceed\b"
         r"|\babout (the )?job\b|\bcompletions?\b|\bretries\b|\battempts\b"
-        r"|\bnews\b|\bupdate on\b|\bwhen did\b.*\b(start|finish|end|begin)\w*",
+        r"|\bnews\b|\bupdate on\b|\bwhen did\b.*\b(start|finish|end|begin)\w*"
+        r"|\b(wrong|the matter) with\b",
         _I,
     ),
     "wait_job": re.compile(
@@ -111,14 +114,16 @@ SUBJECTS: dict[str, re.Pattern[str]] = {
         _I,
     ),
     "gpu_workloads": re.compile(
-        r"\bpods\b|\bworkloads?\b|\bhold(s|ing)?\b(?! off)|\bwho(se|s|ose|'s)?\b.*\busing\b"
+        r"\bpods\b|\bworkloads?\b|\bhold(s|ing)?\b(?! off| up| back)"
+        r"|\bwho(se|s|ose|'s)?\b.*\busing\b"
         r"|\bsitting on\b|\b(who|what)('?s| is| are)?\s+(running|runs)\b"
         r"|\busing\b[\w\s]{0,15}\bgpus\b"
         r"|\brun\w* on (the |its |their )?(gpus|accelerators|cards)\b"
         r"|\bwho\b.*\bon (the |its |their )?(gpus|accelerators|cards)\b|\bhogging\b|\beating\b"
         r"|\ballocations? (by|per) (pod|job|namespace)\b"
         r"|\bwho('?s| has| is)? got\b"
-        r"|\busing (the )?gpus\b|\boccupy\w*|\bconsumers?\b|\battached\b|\bconsuming\b",
+        r"|\busing (the )?gpus\b|\boccupy\w*|\bconsumers?\b|\battached\b|\bconsuming\b"
+        r"|\b(which|what) node (is|are) [\w-]+ (on|running)\b",
         _I,
     ),
     "gpu_inventory": re.compile(
@@ -172,7 +177,8 @@ _WHY = re.compile(r"\bwhy\b|\breasons?\b|\bblock(ed|ing)?\b|\bholding (it|them) 
 _WHY_SLIP = re.compile(r"^\W*y\b|\bwhy+\b|\bwy\b", _I)  # "y won't x start", "whyy"
 # the plain words of the subjects above, for requests typed with a slip ("qouta", "logz")
 KEYWORDS = (
-    "logs", "events", "warnings", "idle", "unused", "utilization", "busy", "quota", "queue",
+    "logs", "events", "warnings", "idle", "unused", "utilization", "busy", "quota", "quotas",
+    "queue",
     "utilisation", "list", "pending", "waiting", "stuck", "queued", "placement", "usage", "cost",
     "permissions",
     "clusters", "contexts", "versions", "which", "progress", "status", "finished", "jobs",
