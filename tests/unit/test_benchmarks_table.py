@@ -120,3 +120,26 @@ def test_b2_bound_and_b6_split_render(report: ModuleType) -> None:
     assert "bare 400.0 ms, mcp-kube the same 410.0 ms plus 120.5 ms (mcp_kube 90.0, yaml 30.5)" in (
         verdict
     )
+
+
+def test_the_api_server_alone_bounds_the_list_rows(report: ModuleType) -> None:
+    """The list class's LIST made straight at the API server is rendered as what any server
+    making it can reach, against twice the peer; and the consistent read's wait beside the
+    same LIST from the API server's cache."""
+    alone = {"path": "/apis/batch/v1/namespaces/default/jobs"}
+    alone |= {"1": {"p50_ms": 90.0, "calls_per_s": 11.0, "calls": 200}}
+    alone |= {"10": {"p50_ms": 95.0, "calls_per_s": 150.0, "calls": 200}}
+    alone |= {"rv0_1": {"p50_ms": 2.5, "calls_per_s": 300.0, "calls": 200}}
+    peer = {"p50_ms": 2.0, "p99_ms": 3.0, "calls": 200}
+    b2 = {"format": 2, "api_alone": alone}
+    b2["kms"] = {"list": {"1": peer | {"calls_per_s": 10.0}, "10": peer | {"calls_per_s": 70.0}}}
+    rows = {r[0]: r for r in report._b2_api(b2)}
+    one = rows["B2 API list bound: the API server alone, 1 client(s)"]
+    assert "p50 90.0 ms, 11.0/s" in one[2]
+    assert "2x the peer (20/s) is beyond it" in one[3]
+    assert (
+        "2x the peer (140/s) is within it"
+        in rows["B2 API list bound: the API server alone, 10 client(s)"][3]
+    )
+    cache = rows["B2 API list bound: the same LIST from the API server's watch cache, 1 client"]
+    assert "waits 87.5 ms of its 90.0 ms p50" in cache[3]
