@@ -244,11 +244,8 @@ def test_an_allowlisted_context_keeps_its_name(tmp_path: Path) -> None:
 # ----------------------------------------------------------------------------- credentials
 
 
-class FakeApi(BaseHTTPRequestHandler):
-    """An API server with three identities: `admin` reads everything, `alice` may list nodes
-    but not pods in every namespace, `expired` is not authenticated."""
-
-    requests: list[tuple[str, str]]  # (token, path)
+class JsonApi(BaseHTTPRequestHandler):
+    """A quiet handler that answers JSON."""
 
     def log_message(self, *_: Any) -> None:
         pass
@@ -260,6 +257,13 @@ class FakeApi(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
+
+
+class FakeApi(JsonApi):
+    """An API server with three identities: `admin` reads everything, `alice` may list nodes
+    but not pods in every namespace, `expired` is not authenticated."""
+
+    requests: list[tuple[str, str]]  # (token, path)
 
     def do_GET(self) -> None:
         token = self.headers.get("Authorization", "").removeprefix("Bearer ")
@@ -494,15 +498,12 @@ def test_serve_says_what_it_read_and_answers_no_clusters(tmp_path: Path, caplog)
 # ----------------------------------------------------------------------------- paged lists
 
 
-class PagedPods(BaseHTTPRequestHandler):
+class PagedPods(JsonApi):
     """Three pages of pods; each request is recorded with its identity and whether the page
     before it had been taken by the caller when it came in."""
 
     seen: list[tuple[str, str, int]]  # (continue token, Impersonate-User, pages taken)
     taken: list[int]
-
-    def log_message(self, *_: Any) -> None:
-        pass
 
     def do_GET(self) -> None:
         token = self.path.partition("continue=")[2].partition("&")[0]
@@ -510,12 +511,7 @@ class PagedPods(BaseHTTPRequestHandler):
         page = int(token or "0")
         items = [{"metadata": {"name": f"p{page}-{i}", "namespace": "a"}} for i in range(2)]
         meta = {"resourceVersion": "7"} | ({"continue": str(page + 1)} if page < 2 else {})
-        data = json.dumps({"metadata": meta, "items": items}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+        self._send(200, {"metadata": meta, "items": items})
 
 
 def test_a_paged_list_asks_for_the_next_page_ahead_as_the_caller(tmp_path: Path) -> None:
@@ -561,36 +557,25 @@ def test_a_paged_list_asks_for_the_next_page_ahead_as_the_caller(tmp_path: Path)
 # ----------------------------------------------------------------------------- list versions
 
 
-class VersionedJobs(BaseHTTPRequestHandler):
+class VersionedJobs(JsonApi):
     """Jobs of namespace `a`: each list answers the next resourceVersion and records its query;
     a list that names a version is answered 504 (a lagging cache) while ``lagging`` is set."""
 
     queries: list[str]
     lagging: list[bool]
 
-    def log_message(self, *_: Any) -> None:
-        pass
-
-    def _answer(self, status: int, body: dict[str, Any]) -> None:
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
     def do_GET(self) -> None:
         query = self.path.partition("?")[2]
         self.queries.append(query)
         if "resourceVersion=" in query and self.lagging[0]:
-            self._answer(504, {"kind": "Status", "message": "Too large resource version"})
+            self._send(504, {"kind": "Status", "message": "Too large resource version"})
             return
         rv = str(100 + len(self.queries))
-        self._answer(200, {"metadata": {"resourceVersion": rv}, "items": [{"metadata": {}}]})
+        self._send(200, {"metadata": {"resourceVersion": rv}, "items": [{"metadata": {}}]})
 
     def do_POST(self) -> None:
         self.rfile.read(int(self.headers.get("Content-Length", "0")))
-        self._answer(201, {"metadata": {"name": "j", "resourceVersion": "500"}})
+        self._send(201, {"metadata": {"name": "j", "resourceVersion": "500"}})
 
 
 def test_lists_read_the_api_servers_cache_never_back_in_time_and_fresh_after_a_write(
