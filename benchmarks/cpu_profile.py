@@ -8,7 +8,7 @@ OUT, the server runs under cProfile, switched on (SIGUSR1) after the warm-up and
 inflated by the profiler; take them from a run without --profile).
 
 Usage: python benchmarks/cpu_profile.py --testbed DIR [--n 500] [--repeats 5]
-         [--tool gpu_inventory] [--bare] [--clients 1] [--profile OUT.prof]
+         [--tool gpu_inventory|list_jobs|echo] [--bare] [--clients 1] [--profile OUT.prof]
 (--testbed defaults to $MCP_KUBE_TEST_TESTBED_DIR.) $CPU_PROFILE_WRAPPER, when set, is a script
 run instead of the server, with its arguments (e.g. one that puts another checkout first on
 sys.path, to measure two versions the same way, or pins the server to a core).
@@ -38,6 +38,7 @@ from bench_common import QUIET, background, cpu_seconds, free_port, wait_port  #
 
 CALLS = {
     "gpu_inventory": {"include_nodes": False},
+    "list_jobs": {"namespace": "default"},  # one API list per call (B2's list class)
     "echo": {"text": "x"},
 }
 
