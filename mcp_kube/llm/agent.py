@@ -171,6 +171,18 @@ def _own_namespace(args: dict[str, Any], tool: P.ToolDef, ask: str, request: str
         del args["namespace"]
 
 
+def _own_node(args: dict[str, Any], ask: str, request: str) -> None:
+    """A later call's node is one the user typed, or one a result gave when the ask points back
+    at it ("that node", "there"); never a word of a result the ask does not point at ("what
+    GPUs does the fleet have" after a result that says "credentials")."""
+    node = args.get("node")
+    if not isinstance(node, str):
+        return
+    typed = re.compile(rf"(?<![\w-]){re.escape(node)}(?![\w-])", re.I)
+    if not (typed.search(request) or _POINTS_BACK.search(ask)):
+        del args["node"]
+
+
 def _served(outcome: ToolOutcome) -> bool:
     """Whether a result answers its part of the request: a success, or ``not_found`` (the
     object does not exist, and the error names what does); other errors call for another try."""
@@ -294,6 +306,8 @@ class Agent:
             args = settle(tool, args, context[0], where, first=first)
             if not first:
                 _own_namespace(args, tool, context[0], result.question)
+            if result.calls:  # after a result: its words are no node unless pointed at
+                _own_node(args, context[0], result.question)
         invented = [k for k, v in args.items() if self._invented(v, ground)]
         if invented:  # a name from the examples, not from the user or a result
             return G.question_for(name, invented)

@@ -260,6 +260,11 @@ _OBJECT_ROLES = frozenset({"name", "job", "pod", "node", "near_pvc", "container"
 
 
 _SENTENCE = re.compile(r"[?!;]+|\.(?=\s|$)")
+_NO_NAME = re.compile(
+    r"v[0-9]+(\.[0-9]+)+|[0-9]+(\.[0-9]+){2,}|[0-9]+(\.[0-9]+)?-(gpus?|cards?|nodes?|hours?|hrs?|h|days?|d|minutes?"
+    r"|mins?|m|weeks?|way|x|cores?|replicas?)",
+    re.IGNORECASE,
+)
 _NOUNS = frozenset({"job", "pod", "node", "pvc"})
 
 
@@ -352,11 +357,16 @@ class Grounding:
             for w in _WORD.findall(text):
                 if i == 0 and not any(c.isdigit() or c in "-." for c in w):
                     continue
-                if w.lower() in _NOT_NAME:  # a result's "nodes" is no node's name
+                # a result's "nodes" is no node's name, nor a version ("v1.36.3") or a count
+                # with its unit ("2-gpu job") any name
+                if w.lower() in _NOT_NAME or _NO_NAME.fullmatch(w):
+                    continue
+                if w[-1:] == "s" and w[-2:-1].isdigit() and is_product(w[:-1]):
+                    words.add(w[:-1])  # "l4s", "H100s": the product L4, H100
                     continue
                 words.add(w)
                 if w.endswith("s") and any(c.isdigit() for c in w):
-                    words.add(w[:-1])  # "H100s" names the product H100
+                    words.add(w[:-1])
                 if len(words) >= 2000:
                     break
         return cls(

@@ -325,6 +325,8 @@ def _known_namespace(
         args["namespace"] = slips[0]
     elif not _said(ns, ask):
         del args["namespace"]  # neither shown by the server nor typed: a name from a result
+    elif _POD_INDEX.search(ns) and not any(_after(w, ns, ask) for w in ("namespace", "ns", "in")):
+        del args["namespace"]  # "which node is train-0 on": a pod's name, no namespace
     return args
 
 

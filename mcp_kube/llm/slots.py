@@ -33,7 +33,8 @@ _WORDS = {
 }  # fmt: skip
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "f": 1209600}
 _NUM = r"[0-9]+(?:\.[0-9]+)?"
-_COUNT = rf"{_NUM}|half an?|{'|'.join(sorted(map(re.escape, _WORDS), key=len, reverse=True))}"
+_COUNT_WORDS = "|".join(sorted(map(re.escape, _WORDS), key=len, reverse=True))
+_COUNT = rf"{_NUM}|half(?:\s+an?)?|{_COUNT_WORDS}"
 # "10 minutes", "two hours", "an hour", "half an hour", "3h", "15m", "2d", "1.5 hours"
 _SPAN = re.compile(
     rf"(?<![\w.-])({_COUNT})\s*-?\s*(seconds?|secs?|minutes?|mins?|hours?|hrs?|days?|weeks?"

@@ -135,7 +135,8 @@ def test_choice_grammar_offers_answer_only_after_a_call() -> None:
 
 def test_grounding_keeps_names_from_the_request_and_clusters_only_when_named() -> None:
     g = G.Grounding.of("How many H100s are free in team-a?", known={"cluster": CLUSTERS})
-    assert {"H100s", "H100", "team-a"} <= g.words
+    assert {"H100", "team-a"} <= g.words
+    assert "H100s" not in g.words  # a product's plural is the product: never "H100s", "l4s"
     assert "How" not in g.words
     assert "free" not in g.words
     grammar = G.args_grammar(schema_of("gpu_inventory"), g)
@@ -145,6 +146,15 @@ def test_grounding_keeps_names_from_the_request_and_clusters_only_when_named() -
     grammar = G.args_grammar(schema_of("gpu_inventory"), named)
     assert '"\\"gpu-west\\""' in grammar
     assert '"\\"gpu-east\\""' not in grammar
+
+
+def test_counts_with_units_and_versions_are_no_names() -> None:
+    """ "a 2-gpu job" names no node, and a result's "v1.36.3" is a version, not a node."""
+    g = G.Grounding.of("free l4s + a spot for a 2-gpu job", ["gpu-east: v1.36.3, 12 nodes"])
+    assert "l4" in g.words
+    assert not {"l4s", "2-gpu", "v1.36.3"} & g.words
+    assert "gpu-east" in g.words
+    assert "llama-7b-ft" in G.Grounding.of("logs of llama-7b-ft, the 4-node run").words
 
 
 def test_a_cluster_name_is_not_offered_as_a_namespace() -> None:
@@ -345,6 +355,20 @@ def test_a_request_that_asks_two_things_makes_a_call_for_each() -> None:
     assert backend.grammars[2] == 'root ::= ("gpu_inventory\\"")\n'  # routed: "free"
     assert result.answer == "x-1 waits for quota; 8 GPUs are free on h100-2."
     assert result.answer_source == "model"
+
+
+def test_a_later_call_takes_no_node_from_a_result_it_does_not_point_at() -> None:
+    """ "which clusters do I have and what GPUs does the fleet have": the second call's node
+    may not be a word of the first result ("credentials"); one the ask points at stays."""
+    listed = ToolOutcome("gpu-east: v1.36.3, 12 nodes; credentials: admin@gpu-east")
+    for ask, node, kept in (
+        ("which clusters do I have and what GPUs does the fleet have", "credentials", False),
+        ("which clusters do I have and what GPUs are free on h100-2", "h100-2", True),
+    ):
+        backend = two_calls("list_clusters", "{}", "gpu_inventory", f'{{"node": "{node}"}}', ".")
+        runner = Runner([listed, ToolOutcome("Free now: 8 of 56 GPUs")])
+        run(Agent(backend, tool_defs(), clusters=CLUSTERS, answer="facts"), ask, runner)
+        assert runner.calls[1] == ("gpu_inventory", {"node": node} if kept else {})
 
 
 def test_an_answer_that_strays_from_the_results_becomes_the_facts() -> None:

@@ -180,3 +180,15 @@ def test_jobs_one_could_resume_are_the_suspended_ones() -> None:
 
     got = settle_choices("list_jobs", {"namespace": "team-c"}, "jobs in team-c I could resume")
     assert got == {"namespace": "team-c", "status": "suspended"}
+
+
+def test_a_pods_name_the_server_never_showed_as_a_namespace_is_none() -> None:
+    """ "which node is train-0 on": the model's namespace is a pod's name (none the server
+    showed, named like a Job's pod, not placed as a namespace); one typed "in" stays."""
+    where = ([], CLUSTERS, ["team-c", "ml-ops"])
+    read = ToolDef("gpu_workloads", "", {"properties": {"namespace": {}, "cluster": {}}})
+    assert (
+        settle(read, {"namespace": "train-0"}, "which node is train-0 on", where, first=True) == {}
+    )
+    kept = settle(read, {"namespace": "ns-0"}, "who uses gpus in ns-0", where, first=True)
+    assert kept == {"namespace": "ns-0"}
