@@ -260,9 +260,11 @@ _OBJECT_ROLES = frozenset({"name", "job", "pod", "node", "near_pvc", "container"
 
 
 _SENTENCE = re.compile(r"[?!;]+|\.(?=\s|$)")
+# a version ("v1.36.3", "1.36.3"), or a count with its unit ("2-gpu", "4-node", "8-way")
 _NO_NAME = re.compile(
-    r"v[0-9]+(\.[0-9]+)+|[0-9]+(\.[0-9]+){2,}|[0-9]+(\.[0-9]+)?-(gpus?|cards?|nodes?|hours?|hrs?|h|days?|d|minutes?"
-    r"|mins?|m|weeks?|way|x|cores?|replicas?)",
+    r"v[0-9]+(\.[0-9]+)+|[0-9]+(\.[0-9]+){2,}"
+    r"|[0-9]+(\.[0-9]+)?-(gpus?|cards?|nodes?|hours?|hrs?|h|days?|d|minutes?|mins?|m|weeks?"
+    r"|way|x|cores?|replicas?)",
     re.IGNORECASE,
 )
 _NOUNS = frozenset({"job", "pod", "node", "pvc"})

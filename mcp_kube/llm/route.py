@@ -178,9 +178,8 @@ _WHY_SLIP = re.compile(r"^\W*y\b|\bwhy+\b|\bwy\b", _I)  # "y won't x start", "wh
 # the plain words of the subjects above, for requests typed with a slip ("qouta", "logz")
 KEYWORDS = (
     "logs", "events", "warnings", "idle", "unused", "utilization", "busy", "quota", "quotas",
-    "queue",
-    "utilisation", "list", "pending", "waiting", "stuck", "queued", "placement", "usage", "cost",
-    "permissions",
+    "queue", "utilisation", "list", "pending", "waiting", "stuck", "queued", "placement", "usage",
+    "cost", "permissions",
     "clusters", "contexts", "versions", "which", "progress", "status", "finished", "jobs",
     "running", "failed", "suspended", "pods", "workloads", "inventory", "available", "capacity",
     "free",
