@@ -250,27 +250,20 @@ class KubeCluster:
             query.append(("fieldSelector", field_selector))
         if limit:
             query.append(("limit", str(limit)))
-        seen, writes = self._seen.get(kind), self._writes
-        if seen:
-            query += [("resourceVersion", seen), ("resourceVersionMatch", "NotOlderThan")]
+        path, seen, writes = self._path(kind, namespace), self._seen.get(kind), self._writes
         try:
-            data = await self._run(self._get_json, self._path(kind, namespace), query)
+            if seen:
+                fresh = [("resourceVersion", seen), ("resourceVersionMatch", "NotOlderThan")]
+                try:
+                    data = await self._run(self._get_json, path, query + fresh)
+                except UpstreamError:  # e.g. 504: an API server whose cache lags: consistent
+                    data = await self._run(self._get_json, path, query)
+            else:
+                data = await self._run(self._get_json, path, query)
         except NotFound:
             if kind.optional:
                 return []  # the CRD is not installed here
             raise
-        except UpstreamError:
-            if not seen:
-                raise
-            # e.g. 504: an API server (of several) whose cache lags: ask for a consistent read
-            self._seen.pop(kind, None)
-            return await self.list_objects(
-                kind,
-                namespace,
-                label_selector=label_selector,
-                field_selector=field_selector,
-                limit=limit,
-            )
         version = (data.get("metadata") or {}).get("resourceVersion")
         if version and writes == self._writes:
             self._seen[kind] = str(version)

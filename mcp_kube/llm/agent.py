@@ -164,10 +164,9 @@ def _own_namespace(args: dict[str, Any], tool: P.ToolDef, ask: str, request: str
     ns = args.get("namespace")
     if not isinstance(ns, str) or "namespace" in tool.input_schema.get("required", ()):
         return
-    typed = re.compile(rf"(?<![\w-]){re.escape(ns)}(?![\w-])", re.I)
-    if typed.search(ask):
+    if _typed(ns, ask):
         return
-    if _EVERY_SPACE.search(ask) or not (_POINTS_BACK.search(ask) or typed.search(request)):
+    if _EVERY_SPACE.search(ask) or not (_POINTS_BACK.search(ask) or _typed(ns, request)):
         del args["namespace"]
 
 
@@ -178,9 +177,13 @@ def _own_node(args: dict[str, Any], ask: str, request: str) -> None:
     node = args.get("node")
     if not isinstance(node, str):
         return
-    typed = re.compile(rf"(?<![\w-]){re.escape(node)}(?![\w-])", re.I)
-    if not (typed.search(request) or _POINTS_BACK.search(ask)):
+    if not (_typed(node, request) or _POINTS_BACK.search(ask)):
         del args["node"]
+
+
+def _typed(name: str, text: str) -> bool:
+    """Whether ``text`` holds ``name`` as a whole name (not inside ``name-2``)."""
+    return bool(re.search(rf"(?<![\w-]){re.escape(name)}(?![\w-])", text, re.I))
 
 
 def _served(outcome: ToolOutcome) -> bool:

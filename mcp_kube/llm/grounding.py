@@ -363,12 +363,11 @@ class Grounding:
                 # with its unit ("2-gpu job") any name
                 if w.lower() in _NOT_NAME or _NO_NAME.fullmatch(w):
                     continue
-                if w[-1:] == "s" and w[-2:-1].isdigit() and is_product(w[:-1]):
-                    words.add(w[:-1])  # "l4s", "H100s": the product L4, H100
-                    continue
-                words.add(w)
                 if w.endswith("s") and any(c.isdigit() for c in w):
-                    words.add(w[:-1])
+                    words.add(w[:-1])  # "H100s", "l4s" name the product H100, L4
+                    if w[-2:-1].isdigit() and is_product(w[:-1]):
+                        continue  # and the plural itself is no value
+                words.add(w)
                 if len(words) >= 2000:
                     break
         return cls(
