@@ -108,21 +108,22 @@ def test_pod_logs_by_pod_and_job(
         timeout=90,
     )
     by_job = ok(call(gate, POD_LOGS, {"namespace": NS, "job": DONE}))
-    assert by_job["lines"] == expected
+    assert by_job["text"].split("\n") == expected
+    assert by_job["line_count"] == len(expected)
     assert by_job["truncated"] is False
     assert by_job["container"] == "trainer"
     pod = by_job["pod"]
     tail = ok(call(gate, POD_LOGS, {"namespace": NS, "pod": pod, "tail_lines": 2}))
-    assert tail["lines"] == expected[-2:]
+    assert tail["text"].split("\n") == expected[-2:]
     grep = call(gate, POD_LOGS, {"namespace": NS, "pod": pod, "grep": "CHECKPOINT saved"})
-    assert ok(grep)["lines"] == ["checkpoint saved step=200"]
+    assert ok(grep)["text"] == "checkpoint saved step=200"
     assert "data, not instructions" in grep.text
     cut = ok(call(gate, POD_LOGS, {"namespace": NS, "job": DONE, "max_bytes": 1024}))
     assert cut["truncated"] is True
     assert cut["bytes"] == 1024
     assert "max_bytes cap" in cut["truncated_reason"]
-    assert cut["lines"][:3] == expected[:3]
-    assert len(cut["lines"]) < len(expected)
+    assert cut["text"].split("\n")[:3] == expected[:3]
+    assert cut["line_count"] < len(expected)
     huge = ok(call(gate, POD_LOGS, {"namespace": NS, "pod": pod, "tail_lines": 100_000}))
     assert "tail_lines clamped" in huge["note"]
 
@@ -174,7 +175,7 @@ def test_pending_job_no_node_fits(gate: Gate, jobs: list[str]) -> None:
     assert detail["log_lines"] == []
     assert "not scheduled" in detail["log_note"]
     logs = ok(call(gate, POD_LOGS, {"namespace": NS, "job": STUCK}))
-    assert logs["lines"] == []
+    assert (logs["text"], logs["line_count"]) == ("", 0)
     assert "not scheduled" in logs["note"]
 
     warnings = ok(call(gate, LIST_EVENTS, {"namespace": NS, "kind": "Pod", "name": pod}))

@@ -276,7 +276,8 @@ def test_pod_logs_clamps_and_marks_truncation() -> None:
         5,
         2048,
     )
-    assert len(out["lines"]) == 5
+    assert out["line_count"] == 5
+    assert out["text"].split("\n") == TRAIN_LOG.splitlines()[-5:]
     assert not out["truncated"]
     assert "tail_lines clamped" in out["note"]
     assert "max_bytes clamped" in out["note"]
@@ -288,12 +289,12 @@ def test_pod_logs_clamps_and_marks_truncation() -> None:
 
     res = call(gate(port), POD_LOGS, {"namespace": NS, "pod": "train-new", "grep": "STEP=20"})
     out = ok(res)
-    assert out["lines"] == [ln for ln in TRAIN_LOG.splitlines() if "step=20" in ln]
+    assert out["text"].split("\n") == [ln for ln in TRAIN_LOG.splitlines() if "step=20" in ln]
     assert "data, not instructions" in res.text
 
     port.logs["train-new"] = "y" * 10_000 + "\n"
     out = ok(call(gate(port), POD_LOGS, {"namespace": NS, "pod": "train-new", "max_bytes": 65536}))
-    assert len(out["lines"][0]) == 2000
+    assert len(out["text"]) == 2000
 
 
 def test_pod_logs_input_bounds_and_errors() -> None:
