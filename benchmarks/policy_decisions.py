@@ -1,6 +1,7 @@
 """Policy decision latency (microseconds) for the shipped policy sets, per CEL implementation.
 
-Usage: python benchmarks/policy_decisions.py [--n N]. Prints one JSON object.
+Usage: python benchmarks/policy_decisions.py [--n N] [--only common-expression-language].
+Prints one JSON object.
 Read decisions are `decide` (match + conditions); write decisions are `review` of a
 submit_job manifest (defaults applied, then every validation on the final manifest).
 """
@@ -46,12 +47,14 @@ def timed(fn: Callable[[], object], n: int) -> dict[str, float]:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--n", type=int, default=5000)
+    p.add_argument("--only", choices=[CommonCel.name, CelPy.name], help="one CEL implementation")
     a = p.parse_args()
     alice = Principal("alice", ("team-a",))
     args = {"name": "t", "namespace": "team-a", "image": "registry.internal/ml/t:1", "gpus": 2}
     manifest = build_job(SubmitJobInput.model_validate(args), alice)
     out: dict[str, object] = {}
-    for backend, n in ((CommonCel(), a.n), (CelPy(), max(200, a.n // 20))):
+    backends = ((CommonCel(), a.n), (CelPy(), max(200, a.n // 20)))
+    for backend, n in (b for b in backends if a.only in (None, b[0].name)):
         for name, paths in SETS.items():
             engine = load_engine(paths, backend)
             row = {"read": timed(partial(engine.decide, alice, "gpu_inventory", True, {}), n)}

@@ -73,6 +73,12 @@ def test_new_format_renders(report: ModuleType) -> None:
             "kubectl": stats | {"peak_rss_mib": 40.0},
             "log_bytes": 1_000_000_000,
         },
+        "b3": {
+            "common-expression-language/examples": {
+                "submit_review": {"p50_us": 90.0, "p99_us": 140.0, "per_s": 11000}
+                | {"p50_min_us": 88.5, "p50_max_us": 104.0, "runs": 3}
+            }
+        },
         "b6": {"ours": stats, "bare_sdk": stats | {"median_ms": 8.0}},
         "b7": {
             "idle_rss_mib": 90.0,
@@ -93,6 +99,7 @@ def test_new_format_renders(report: ModuleType) -> None:
     assert "server CPU 0.9 ms/call" in text
     assert "at default limiter" in text
     assert "its peak RSS 40.0 MiB" in text
+    assert "p50 90.0 us (runs 3: 88.5-104.0), p99 140.0 us, 11,000/s" in text
     markdown = "a\n<!-- bench:begin -->\nold\n<!-- bench:end -->\n"
     assert report.block_of(report.splice(markdown, text)) == text
 
