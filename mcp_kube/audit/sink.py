@@ -24,11 +24,14 @@ Why it is built this way:
 * **Group commit.** ``append(flush=False)``, then ``sync(seq)``: waiters share one fdatasync.
 * **structlog, locally.** Records are built by a processor chain on a logger wrapped here
   (never the global structlog configuration): timestamp, redaction, chaining, rendering.
+  structlog is imported with the first record, not at start: with rich installed its import
+  is ~25 ms of a server's start (structlog.dev imports rich's tracebacks and pretty-printer).
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import threading
@@ -36,7 +39,6 @@ from collections.abc import Mapping, MutableMapping
 from pathlib import Path
 from typing import Any
 
-import structlog
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from mcp_kube.audit.chain import (
@@ -121,19 +123,6 @@ class AuditLog:
         self._closed = False
         self._prefix = b""  # written in front of the next line (ends a torn line)
         self._last_line = b""
-        self._bound = structlog.wrap_logger(
-            structlog.ReturnLogger(),  # _render writes the line; the logger hands back the record
-            processors=[
-                self._unpack,
-                structlog.processors.TimeStamper(fmt="iso", utc=True, key="time"),
-                self._redact,
-                self._chain,
-                self._render,
-            ],
-            wrapper_class=structlog.BoundLogger,
-            context_class=dict,
-            cache_logger_on_first_use=False,
-        )
         with self._lock:
             try:
                 self._ensure_open()
@@ -222,6 +211,24 @@ class AuditLog:
     def __exit__(self, *_exc: object) -> None:
         self.close()
 
+    @functools.cached_property
+    def _logger(self) -> Any:
+        import structlog
+
+        return structlog.wrap_logger(
+            structlog.ReturnLogger(),  # _render writes the line; the logger hands back the record
+            processors=[
+                self._unpack,
+                structlog.processors.TimeStamper(fmt="iso", utc=True, key="time"),
+                self._redact,
+                self._chain,
+                self._render,
+            ],
+            wrapper_class=structlog.BoundLogger,
+            context_class=dict,
+            cache_logger_on_first_use=False,
+        )
+
     # --- the structlog processors ------------------------------------------------------
 
     def _unpack(self, _logger: Any, _method: str, ed: MutableMapping[str, Any]) -> Any:
@@ -259,7 +266,7 @@ class AuditLog:
         if self._fd is None:
             raise AuditUnavailable(self.last_error or "the audit log is not open")
         try:
-            record: dict[str, Any] = self._bound.msg(**{_EVENT: event, _INTERNAL: internal})
+            record: dict[str, Any] = self._logger.msg(**{_EVENT: event, _INTERNAL: internal})
         except AuditUnavailable:
             raise
         except Exception as exc:  # a record that cannot be encoded is a record not written
