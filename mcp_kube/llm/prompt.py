@@ -199,9 +199,9 @@ CHANGES = {
     "|nuke",
     "suspend_job": "suspend|pause|on hold|hold job|freeze|halt|shelve|to sleep",
     "resume_job": "resume|unpause|continue|restart|unsuspend|un-suspend|un-pause|unfreeze|carry on"
-    "|(run|start|going) again|wake|bring back|bring (\\S+ ){1,4}back|unshelve",
+    "|(run|start|going) again|wake|bring back|bring (\\S+ ){1,4}back|unshelve|thaw",
     "submit_job": "submit|submitt|run(?! again| as\\b)|launch|start(?! again)|create|schedule"
-    "|deploy|spin up|kick off|fire off"
+    "|deploy|spin up|kick off|fire off|set up(?= (a|an|this|my|new|job)\\b)"
     "|queue(?= (up|it|job|a|an|the|this|my)\\b)|enqueue",
 }
 # "un-suspend" resumes: a verb right after "un" / "un-" is not its own change, nor is one inside
@@ -305,7 +305,7 @@ _PART = re.compile(
     r"\?\s+(?=\S)|;\s*|\.\s+(?=[A-Za-z])"
     r"|,?\s+(?:and\s+)?(?:then|also|after that|afterwards|plus|as well as|along with"
     r"|together with),?\s+"
-    r"|\s+\+\s+|,?\s+and\s+|,\s+",
+    r"|\s+[+&]\s+|,?\s+and\s+|,\s+",
     re.IGNORECASE,
 )
 MAX_ASKS = 3  # asks served with a call each; the rest joins the last

@@ -90,7 +90,8 @@ SUBJECTS: dict[str, re.Pattern[str]] = {
         r"|\bcontexts\b|\bcontext\b(?!\s+[\w.]+-)|\bctx\b"  # "in context c-1": a place
         r"|\b(list|show|which|what)\b.*\bclusters\b"
         r"|\bversions?\b|\breleases?\b|\bclusters\b.*\b(talk|connect\w*|access)\b"
-        r"|\b(un)?reachable\b|\bclusters? names?\b",
+        r"|\b(un)?reachable\b|\bclusters? names?\b"
+        r"|^\W*(the |all (the )?|my |our )?clusters\W*$",  # "..., then the clusters"
         _I,
     ),
     "get_job": re.compile(
@@ -99,7 +100,11 @@ SUBJECTS: dict[str, re.Pattern[str]] = {
         r"|\bstill running\b|\bwhat happen(s|ed)\b|\bstatus\b|\bstate\b|\bsucceed\b"
         r"|\babout (the )?job\b|\bcompletions?\b|\bretries\b|\battempts\b"
         r"|\bnews\b|\bupdate on\b|\bwhen did\b.*\b(start|finish|end|begin)\w*"
-        r"|\b(wrong|the matter) with\b",
+        r"|\b(wrong|the matter) with\b"
+        r"|\bhow('?s| is)\s+(job\s+)?[a-z][a-z0-9]*-[\w-]+\b.*\b(doing|going|getting on"
+        r"|coming along)\b"  # "how's x-1 doing"
+        r"|\b(would|if|will|does)\s+(cancel+|kill|delet|remov|stopp|suspend|paus|terminat|abort"
+        r"|scrapp)ing\s+(job\s+)?[a-z][a-z0-9]*-[\w-]+",  # "would cancelling x-1 free GPUs": x-1's
         _I,
     ),
     "wait_job": re.compile(

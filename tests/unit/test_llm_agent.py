@@ -422,6 +422,9 @@ def test_a_later_part_without_a_subject_of_its_own_is_the_same_ask() -> None:
         ("failed and suspended jobs in team-a", 1),
         ("where could 2 GPUs run for team-b, and then submit job z-1 there", 2),
         ("logs of x-0? events of x-0? quota of team-a? idle gpus?", 3),  # bounded
+        ("idle gpus in team-c & pods that hold them", 2),  # "&" joins like "and"
+        ("how is x-7 in team-c getting on, and its log tail please", 2),  # a job's state first
+        ("who am I, then the clusters", 2),  # a bare "the clusters": the list of them
     ],
 )
 def test_a_request_is_split_into_its_asks(request_: str, asks: int) -> None:

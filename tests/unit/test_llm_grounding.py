@@ -184,6 +184,9 @@ def test_a_write_missing_a_required_argument_asks() -> None:
         ("Can you cancel a-1 in team-a?", ["cancel_job"]),  # put to the agent: an order
         ("put a-1 in team-a to sleep for a while", ["suspend_job"]),
         ("wake a-1 in team-a back up", ["resume_job"]),
+        ("thaw a-1 in team-a", ["resume_job"]),  # freeze's undoing
+        ("set up a job a-2 in team-a from r/a:2", ["submit_job"]),
+        ("how is team-a set up?", []),  # a question about it
         ("deploy job a-2 to team-a with image r/a:2", ["submit_job"]),
         ("remaining quota in the research queue", []),  # a queue named, none asked for
         ("queue up a-2 in team-a with image r/a:2", ["submit_job"]),

@@ -158,6 +158,12 @@ def test_a_status_word_about_one_job_asks_for_that_job() -> None:
     assert route("which jobs in team-c succeeded?", TOOLS) == ["list_jobs"]
 
 
+def test_a_question_about_changing_one_job_asks_for_that_job() -> None:
+    assert route("how many GPUs would deleting z-4 in team-c hand back", TOOLS) == ["get_job"]
+    assert route("how's z-4 in team-c going", TOOLS) == ["get_job"]
+    assert route("how many GPUs are free", TOOLS) == ["gpu_inventory"]
+
+
 def test_which_things_can_i_reach_is_no_question_about_rights() -> None:
     assert "whoami" not in route("which clusters can I reach?", TOOLS)
     assert route("which jobs may I cancel in team-c?", TOOLS) == ["whoami"]
