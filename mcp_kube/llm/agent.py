@@ -425,8 +425,12 @@ class Agent:
             # a new ask (none yet, or the last result served the one before) must get a call
             fresh = not result.outcomes or _served(result.outcomes[-1])
             call = await self._next_call(result, prompt, fresh, context)
-            if isinstance(call, str):
-                result.answer = call
+            if isinstance(call, str):  # what the results said so far, then the question
+                said = [
+                    A.Result(c.name, o.text, o.is_error)
+                    for c, o in zip(result.calls, result.outcomes, strict=False)
+                ]
+                result.answer = f"{A.facts(said)}\n\n{call}" if said else call
                 return "ask"
             if call is None:
                 return "unparsed" if result.unparsed else "answer"

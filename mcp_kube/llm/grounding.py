@@ -274,6 +274,18 @@ def _name_like(word: str) -> bool:
     return any(c.isdigit() or c == "-" for c in word)
 
 
+_PARTICLES = frozenset({"off", "up", "out", "down", "away", "back"})
+
+
+def _unparticled(toks: list[str]) -> list[str]:
+    """The words without a verb's particle ("kill off x", "scale down x"): the name follows."""
+    return [
+        t
+        for i, t in enumerate(toks)
+        if not (i and t.lower() in _PARTICLES and toks[i - 1].lower() in _BEFORE_NAME)
+    ]
+
+
 def _named(request: str) -> tuple[set[str], set[str]]:
     """Words the request puts where a name goes: objects after ``job``, ``pod``, ``pvc`` or a
     verb of change ("pause warmup", "pvc checkpoints"); namespaces after ``namespace`` (or after
@@ -284,7 +296,7 @@ def _named(request: str) -> tuple[set[str], set[str]]:
     pairs = [  # within a sentence: "how do I cancel a job? tell me ...": no job "tell"
         pair
         for sentence in _SENTENCE.split(request)
-        for toks in [_WORD.findall(sentence)]
+        for toks in [_unparticled(_WORD.findall(sentence))]
         for pair in zip(["", *toks], toks, toks[1:], strict=False)
     ]
     for before, prev, word in pairs:
@@ -295,8 +307,8 @@ def _named(request: str) -> tuple[set[str], set[str]]:
             continue  # "the t5-3b job over in team-a": the job's name came before "job"
         if low in _SPACE_BEFORE and named:
             spaces.add(word)
-        elif low in _BEFORE_NAME and named:
-            objects.add(word)
+        elif low in _BEFORE_NAME and named and word.lower() not in _VAGUE:
+            objects.add(word)  # "continue running": no job "running"
         elif low in _SPACE_HINT and "-" in word and not any(c.isupper() for c in word):
             (spaces if low == "in" else weak).add(word)
     if not any(s not in objects for s in spaces):  # "wait for x-1 in team-a": x-1 is no namespace

@@ -122,7 +122,9 @@ CHOICES: dict[str, dict[str, dict[Any, re.Pattern[str]]]] = {
             "succeeded": re.compile(r"\b(succeeded|successful|completed?|finished|done)\b", _I),
             "failed": re.compile(r"\b(fail(ed|ing|ures?)?|crashed|errored)\b", _I),
             "suspended": re.compile(
-                r"\b(suspended|paused|on hold|held|resumable)\b|\b(could|can|to) (be )?resume\b", _I
+                r"\b(suspended|paused|on hold|held|resumable|frozen|shelved)\b"
+                r"|\b(could|can|to) (be )?resume\b",
+                _I,
             ),
         }
     },

@@ -652,3 +652,5 @@ def test_where_else_it_could_run_takes_the_count_its_result_gave() -> None:
     agent = Agent(backend, tool_defs(), clusters=CLUSTERS, answer="facts")
     result = run(agent, "why is x-1 pending in team-c and where else could it run?", runner)
     assert result.stopped == "ask"
+    # what the first call found (no such job) comes before the question, never lost
+    assert result.answer.index("no job x-1") < result.answer.index("GPU count")

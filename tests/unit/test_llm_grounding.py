@@ -130,6 +130,12 @@ def test_names_come_from_the_request_or_results_never_from_examples() -> None:
     assert "bert-ft-0" in from_result.words
 
 
+def test_a_verbs_particle_or_a_plain_state_word_is_no_name() -> None:
+    assert G.Grounding.of("kill off z-5 in team-a").objects == {"z-5"}  # not "off"
+    assert G.Grounding.of("stop it, team-a's z-5 can continue running").objects == set()
+    assert G.Grounding.of("pause warmup in team-a").objects == {"warmup"}  # a plain name stays
+
+
 def test_a_write_missing_a_required_argument_asks() -> None:
     submit = schema_of("submit_job")
     full = "submit phi-3-mini to team-a with image registry.internal/ml/phi:3 and one GPU"

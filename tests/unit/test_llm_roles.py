@@ -180,6 +180,8 @@ def test_jobs_one_could_resume_are_the_suspended_ones() -> None:
 
     got = settle_choices("list_jobs", {"namespace": "team-c"}, "jobs in team-c I could resume")
     assert got == {"namespace": "team-c", "status": "suspended"}
+    frozen = settle_choices("list_jobs", {"namespace": "team-c"}, "team-c's frozen jobs")
+    assert frozen == {"namespace": "team-c", "status": "suspended"}
 
 
 def test_a_pods_name_the_server_never_showed_as_a_namespace_is_none() -> None:
