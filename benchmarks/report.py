@@ -243,12 +243,19 @@ def _b4(b: R) -> list[Row]:
     return [(label, ours, theirs, "wall " + goal(ratio(o["median_ms"], k["median_ms"]), 1.0))]
 
 
+def _runs(values: list[float] | None) -> str:
+    """`` (runs 6: 5.91-13.58)``: the lowest and highest of the runs a median was taken of."""
+    return f" (runs {len(values)}: {min(values)}-{max(values)})" if values else ""
+
+
 def _b5(b: R) -> list[Row]:
+    agent, raw = _runs(b.get("agent_runs")), _runs(b.get("raw_runs"))
     return [
         (
             "B5 agent decode speed",
-            f"{b['agent_decode_tok_s']} tok/s; first tool call {b['first_tool_call_s_median']} s",
-            f"raw llama-cpp-python {b['raw_llama_cpp_decode_tok_s']} tok/s",
+            f"{b['agent_decode_tok_s']} tok/s{agent}; first tool call "
+            f"{b['first_tool_call_s_median']} s",
+            f"raw llama-cpp-python {b['raw_llama_cpp_decode_tok_s']} tok/s{raw}",
             goal(b["ratio"] or 0.0, 0.95, at_most=False),
         )
     ]

@@ -150,3 +150,18 @@ def test_the_api_server_alone_bounds_the_list_rows(report: ModuleType) -> None:
     )
     cache = rows["B2 API list bound: the same LIST from the API server's watch cache, 1 client"]
     assert "waits 87.5 ms of its 90.0 ms p50" in cache[3]
+
+
+def test_b5_shows_the_spread_of_its_runs(report: ModuleType) -> None:
+    b5 = {
+        "agent_decode_tok_s": 10.3,
+        "raw_llama_cpp_decode_tok_s": 11.7,
+        "ratio": 0.88,
+        "first_tool_call_s_median": 1.7,
+        "agent_runs": [13.6, 9.4, 5.9],
+        "raw_runs": [15.2, 12.4, 9.1],
+    }
+    (row,) = report._b5(b5)
+    assert "10.3 tok/s (runs 3: 5.9-13.6)" in row[1]
+    assert "11.7 tok/s (runs 3: 9.1-15.2)" in row[2]
+    assert "missed" in row[3]
