@@ -39,7 +39,8 @@ SUBJECTS: dict[str, re.Pattern[str]] = {
         r"\butili[sz]ation\b|\butli[sz]ation\b|\butil\b|\bbusy\b|\bloaded\b|\bhow hard\b"
         r"|\bpower\b|\bgpu mem(ory)?\b|\bmemory used\b|\bdcgm\b|\bcomputing\b|\bpercentage\b"
         r"|\bsaturat\w*|\bhot\b|\btemperature\b|\bmemory usage\b"
-        r"|\bworking hard\b|\bcompute\b.*\bused\b|\bsm\b|\bdoing (any |real )?work\b",
+        r"|\bworking hard\b|\bcompute\b.*\bused\b|\bsm\b|\bdoing (any |real )?work\b"
+        r"|\b(gpu|compute) load\b|\bload (on|of)\b",
         _I,
     ),
     "gpu_quota": re.compile(
@@ -104,7 +105,9 @@ SUBJECTS: dict[str, re.Pattern[str]] = {
         r"|\bhow('?s| is)\s+(job\s+)?[a-z][a-z0-9]*-[\w-]+\b.*\b(doing|going|getting on"
         r"|coming along)\b"  # "how's x-1 doing"
         r"|\b(would|if|will|does)\s+(cancel+|kill|delet|remov|stopp|suspend|paus|terminat|abort"
-        r"|scrapp)ing\s+(job\s+)?[a-z][a-z0-9]*-[\w-]+",  # "would cancelling x-1 free GPUs": x-1's
+        r"|scrapp)ing\s+(job\s+)?[a-z][a-z0-9]*-[\w-]+"  # "would cancelling x-1 free GPUs": x-1's
+        r"|^\W*(has|did|is|was)\s+(job\s+)?[a-z][a-z0-9]*-[\w-]+\s+(\S+\s+){0,3}(crash(ed)?"
+        r"|fail(ed)?|died?|dead|broken|blown up)\b",  # "has x-1 crashed?": its state
         _I,
     ),
     "wait_job": re.compile(
@@ -179,6 +182,7 @@ _CHANGE = re.compile(
 )
 # a why-question about a waiting job is explain_pending's, whatever else it names ("kueue")
 _WHY = re.compile(r"\bwhy\b|\breasons?\b|\bblock(ed|ing)?\b|\bholding (it|them) (up|back)\b", _I)
+_YES_NO_JOB = re.compile(r"^\W*(has|did|is|was)\s+(job\s+)?[a-z][a-z0-9]*-[\w-]+\b", _I)
 _WHY_SLIP = re.compile(r"^\W*y\b|\bwhy+\b|\bwy\b", _I)  # "y won't x start", "whyy"
 # the plain words of the subjects above, for requests typed with a slip ("qouta", "logz")
 KEYWORDS = (
@@ -244,6 +248,8 @@ def route(request: str, tools: Sequence[str], known: Collection[str] = ()) -> li
     named = [t for t in tools if (rx := SUBJECTS.get(t)) is not None and rx.search(request)]
     if "explain_pending" in named and _WHY.search(request):
         return ["explain_pending"]
+    if "get_job" in named and _YES_NO_JOB.match(request):
+        return ["get_job"]  # "did x-1 crash?": a yes or no about its state, not its log
     moot = {m for t in named for m in OUTRANKS.get(t, ())}
     named = [t for t in named if t not in moot]
     job = "get_job" in tools and _job_named(request, known)

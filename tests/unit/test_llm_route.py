@@ -164,6 +164,17 @@ def test_a_question_about_changing_one_job_asks_for_that_job() -> None:
     assert route("how many GPUs are free", TOOLS) == ["gpu_inventory"]
 
 
+def test_a_yes_or_no_about_one_jobs_end_asks_for_its_state_not_its_log() -> None:
+    assert route("did z-3 in team-c crash?", TOOLS) == ["get_job"]
+    assert route("has z-3 in team-c failed", TOOLS) == ["get_job"]
+    assert "pod_logs" in route("is z-3 in team-c crashing", TOOLS)  # ongoing: its log
+    assert "pod_logs" in route("logs of z-3, it crashed", TOOLS)
+
+
+def test_gpu_load_is_utilization() -> None:
+    assert route("GPU load on node n-4", TOOLS) == ["gpu_utilization"]
+
+
 def test_which_things_can_i_reach_is_no_question_about_rights() -> None:
     assert "whoami" not in route("which clusters can I reach?", TOOLS)
     assert route("which jobs may I cancel in team-c?", TOOLS) == ["whoami"]
