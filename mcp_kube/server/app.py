@@ -41,8 +41,8 @@ from mcp_kube.errors import ApprovalRefused, Forbidden
 from mcp_kube.gate import AuditSink, Gate, InputNeeded, Outcome
 from mcp_kube.kube.port import ClusterSource, Kind
 from mcp_kube.policy.decision import Policy, ReadOnlyPolicy
+from mcp_kube.server import schemas
 from mcp_kube.server.auth import build_verifier, principal_of_token, public_url
-from mcp_kube.server.headers import with_param_headers
 from mcp_kube.server.tasks import TasksExtension
 from mcp_kube.settings import Settings
 from mcp_kube.tools import catalog, progress
@@ -198,9 +198,7 @@ class Approval(BaseModel):
 
 
 def _strict_schema(spec: ToolSpec[Any, Any]) -> dict[str, Any]:
-    schema: dict[str, Any] = spec.input.model_json_schema()
-    schema["additionalProperties"] = False
-    return with_param_headers(schema)  # x-mcp-header: mirrored as Mcp-Param-* over HTTP
+    return schemas.input_schema(spec)  # strict; x-mcp-header: mirrored as Mcp-Param-* over HTTP
 
 
 def make_tool(
@@ -218,7 +216,11 @@ def make_tool(
         title=spec.title,
         description=spec.description,
         parameters=_strict_schema(spec),
-        fn_metadata=FuncMetadata(arg_model=ArgModelBase, output_model=spec.output),
+        fn_metadata=FuncMetadata(
+            arg_model=ArgModelBase,
+            output_model=spec.output,
+            output_schema=schemas.output_schema(spec),
+        ),
         is_async=True,
         context_kwarg=None,
         annotations=ToolAnnotations(
