@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -26,7 +26,7 @@ from mcp_kube.llm import grammar as G
 from mcp_kube.llm import prompt as P
 from mcp_kube.llm import route as R
 from mcp_kube.llm.backend import Backend, Generation
-from mcp_kube.llm.grounding import clusters_spelled
+from mcp_kube.llm.grounding import clusters_spelled, name_like
 from mcp_kube.llm.roles import settle
 from mcp_kube.llm.slots import windows_in
 
@@ -154,31 +154,39 @@ def _home_namespace(tool: str, context: list[str]) -> list[str]:
 _EVERY_SPACE = re.compile(
     r"\b(which|what|all|every|each|per|by|across)\s+(namespaces|teams)\b", re.I
 )
+_OBJECTS = frozenset({"job", "pod", "name", "namespace"})
 _POINTS_BACK = re.compile(r"\b(its|their|it|them|those|that|this|these|there)\b", re.I)
 
 
-def _own_namespace(args: dict[str, Any], tool: P.ToolDef, ask: str, request: str) -> None:
+def _own_namespace(
+    args: dict[str, Any], tool: P.ToolDef, ask: str, request: str, known: Collection[str]
+) -> None:
     """A later call's namespace is one the user typed (in the ask, or the request when the ask
     points back at it), or one a result gave when the ask points back at the result; an ask
-    about every namespace ("which namespaces use most GPUs") has none it did not type."""
+    about every namespace ("which namespaces use most GPUs") has none it did not type, and a
+    plain word is none unless the server showed such a namespace ("right now": no "now")."""
     ns = args.get("namespace")
     if not isinstance(ns, str) or "namespace" in tool.input_schema.get("required", ()):
         return
-    if _typed(ns, ask):
+    if known and ns.lower() not in known and not name_like(ns):
+        del args["namespace"]
+    elif _typed(ns, ask):
         return
-    if _EVERY_SPACE.search(ask) or not (_POINTS_BACK.search(ask) or _typed(ns, request)):
+    elif _EVERY_SPACE.search(ask) or not (_POINTS_BACK.search(ask) or _typed(ns, request)):
         del args["namespace"]
 
 
-def _own_node(args: dict[str, Any], ask: str, request: str) -> None:
+def _own_node(args: dict[str, Any], ask: str, request: str, taken: Collection[Any]) -> None:
     """A later call's node is one the user typed, or one a result gave when the ask points back
     at it ("that node", "there"); never a word of a result the ask does not point at ("what
     GPUs does the fleet have" after a result that says "credentials")."""
     node = args.get("node")
     if not isinstance(node, str):
         return
-    if not (_typed(node, request) or _POINTS_BACK.search(ask)):
+    if node in taken:  # a job or pod an earlier call named is no node
         del args["node"]
+    elif not (_typed(node, request) or (_POINTS_BACK.search(ask) and name_like(node))):
+        del args["node"]  # a result's plain word ("credentials") is no node's name
 
 
 def _typed(name: str, text: str) -> bool:
@@ -214,6 +222,7 @@ class Agent:
         self.tools = {t.name: t for t in tools}
         self.clusters, self.namespaces = list(clusters), list(namespaces)
         self.known = frozenset(n.lower() for n in (*clusters, *namespaces))
+        self.namespaces_known = frozenset(n.lower() for n in namespaces)
         self.max_calls = max_calls
         self.result_budget = result_budget
         self.answer_tokens = answer_tokens
@@ -307,10 +316,10 @@ class Agent:
         if ground:
             where = sorted(ground.spaces), self.clusters, self.namespaces
             args = settle(tool, args, context[0], where, first=first)
-            if not first:
-                _own_namespace(args, tool, context[0], result.question)
-            if result.calls:  # after a result: its words are no node unless pointed at
-                _own_node(args, context[0], result.question)
+            if result.calls:  # after a result: its words are no name unless pointed at
+                _own_namespace(args, tool, context[0], result.question, self.namespaces_known)
+                objects = {v for c in result.calls for k, v in c.arguments.items() if k in _OBJECTS}
+                _own_node(args, context[0], result.question, objects)
         invented = [k for k, v in args.items() if self._invented(v, ground)]
         if invented:  # a name from the examples, not from the user or a result
             return G.question_for(name, invented)

@@ -16,7 +16,15 @@ from dataclasses import dataclass
 
 from mcp_kube.llm.route import names_subject
 
-__all__ = ["Grounding", "clusters_spelled", "is_product", "names_in", "numbers_of", "quoted"]
+__all__ = [
+    "Grounding",
+    "clusters_spelled",
+    "is_product",
+    "name_like",
+    "names_in",
+    "numbers_of",
+    "quoted",
+]
 
 _WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/@-]*[A-Za-z0-9]|[A-Za-z0-9]")
 _TOKEN = re.compile(r"[a-z0-9][a-z0-9._:/@'-]*[a-z0-9]|[a-z0-9]")
@@ -270,7 +278,8 @@ _NO_NAME = re.compile(
 _NOUNS = frozenset({"job", "pod", "node", "pvc"})
 
 
-def _name_like(word: str) -> bool:
+def name_like(word: str) -> bool:
+    """Whether a word has a digit or a hyphen, as object names mostly do ("h100-2", "x-1")."""
     return any(c.isdigit() or c == "-" for c in word)
 
 
@@ -303,7 +312,7 @@ def _named(request: str) -> tuple[set[str], set[str]]:
         low, named = prev.lower(), word.lower() not in _NOT_NAME | _BEFORE_NAME
         if before.lower() in _GROUPING and low not in _SPACE_HINT:  # "per namespace over ..."
             continue
-        if low in _NOUNS and _name_like(before) and not _name_like(word):
+        if low in _NOUNS and name_like(before) and not name_like(word):
             continue  # "the t5-3b job over in team-a": the job's name came before "job"
         if low in _SPACE_BEFORE and named:
             spaces.add(word)

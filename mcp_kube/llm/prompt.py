@@ -230,6 +230,8 @@ _NOT_ASKED = re.compile(
     r"|\b(i'?ll|i will|we'?ll|later|rights? to|permissions? to|do i have|where|which node)\b"
     r"|\b(no need|no reason|nothing|not going|no plans?) to\s+$|\bwithout\s+([\w'-]+\s+)?$"
     r"|\bwhether\b|\bsafe to\b|\b(when|did)\b[^.?!;,]*$"
+    r"|\b(about|planning|plan|considering|thinking (of|about))\s+(to\s+)?$"  # "I'm about to cancel"
+    r"|\bso (that )?(i|we) (can|could)\b|\bwhich (ones? )?to\s+$"  # "... so I can decide which to"
     r"|(?<![\w-])(a|an|the|this|that|my|its)\s+[\w-]+\s+$",  # "a 2-GPU run": a noun
     re.IGNORECASE,
 )

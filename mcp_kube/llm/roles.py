@@ -88,6 +88,9 @@ def settle_roles(
     tool's argument names; ``spaces``: the words the request puts where a namespace goes."""
     out = {k: v for k, v in args.items() if not (k in _ROLES and _quantity(v))}
     _swap_pod_named_namespace(out)
+    ns = out.get("namespace")
+    if isinstance(ns, str) and is_product(ns) and ns not in spaces:
+        del out["namespace"]  # "the h100 nodes": a GPU product, no namespace
     if "job" in params and "pod" in params:
         _one_of_job_or_pod(out, request)
     container = out.get("container")

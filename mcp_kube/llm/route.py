@@ -16,17 +16,20 @@ from collections.abc import Collection, Sequence
 __all__ = ["close", "names_subject", "route", "spelled"]
 
 _I = re.IGNORECASE
+# "fits in the quota": a question about the quota, not about a node
+_IN_QUOTA = r" (in|into|within|under) (the |its |their |my |our )?(quota|budget|allowance)"
 # tool -> the words that name its subject (tuned on tests/eval/dev.yaml only)
 SUBJECTS: dict[str, re.Pattern[str]] = {
     "pod_logs": re.compile(
-        r"\blogs?\b|\blogged\b|\bprint(ed|s)?\b|\boutput\b|\bstdout\b|\bstderr\b|\bgrep\b"
+        r"\blogs?\b|\blogged\b|\bprint(ed|s|ing)?\b|\boutput\b|\bstdout\b|\bstderr\b|\bgrep\b"
         r"|\blines?\b|\b(earlier|previous|last) container\b|\bcrash(ed|es|ing)?\b|\bwr[io]te\b"
         r"|\bcrashloop\w*|\bstack ?traces?\b|\btracebacks?\b|\bexceptions?\b",
         _I,
     ),
     "list_events": re.compile(
         r"\bevents?\b|\bwarnings?\b|\bscheduling (failures?|errors?|problems?)\b"
-        r"|\b(weird|odd|strange|unusual)\b.*\bhappen\w*|\bevict\w*|\boom ?kill\w*|\bpreempt\w*",
+        r"|\b(weird|odd|strange|unusual)\b.*\bhappen\w*|\bevict\w*|\boom ?kill\w*|\bpreempt\w*"
+        r"|\b(kubernetes|k8s|the cluster)\s+(has\s+)?(recorded|noted|reported)\b",
         _I,
     ),
     "idle_gpus": re.compile(
@@ -44,25 +47,27 @@ SUBJECTS: dict[str, re.Pattern[str]] = {
         _I,
     ),
     "gpu_quota": re.compile(
-        r"\bquotas?\b|\bcap\b|\bheadroom\b|\bqueues?\b|\bkueue\b|\ballowance\b|\blimit left\b"
+        r"\bquotas?\b|\bcap\b|\bheadroom\b|\bkueue\b|\ballowance\b|\blimit left\b"
+        r"|(?<!\bin the )(?<!\bin )\bqueues?\b"  # "sat in the queue": a waiting job
         r"|\bbudget\b|\blimit\b|\b(cluster|local) ?queues?\b|\bceiling\b|\bshare of\b"
         r"|\bgpus?\b.*\b(allowed|entitled)\b(?! to (cancel|delete|submit|suspend|resume))",
         _I,
     ),
     "explain_pending": re.compile(
-        r"\bpend(ing)?\b|\bwaiting\b|\bstuck\b|\bqueued\b"
+        r"\bpend(ing)?\b|\bwaiting\b|\bstuck\b|\bqueued\b|\bin (the )?queue\b"
         r"|\b(won'?t|can'?t|cannot|doesn'?t|didn'?t|not)\s+([\w-]+\s+){0,2}(start|run|schedul|admit)"
         r"|\b(hasn'?t|has not|isn'?t|is not|not) (been )?(start|run|schedul|admit)\w*"
         r"|\bwhy\b.*\b(not|can'?t|cannot|won'?t)\b"
         r"|\bwhy\b.*\b(hasn'?t|haven'?t|isn'?t|aren'?t)\b.*\b(start|run|schedul|admit)\w*"
         r"|\bnever (got|gets?) (a node|scheduled|started|admitted)\b"
         r"|\b(can'?t|cannot) find a node\b"
-        r"|\bprevents?\b.*\bfrom (running|starting|being)\b|\bblocked\b|\bheld up\b"
+        r"|\bprevents?\b.*\bfrom (running|starting|being)\b|\bblock(ed|ing)\b|\bheld up\b"
         r"|\bholding\s+([\w-]+\s+){0,2}(up|back)\b",
         _I,
     ),
     "recommend_placement": re.compile(
-        r"\bwhere\b.*\b(fit|run|go|place|land|put|schedule)s?\b|\bfits?\b|\bplacement\b|\bplace\b"
+        r"\bwhere\b.*\b(fit|run|go|place|land|put|schedule)s?\b|\bplacement\b|\bplace\b"
+        rf"|\bfits?\b(?!{_IN_QUOTA})"
         r"|\bbest (spot|node|place)\b|\b(which|what) node\b(?! (is|are) [\w-]+ (on|running))"
         r"|\b(a|one|my) job with\b.*\bwhere\b|\bif (i|we) (submit|ran|run|launch|start)\w*\b"
         r"|\bwhere\?|\bwhere\W*$|\bnode for (a|an|my|the|one)\b|\b(room|space) for (a|an|one|\d+)\b"
@@ -104,8 +109,8 @@ SUBJECTS: dict[str, re.Pattern[str]] = {
         r"|\b(wrong|the matter) with\b"
         r"|\bhow('?s| is)\s+(job\s+)?[a-z][a-z0-9]*-[\w-]+\b.*\b(doing|going|getting on"
         r"|coming along)\b"  # "how's x-1 doing"
-        r"|\b(would|if|will|does)\s+(cancel+|kill|delet|remov|stopp|suspend|paus|terminat|abort"
-        r"|scrapp)ing\s+(job\s+)?[a-z][a-z0-9]*-[\w-]+"  # "would cancelling x-1 free GPUs": x-1's
+        r"|\b(would|if|will|does|whether)\s+(cancel+|kill|delet|remov|stopp|suspend|paus|terminat"
+        r"|abort|scrapp|resum)ing\s+(job\s+)?[a-z][a-z0-9]*-[\w-]+"  # "would cancelling x-1": x-1's
         r"|^\W*(has|did|is|was)\s+(job\s+)?[a-z][a-z0-9]*-[\w-]+\s+(\S+\s+){0,3}(crash(ed)?"
         r"|fail(ed)?|died?|dead|broken|blown up)\b",  # "has x-1 crashed?": its state
         _I,
@@ -159,7 +164,7 @@ DECISIVE: dict[str, re.Pattern[str]] = {
     ),
     "idle_gpus": re.compile(r"\b(below|under)\b[^.?!]*(\bpercent\b|%)", _I),
     "recommend_placement": re.compile(
-        r"\bfits?\b|\bplacement\b|\bbest (spot|node|place) for\b", _I
+        rf"\bfits?\b(?!{_IN_QUOTA})|\bplacement\b|\bbest (spot|node|place) for\b", _I
     ),
 }
 # a subject that makes a neighbour's moot: following a job to its end is more than its state

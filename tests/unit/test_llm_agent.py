@@ -371,6 +371,45 @@ def test_a_later_call_takes_no_node_from_a_result_it_does_not_point_at() -> None
         assert runner.calls[1] == ("gpu_inventory", {"node": node} if kept else {})
 
 
+def test_a_later_asks_namespace_and_node_are_its_own_or_pointed_at() -> None:
+    """A new ask after a result takes no namespace from the ask before or from the result
+    unless it points back; a plain word of the request ("right now") names no namespace the
+    server showed; a plain word of a result is no node even when the ask points back."""
+    spaces = ["team-a", "team-b", "ml-platform"]
+    listed = ToolOutcome("gpu-east: v1.36.3, 12 nodes; credentials: admin@gpu-east")
+    for ask, first, args, want in (
+        ("why is x-1 stuck in team-b? and which namespaces are using the most GPUs",
+         "explain_pending",
+         '{"namespace": "team-b"}', {}),
+        ("usage by namespace for 12 hours; who is on the GPUs right now", "gpu_usage_report",
+         '{"namespace": "ml-platform"}', {}),
+        ("free L4s on gpu-east, and who is running there right now", "gpu_inventory",
+         '{"namespace": "now"}', {"cluster": "gpu-east"}),  # "there": gpu-east
+        ("why is x-1 stuck in team-b, and what pods does team-b have", "explain_pending",
+         '{"namespace": "team-b"}', {"namespace": "team-b"}),
+    ):  # fmt: skip
+        first_args = '{"namespace": "team-b", "job": "x-1"}' if first == "explain_pending" else "{}"
+        backend = two_calls(first, first_args, "gpu_workloads", args, ".")
+        runner = Runner([ToolOutcome("team-a ml-platform now"), ToolOutcome("0 pods hold GPUs")])
+        agent = Agent(backend, tool_defs(), clusters=CLUSTERS, namespaces=spaces, answer="facts")
+        run(agent, ask, runner)
+        assert runner.calls[1] == ("gpu_workloads", want), ask
+    backend = two_calls("list_clusters", "{}", "gpu_inventory", '{"node": "credentials"}', ".")
+    runner = Runner([listed, ToolOutcome("Free now: 8 of 56 GPUs")])
+    agent = Agent(backend, tool_defs(), clusters=CLUSTERS, answer="facts")
+    run(agent, "what clusters do you know about and what's free on them", runner)
+    assert runner.calls[1] == ("gpu_inventory", {})
+    # nor is a job the first call named a node
+    backend = two_calls(
+        "explain_pending", '{"namespace": "team-a", "job": "x-1"}',
+        "gpu_inventory", '{"node": "x-1"}', ".",
+    )  # fmt: skip
+    runner = Runner([ToolOutcome("error [not_found]: no job x-1"), ToolOutcome("Free now: 8")])
+    agent = Agent(backend, tool_defs(), clusters=CLUSTERS, answer="facts")
+    run(agent, "why is x-1 in team-a waiting and what is free instead?", runner)
+    assert runner.calls[1] == ("gpu_inventory", {})
+
+
 def test_an_answer_that_strays_from_the_results_becomes_the_facts() -> None:
     backend = ScriptedBackend(['gpu_inventory"', ', "arguments": {}}', '{"name": "whoami"}'])
     runner = Runner([ToolOutcome("Free now: 8 of 56 GPUs")])

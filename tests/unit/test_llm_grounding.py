@@ -191,6 +191,9 @@ def test_a_write_missing_a_required_argument_asks() -> None:
         ("put a-1 in team-a to sleep for a while", ["suspend_job"]),
         ("wake a-1 in team-a back up", ["resume_job"]),
         ("thaw a-1 in team-a", ["resume_job"]),  # freeze's undoing
+        ("I'm about to delete a-1 in team-a, what does it hold?", []),  # an intent, no order
+        ("list team-a's jobs so I can choose which to suspend", []),
+        ("I want to cancel a-1 in team-a", ["cancel_job"]),  # a wish put to the agent: an order
         ("set up a job a-2 in team-a from r/a:2", ["submit_job"]),
         ("how is team-a set up?", []),  # a question about it
         ("deploy job a-2 to team-a with image r/a:2", ["submit_job"]),

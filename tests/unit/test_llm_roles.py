@@ -29,6 +29,14 @@ def test_the_namespace_never_fills_another_role_too() -> None:
     assert kept == args  # the request does give it both roles
 
 
+def test_a_gpu_product_is_no_namespace() -> None:
+    params = ["namespace", "node", "window_hours"]
+    got = settle_roles({"namespace": "a100"}, params, "busy a100 nodes today", [], CLUSTERS)
+    assert got == {}
+    named = settle_roles({"namespace": "l4"}, params, "gpus in namespace l4", ["l4"], CLUSTERS)
+    assert named == {"namespace": "l4"}  # one the request puts in that role stays
+
+
 def test_a_single_named_namespace_and_cluster_are_filled_in() -> None:
     params = ["gpus", "namespace", "cluster"]
     got = settle_roles({"gpus": 2}, params, "2 gpus for team-c on gpu-west", ["team-c"], CLUSTERS)

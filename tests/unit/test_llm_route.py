@@ -84,6 +84,7 @@ TOOLS = list(SUBJECTS)
         ("q: a100s avail on c-2?", "gpu_inventory"),
         ("gpu mem by node", "gpu_utilization"),
         ("wait z-8 team-c", "wait_job"),
+        ("what has kubernetes recorded about z-8 lately", "list_events"),
     ],
 )
 def test_a_named_subject_narrows_the_choice_to_its_tool(request_: str, tool: str) -> None:
@@ -169,6 +170,19 @@ def test_a_yes_or_no_about_one_jobs_end_asks_for_its_state_not_its_log() -> None
     assert route("has z-3 in team-c failed", TOOLS) == ["get_job"]
     assert "pod_logs" in route("is z-3 in team-c crashing", TOOLS)  # ongoing: its log
     assert "pod_logs" in route("logs of z-3, it crashed", TOOLS)
+
+
+def test_fitting_in_a_quota_is_a_quota_question_and_a_job_in_the_queue_is_waiting() -> None:
+    assert "recommend_placement" not in route("would z-5 fit in the quota of team-c", TOOLS)
+    assert "gpu_quota" in route("would z-5 fit in the quota of team-c", TOOLS)
+    assert route("where would 6 GPUs fit", TOOLS) == ["recommend_placement"]
+    assert route("z-5 has sat in the queue in team-c since noon", TOOLS) == ["explain_pending"]
+    assert route("what's blocking z-5 in team-c", TOOLS) == ["explain_pending"]
+    assert "gpu_quota" in route("remaining quota in the research queue", TOOLS)
+
+
+def test_what_a_job_is_printing_is_its_log() -> None:
+    assert route("what is z-5 in team-c printing", TOOLS) == ["pod_logs"]
 
 
 def test_gpu_load_is_utilization() -> None:
