@@ -96,6 +96,14 @@ class AgentResult:
     answer_problems: list[str] = field(default_factory=list)  # why the model's was replaced
 
     @property
+    def results(self) -> list[A.Result]:
+        """Each call made with its outcome, as the answer checks read them."""
+        return [
+            A.Result(c.name, o.text, o.is_error)
+            for c, o in zip(self.calls, self.outcomes, strict=False)
+        ]
+
+    @property
     def first_call_s(self) -> float | None:
         """Seconds from the question to the first complete tool call."""
         return self._first_call_s
@@ -435,10 +443,7 @@ class Agent:
             fresh = not result.outcomes or _served(result.outcomes[-1])
             call = await self._next_call(result, prompt, fresh, context)
             if isinstance(call, str):  # what the results said so far, then the question
-                said = [
-                    A.Result(c.name, o.text, o.is_error)
-                    for c, o in zip(result.calls, result.outcomes, strict=False)
-                ]
+                said = result.results
                 result.answer = f"{A.facts(said)}\n\n{call}" if said else call
                 return "ask"
             if call is None:
@@ -482,10 +487,7 @@ class Agent:
     async def _answer(self, result: AgentResult, messages: list[P.Message], events: Events) -> None:
         """The answer from the conversation so far, streamed to ``events`` (unless it is held
         to the results first: ``brief`` and ``checked``)."""
-        results = [
-            A.Result(c.name, o.text, o.is_error)
-            for c, o in zip(result.calls, result.outcomes, strict=False)
-        ]
+        results = result.results
         events.answer_start()
         mode = self.answer_mode
         # nothing exists to answer about: the error (with its near matches) is the answer

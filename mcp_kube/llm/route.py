@@ -18,6 +18,8 @@ __all__ = ["close", "names_subject", "route", "spelled"]
 _I = re.IGNORECASE
 # "fits in the quota": a question about the quota, not about a node
 _IN_QUOTA = r" (in|into|within|under) (the |its |their |my |our )?(quota|budget|allowance)"
+_JOB_NAME = r"(job\s+)?[a-z][a-z0-9]*-[\w-]+"  # "x-1", "job t5-xl": a Job's name, as users type it
+_YES_NO = rf"^\W*(has|did|is|was)\s+{_JOB_NAME}"  # "has x-1 ...", "did job x-1 ..."
 # tool -> the words that name its subject (tuned on tests/eval/dev.yaml only)
 SUBJECTS: dict[str, re.Pattern[str]] = {
     "pod_logs": re.compile(
@@ -107,12 +109,10 @@ SUBJECTS: dict[str, re.Pattern[str]] = {
         r"|\babout (the )?job\b|\bcompletions?\b|\bretries\b|\battempts\b"
         r"|\bnews\b|\bupdate on\b|\bwhen did\b.*\b(start|finish|end|begin)\w*"
         r"|\b(wrong|the matter) with\b"
-        r"|\bhow('?s| is)\s+(job\s+)?[a-z][a-z0-9]*-[\w-]+\b.*\b(doing|going|getting on"
-        r"|coming along)\b"  # "how's x-1 doing"
+        rf"|\bhow('?s| is)\s+{_JOB_NAME}\b.*\b(doing|going|getting on|coming along)\b"
         r"|\b(would|if|will|does|whether)\s+(cancel+|kill|delet|remov|stopp|suspend|paus|terminat"
-        r"|abort|scrapp|resum)ing\s+(job\s+)?[a-z][a-z0-9]*-[\w-]+"  # "would cancelling x-1": x-1's
-        r"|^\W*(has|did|is|was)\s+(job\s+)?[a-z][a-z0-9]*-[\w-]+\s+(\S+\s+){0,3}(crash(ed)?"
-        r"|fail(ed)?|died?|dead|broken|blown up)\b",  # "has x-1 crashed?": its state
+        rf"|abort|scrapp|resum)ing\s+{_JOB_NAME}"  # "would cancelling x-1": x-1's
+        rf"|{_YES_NO}\s+(\S+\s+){{0,3}}(crash(ed)?|fail(ed)?|died?|dead|broken|blown up)\b",
         _I,
     ),
     "wait_job": re.compile(
@@ -187,7 +187,7 @@ _CHANGE = re.compile(
 )
 # a why-question about a waiting job is explain_pending's, whatever else it names ("kueue")
 _WHY = re.compile(r"\bwhy\b|\breasons?\b|\bblock(ed|ing)?\b|\bholding (it|them) (up|back)\b", _I)
-_YES_NO_JOB = re.compile(r"^\W*(has|did|is|was)\s+(job\s+)?[a-z][a-z0-9]*-[\w-]+\b", _I)
+_YES_NO_JOB = re.compile(rf"{_YES_NO}\b", _I)
 _WHY_SLIP = re.compile(r"^\W*y\b|\bwhy+\b|\bwy\b", _I)  # "y won't x start", "whyy"
 # the plain words of the subjects above, for requests typed with a slip ("qouta", "logz")
 KEYWORDS = (

@@ -11,6 +11,7 @@ the command that rewrites the file). A tool the file does not hold is generated 
 
 from __future__ import annotations
 
+import copy
 import functools
 import json
 import sys
@@ -53,15 +54,21 @@ def _shipped() -> dict[str, dict[str, Any]]:
     return data
 
 
-def input_schema(spec: ToolSpec[Any, Any]) -> dict[str, Any]:
-    """The tool's input schema (strict: no additional properties), a copy of its own."""
+def _schema(spec: ToolSpec[Any, Any], kind: str) -> dict[str, Any]:
+    """The shipped schema (a copy: the cached file stays as read), or one made now."""
     shipped = _shipped().get(spec.name)
-    return json.loads(json.dumps(shipped["input"])) if shipped else _input(spec)
+    if shipped is None:
+        return _input(spec) if kind == "input" else _output(spec)
+    return copy.deepcopy(shipped[kind])
+
+
+def input_schema(spec: ToolSpec[Any, Any]) -> dict[str, Any]:
+    """The tool's input schema (strict: no additional properties)."""
+    return _schema(spec, "input")
 
 
 def output_schema(spec: ToolSpec[Any, Any]) -> dict[str, Any]:
-    shipped = _shipped().get(spec.name)
-    return json.loads(json.dumps(shipped["output"])) if shipped else _output(spec)
+    return _schema(spec, "output")
 
 
 def main(argv: list[str]) -> int:

@@ -52,11 +52,7 @@ def later_calls(case: dict[str, Any], result: Any, home: str | None) -> dict[str
     made = [c.as_json() for c in result.calls[1:]]
     wanted = case.get("calls", [])
     found = sum(any(score({**w, "also": []}, m, home)[1] for m in made) for w in wanted)
-    results = [
-        A.Result(c.name, o.text, o.is_error)
-        for c, o in zip(result.calls, result.outcomes, strict=False)
-    ]
-    problems = A.problems(result.answer, case["request"], results)
+    problems = A.problems(result.answer, case["request"], result.results)
     return {
         "later_expected": len(wanted),
         "later_made": found,
