@@ -18,6 +18,8 @@ Classes defined here are named bare; the others say in which module they live::
     │   │   └── RateLimited     the caller exceeded the policy's calls per minute
     │   ├── ApprovalRefused     a write needed a human's approval and did not get it
     │   └── ApprovalPending     a write waits for an out-of-band approval (call again later)
+    ├── SettingsError           (mcp_kube.settings) a setting (an MCP_KUBE_* variable or an
+    │                           argument) is invalid; names it (also a ValueError)
     ├── PolicyError             (mcp_kube.policy.engine) a policy file is invalid; names file and
     │                           rule (also a ValueError)
     ├── CelError                (mcp_kube.policy.cel) a CEL expression failed to compile or to

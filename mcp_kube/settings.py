@@ -2,16 +2,26 @@
 
 Example: ``MCP_KUBE_CLUSTERS__CONTEXTS='["gpu-east","gpu-west"]'``,
 ``MCP_KUBE_LIMITS__MAX_LOG_BYTES=131072``.
+
+``__`` steps into a group (or a map's key: ``MCP_KUBE_CLUSTERS__METRICS__GPU-EAST__URL``);
+names are case-insensitive. A list, a map or a whole group is given as JSON, a plain value as
+it is. Arguments given to :class:`Settings` win over the environment, and a deeper variable
+over a group given whole. A misspelt name inside a group is an error, not silently ignored;
+other ``MCP_KUBE_*`` variables that name no setting are left alone (tools and tests use them).
 """
 
 from __future__ import annotations
 
+import json
 import os
+import types
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal, Union, get_args, get_origin
 
-from pydantic import BaseModel, Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from mcp_kube.errors import McpKubeError
 
 __all__ = [
     "ApprovalSettings",
@@ -23,8 +33,18 @@ __all__ = [
     "MetricsSource",
     "ModelSettings",
     "Settings",
+    "SettingsError",
     "TracingSettings",
+    "from_environment",
 ]
+
+ENV_PREFIX = "MCP_KUBE_"
+
+
+class SettingsError(McpKubeError, ValueError):
+    """A setting is invalid: an ``MCP_KUBE_*`` variable or a value given to Settings."""
+
+    code = "settings"
 
 
 class MetricsSource(BaseModel):
@@ -291,10 +311,20 @@ class LlmSettings(BaseModel):
     )
 
 
-class Settings(BaseSettings):
-    model_config = SettingsConfigDict(
-        env_prefix="MCP_KUBE_", env_nested_delimiter="__", extra="forbid"
-    )
+class Settings(BaseModel):
+    """Every setting, read from ``MCP_KUBE_*`` environment variables under the arguments."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    def __init__(self, **values: Any) -> None:
+        """Raises ``SettingsError`` naming each invalid setting (one line each)."""
+        try:
+            super().__init__(**_merged(from_environment(type(self), os.environ), values))
+        except ValidationError as e:
+            wrong = "; ".join(
+                f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in e.errors()
+            )
+            raise SettingsError(f"invalid settings: {wrong}") from None
 
     clusters: ClusterSettings = ClusterSettings()
     limits: Limits = Limits()
@@ -320,3 +350,84 @@ class Settings(BaseSettings):
         ],
         description="regexes with named groups step/epoch/loss/throughput, read from job logs",
     )
+
+
+def _options(annotation: Any) -> list[Any]:
+    """The types an annotation allows (``X | None`` gives X and None)."""
+    if get_origin(annotation) in (Union, types.UnionType):
+        return [a for a in get_args(annotation) if a is not type(None)]
+    return [annotation]
+
+
+def _is_group(t: Any) -> bool:
+    return isinstance(t, type) and issubclass(t, BaseModel)
+
+
+def _is_json(annotation: Any) -> bool:
+    """Whether a variable for this field holds JSON (a group, a list or a map)."""
+    return any(
+        _is_group(t) or get_origin(t) in (list, dict, set, tuple) or t in (list, dict)
+        for t in _options(annotation)
+    )
+
+
+def _child(annotation: Any, key: str) -> tuple[bool, Any]:
+    """(steps in, the annotation of ``key`` inside a value of ``annotation``)."""
+    for t in _options(annotation):
+        if _is_group(t):
+            field = t.model_fields.get(key)
+            return (field is not None, field.annotation if field else None)
+        if get_origin(t) is dict:
+            return (True, get_args(t)[1])
+    return (False, None)
+
+
+def from_environment(model: type[BaseModel], environ: Mapping[str, str]) -> dict[str, Any]:
+    """The values that ``MCP_KUBE_*`` variables give ``model``'s fields, nested by ``__``.
+
+    Raises ``SettingsError`` naming the variable when a name inside a group is unknown or a
+    JSON value does not parse."""
+    found: list[tuple[list[str], str, str]] = []
+    for name, raw in environ.items():
+        if name.upper().startswith(ENV_PREFIX):
+            path = name[len(ENV_PREFIX) :].lower().split("__")
+            if path[0] in model.model_fields:
+                found.append((path, raw, name))
+    out: dict[str, Any] = {}
+    for path, raw, name in sorted(found, key=lambda f: len(f[0])):  # a group whole, then deeper
+        annotation: Any = model
+        node = out
+        for depth, key in enumerate(path):
+            known, annotation = _child(annotation, key)
+            if not known or not key:
+                raise SettingsError(f"{name}: {'__'.join(path[: depth + 1])} names no setting")
+            if depth < len(path) - 1:
+                inner = node.setdefault(key, {})
+                if not isinstance(inner, dict):
+                    raise SettingsError(f"{name}: {'__'.join(path[: depth + 1])} is not a group")
+                node = inner
+        if _is_json(annotation):
+            try:
+                value: Any = json.loads(raw)
+            except ValueError:
+                raise SettingsError(f"{name}: not valid JSON (lists and groups are)") from None
+        else:
+            value = raw
+        previous = node.get(path[-1])
+        node[path[-1]] = (
+            _merged(previous, value)
+            if isinstance(previous, dict) and isinstance(value, dict)
+            else value
+        )
+    return out
+
+
+def _merged(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """``base`` with ``over`` laid on it, maps merged key by key (a model given whole wins)."""
+    out = dict(base)
+    for key, value in over.items():
+        below = out.get(key)
+        out[key] = (
+            _merged(below, value) if isinstance(below, dict) and isinstance(value, dict) else value
+        )
+    return out

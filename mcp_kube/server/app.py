@@ -12,14 +12,15 @@ from __future__ import annotations
 
 import getpass
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from mcp.server.auth.middleware.auth_context import get_access_token
 from mcp.server.auth.settings import AuthSettings
 from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver import server as sdk_server
 from mcp.server.mcpserver.tools.base import Tool
 from mcp.server.mcpserver.utilities.func_metadata import ArgModelBase, FuncMetadata
 from mcp.shared.exceptions import MCPError, NoBackChannelError
@@ -284,24 +285,42 @@ def build_server(
     who = principal_of or (_token_principal if verifier else (lambda _ctx: local))
     tools: list[Tool] = [make_tool(spec, gate_ref, who, transport) for spec in catalog.TOOLS]
     auth = _auth_settings(settings) if verifier is not None else None
-    server = _Server(
-        "mcp-kube",
-        title="mcp-kube",
-        instructions=INSTRUCTIONS,
-        version=__version__,
-        tools=tools,
-        extensions=[TasksExtension(tools)],  # submit_job as a task, for clients that ask
-        lifespan=lifespan,
-        log_level="WARNING",
-        token_verifier=verifier,
-        auth=auth,
-    )
+    with _sdk_logging_setup_skipped():
+        server = _Server(
+            "mcp-kube",
+            title="mcp-kube",
+            instructions=INSTRUCTIONS,
+            version=__version__,
+            tools=tools,
+            extensions=[TasksExtension(tools)],  # submit_job as a task, for clients that ask
+            lifespan=lifespan,
+            log_level="WARNING",
+            token_verifier=verifier,
+            auth=auth,
+        )
     if metrics is not None:
         from mcp_kube.server.metrics import ops_routes  # HTTP only: stdio starts without it
 
         for path, endpoint in ops_routes(metrics):
             server.custom_route(path, methods=["GET"], include_in_schema=False)(endpoint)
     return server
+
+
+@contextmanager
+def _sdk_logging_setup_skipped() -> Iterator[None]:
+    """While the server is made, the SDK's logging set-up does nothing.
+
+    MCPServer's constructor imports rich to build a handler for ``logging.basicConfig``
+    (~11 ms of a cold start), which then drops it: the transports installed their handler
+    first (text or JSON lines on stderr). Embedded uses keep the root logger as they set it.
+    """
+    name = "configure_logging"  # the name the SDK's server module calls it by
+    setup = getattr(sdk_server, name)
+    setattr(sdk_server, name, lambda *_args, **_kwargs: None)
+    try:
+        yield
+    finally:
+        setattr(sdk_server, name, setup)
 
 
 def _span_exporter(settings: Settings, gate: Gate) -> OtlpExporter | None:

@@ -11,7 +11,6 @@ the command that rewrites the file). A tool the file does not hold is generated 
 
 from __future__ import annotations
 
-import copy
 import functools
 import json
 import sys
@@ -59,7 +58,8 @@ def _schema(spec: ToolSpec[Any, Any], kind: str) -> dict[str, Any]:
     shipped = _shipped().get(spec.name)
     if shipped is None:
         return _input(spec) if kind == "input" else _output(spec)
-    return copy.deepcopy(shipped[kind])
+    copied: dict[str, Any] = json.loads(json.dumps(shipped[kind]))  # in C: 10x deepcopy's speed
+    return copied
 
 
 def input_schema(spec: ToolSpec[Any, Any]) -> dict[str, Any]:

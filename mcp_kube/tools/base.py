@@ -38,7 +38,7 @@ T = TypeVar("T")
 class StrictInput(BaseModel):
     """Tool arguments: unknown fields are refused, strings are bounded."""
 
-    model_config = ConfigDict(extra="forbid", str_max_length=4096, frozen=True)
+    model_config = ConfigDict(extra="forbid", str_max_length=4096, frozen=True, defer_build=True)
 
 
 class ClusterInput(StrictInput):
@@ -48,7 +48,7 @@ class ClusterInput(StrictInput):
 
 
 class ToolOutput(BaseModel):
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
 
 class ToolContext(Protocol):
