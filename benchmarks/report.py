@@ -107,26 +107,35 @@ def _b2_row(kind: str, n: str, b: R) -> Row:
     if "server_cpu_ms_per_call" in o:
         c = o["server_cpu_ms_per_call"]
         verdict += f"; CPU <= 1 ms/call {'met' if c <= 1 else 'missed'}"
-    verdict += _b2_bound(o, k, b.get("cpus"))
+    floor = b.get("bare_sdk", {}).get("floor", {}).get(n)
+    verdict += _b2_bound(o, k, b.get("cpus"), floor)
     return (f"B2 {label}, {n} client(s)", ours, "kubernetes-mcp-server " + peer, verdict)
 
 
-def _b2_bound(o: R, k: R, cpus: int | None) -> str:
-    """What the host allows: with the clients' and the API server's CPU per call of our calls,
-    no server of ours could pass cpus / (their sum) calls/s, even at zero CPU of its own."""
+def _b2_bound(o: R, k: R, cpus: int | None, floor: R | None) -> str:
+    """What the host allows any server on the SDK: the clients' and the API server's CPU per
+    call of our calls, plus the bare SDK server's own (``floor``, same load), over the cores;
+    and the clients run in one process, so at most one core's worth of their CPU per call."""
     if not cpus or "client_cpu_ms_per_call" not in o:
         return ""
-    others = o["client_cpu_ms_per_call"] + o.get("apiserver_cpu_ms_per_call", 0.0)
+    clients = o["client_cpu_ms_per_call"]
+    sdk = floor.get("server_cpu_ms_per_call", 0.0) if floor else 0.0
+    others = clients + o.get("apiserver_cpu_ms_per_call", 0.0) + sdk
     ceiling = cpus * 1000 / others if others else float("inf")
-    parts = f"clients {o['client_cpu_ms_per_call']}"
+    one_process = 1000 / clients if clients else float("inf")
+    parts = f"clients {clients}"
     if "apiserver_cpu_ms_per_call" in o:
         api = o["apiserver_cpu_ms_per_call"]
         parts += f" + kube-apiserver (its background work included) {api}"
-    reach = "within" if ceiling >= 2 * k["calls_per_s"] else "beyond"
+    if sdk:
+        parts += f" + the bare SDK server's {sdk}"
+    cap = min(ceiling, one_process)
+    reach = "within" if cap >= 2 * k["calls_per_s"] else "beyond"
     return (
-        f"; host {o['host_busy_cores']} of {cpus} cores busy; {parts} ms CPU per call cap any "
-        f"server at {ceiling:,.0f}/s here: 2x the peer ({2 * k['calls_per_s']:,.0f}/s) is "
-        f"{reach} it"
+        f"; host {o['host_busy_cores']} of {cpus} cores busy; {parts} ms CPU per call cap a "
+        f"server on the SDK at {ceiling:,.0f}/s here, and the clients (one process) at "
+        f"{one_process:,.0f}/s: 2x the peer ({2 * k['calls_per_s']:,.0f}/s) is {reach} "
+        f"{cap:,.0f}/s"
     )
 
 

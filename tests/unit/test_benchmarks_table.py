@@ -108,17 +108,23 @@ def test_b2_bound_and_b6_split_render(report: ModuleType) -> None:
     """What bounds B2 (the host's cores over the clients' and API server's CPU per call) and
     where B6's start goes are rendered from the run's figures, never written by hand."""
     ours = {"p50_ms": 2.0, "p99_ms": 3.0, "calls_per_s": 450.0, "calls": 200}
-    ours |= {"server_cpu_ms_per_call": 1.2, "client_cpu_ms_per_call": 2.5}
+    ours |= {"server_cpu_ms_per_call": 1.2, "client_cpu_ms_per_call": 1.5}
     ours |= {"apiserver_cpu_ms_per_call": 0.5, "host_busy_cores": 1.97}
     peer = {"p50_ms": 2.0, "p99_ms": 3.0, "calls_per_s": 400.0, "calls": 200}
     b2 = {"format": 2, "cpus": 2, "ours": {"cached": {"tool": "t", "50": ours}}}
     b2["kms"] = {"cached": {"tool": "p", "50": peer}}
+    b2["bare_sdk"] = {"floor": {"tool": "echo", "50": {"server_cpu_ms_per_call": 1.0}}}
     row = report._b2_row("cached", "50", b2)
-    # 2 cores / (2.5 + 0.5) ms = 667/s < 2 x 400/s: the goal is beyond what this host allows
+    # 2 cores / (1.5 + 0.5 + 1.0) ms = 667/s; the clients' one process: 1 / 1.5 ms = 667/s
     assert "host 1.97 of 2 cores busy" in row[3]
-    assert "cap any server at 667/s here: 2x the peer (800/s) is beyond it" in row[3]
+    assert "+ the bare SDK server's 1.0 ms CPU per call cap a server on the SDK at 667/s" in row[3]
+    assert "2x the peer (800/s) is beyond 667/s" in row[3]
     peer["calls_per_s"] = 300.0
-    assert "(600/s) is within it" in report._b2_row("cached", "50", b2)[3]
+    assert "(600/s) is within 667/s" in report._b2_row("cached", "50", b2)[3]
+    # the clients' process is the lower cap when their CPU per call is the larger part
+    ours["client_cpu_ms_per_call"] = 2.5
+    row = report._b2_row("cached", "50", b2)[3]
+    assert "the clients (one process) at 400/s: 2x the peer (600/s) is beyond 400/s" in row
     stats = {"median_ms": 10.0, "min_ms": 9.0, "max_ms": 11.0, "runs": 1}
     split = {"bare_imports_ms": 400.0, "shared_imports_ms": 410.0, "extra_imports_ms": 120.5}
     split |= {"extra_by_package_ms": {"mcp_kube": 90.0, "yaml": 30.5}}
