@@ -30,6 +30,9 @@ from mcp.client.stdio import stdio_client
 
 LOG_BYTES = 1_000_000_000
 TAIL = 10_000
+# B4 pairs at least: one is ~0.1 s, and with 3 the run-to-run spread of either (kubectl's went
+# 105-174 ms in one run) is wider than the difference being measured
+MIN_PAIRS = 9
 # The tiny parent: runs argv[1:] with stdout to /dev/null, prints wall ms and the child's peak.
 SPAWN = """
 import os, sys, time
@@ -109,7 +112,7 @@ def b4(s: Setup) -> dict[str, Any]:
             async with Client(f"http://127.0.0.1:{port}/mcp") as c:
                 await c.call_tool("whoami", {})
                 idle = rss_mib(proc.pid)
-                for i in range(s.runs + 1):
+                for i in range(max(s.runs, MIN_PAIRS) + 1):
                     wall, rss = _kubectl_once(cmd)
                     t0 = time.perf_counter()
                     r = await c.call_tool("pod_logs", args)

@@ -249,6 +249,7 @@ def _b4(b: R) -> list[Row]:
             f"{num(k['peak_rss_mib'])} MiB recorded is the benchmark process's high-water mark)"
         )
     label = f"B4 last 10,000 lines of a {b['log_bytes'] / 1e9:g} GB log"
+    label += f" (median of {o['runs']} pairs)" if o.get("runs", 3) != 3 else ""
     return [(label, ours, theirs, "wall " + goal(ratio(o["median_ms"], k["median_ms"]), 1.0))]
 
 
