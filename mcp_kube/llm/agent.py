@@ -134,7 +134,11 @@ class AgentResult:
 
 # "..., it was suspended": a remark about what the ask before named, not an ask of its own
 _ABOUT_IT = re.compile(r"^\W*(it|they|this|that|which)\s+(is|was|were|are|has|had)\b", re.I)
-_SHOW = re.compile(r"^\W*(please\s+)?(show|get|describe|check|look at|tell me about)\b", re.I)
+_SHOW = re.compile(
+    r"^\W*((please|pls|plz|(could|can|would) you)\s+)?"
+    r"(show|get|describe|check|look at|tell me about|look up|look into|pull up|fetch)\b",
+    re.I,
+)
 _HAPPENED = re.compile(
     r"^(?!\W*(what|when|where|why|which|who|how|is|are|was|were|did|has|have)\b).*\b(failed"
     r"|crashed|died|restarted|broke|hung|errored|stopped|blew up)\W*$",
@@ -142,6 +146,9 @@ _HAPPENED = re.compile(
 )
 
 
+# "..., and what's idle there?", "which of them sit idle": the places of the ask before
+_THERE = re.compile(r"\b(there|of them|of those|of these)\b", re.I)
+_IT = re.compile(r"\b(it|its|it'?s|that one|this one)\b", re.I)  # the object of the ask before
 _SAME_WINDOW = re.compile(
     r"\b(same|that)\s+(window|period|time\s*frame|timeframe|time|range|span|interval)\b", re.I
 )
@@ -195,6 +202,25 @@ def _own_node(args: dict[str, Any], ask: str, request: str, taken: Collection[An
         del args["node"]
     elif not (_typed(node, request) or (_POINTS_BACK.search(ask) and name_like(node))):
         del args["node"]  # a result's plain word ("credentials") is no node's name
+
+
+def _own_product(args: dict[str, Any], ask: str, request: str) -> None:
+    """A later call's GPU product is one the user typed in its ask, or anywhere in the request
+    when the ask points back ("the same kind"); never one a result named ("where would a 3-GPU
+    job land" after a quota result that lists H100s)."""
+    product = args.get("product")
+    if not isinstance(product, str):
+        return
+    said = _typed_product(product, ask) or (
+        bool(_POINTS_BACK.search(ask)) and _typed_product(product, request)
+    )
+    if not said:
+        del args["product"]
+
+
+def _typed_product(product: str, text: str) -> bool:
+    """ "H100" typed as "h100", "H100s" or "h100 cards"."""
+    return bool(re.search(rf"(?<![\w-]){re.escape(product)}s?(?![\w-])", text, re.I))
 
 
 def _typed(name: str, text: str) -> bool:
@@ -326,8 +352,14 @@ class Agent:
             args = settle(tool, args, context[0], where, first=first)
             if result.calls:  # after a result: its words are no name unless pointed at
                 _own_namespace(args, tool, context[0], result.question, self.namespaces_known)
-                objects = {v for c in result.calls for k, v in c.arguments.items() if k in _OBJECTS}
+                objects = {  # the jobs and pods earlier calls named (a Node's events: a node)
+                    v
+                    for c in result.calls
+                    for k, v in c.arguments.items()
+                    if k in _OBJECTS and c.arguments.get("kind") != "Node"
+                }
                 _own_node(args, context[0], result.question, objects)
+                _own_product(args, context[0], result.question)
         invented = [k for k, v in args.items() if self._invented(v, ground)]
         if invented:  # a name from the examples, not from the user or a result
             return G.question_for(name, invented)
@@ -378,10 +410,17 @@ class Agent:
             spans[P.MAX_ASKS - 1 :] = [(spans[P.MAX_ASKS - 1][0], spans[-1][1])]
         asks = [text[a:b] for a, b in spans] or [question]
         for i in range(1, len(asks)):  # "...on gpu-west, and what's idle there?": gpu-west
-            if re.search(r"\bthere\b", asks[i], re.IGNORECASE):
+            if _THERE.search(asks[i]):
                 words = G.names_in(asks[i - 1]).split()
                 places = [w for w in words if w.lower() in self.known and w not in asks[i]]
                 asks[i] += f" ({' '.join(places)})" if places else ""
+            if _IT.search(asks[i]):  # "h100-1: what runs on it, and how busy it's been": h100-1
+                objects = [
+                    w
+                    for w in G.names_in(asks[i - 1]).split()
+                    if "-" in w and w.lower() not in self.known and w not in asks[i]
+                ]
+                asks[i] += f" ({' '.join(dict.fromkeys(objects))})" if objects else ""
             if _SAME_WINDOW.search(asks[i]) and (windows := windows_in(asks[i - 1])):
                 asks[i] += f" ({', '.join(windows)})"  # "... for the same window": the one before
         return asks

@@ -197,7 +197,7 @@ def _unmark(text: str) -> str:
 CHANGES = {
     "cancel_job": "cancel|kill|delete|remove|stop|terminate|abort|get rid of|scrap|tear down|drop"
     "|nuke",
-    "suspend_job": "suspend|pause|on hold|hold job|freeze|halt|shelve|to sleep",
+    "suspend_job": "suspend|pause|on hold|hold job|freeze|halt|shelve|to sleep|park",
     "resume_job": "resume|unpause|continue|restart|unsuspend|un-suspend|un-pause|unfreeze|carry on"
     "|(run|start|going) again|wake|bring back|bring (\\S+ ){1,4}back|unshelve|thaw",
     "submit_job": "submit|submitt|run(?! again| as\\b)|launch|start(?! again)|create|schedule"
@@ -230,6 +230,7 @@ _NOT_ASKED = re.compile(
     r"|\b(i'?ll|i will|we'?ll|later|rights? to|permissions? to|do i have|where|which node)\b"
     r"|\b(no need|no reason|nothing|not going|no plans?) to\s+$|\bwithout\s+([\w'-]+\s+)?$"
     r"|\bwhether\b|\bsafe to\b|\b(when|did)\b[^.?!;,]*$"
+    r"|\b(what|which|whose)\s+[\w-]+(\s+[\w-]+)?\s+$"  # "what GPU workloads run": a question
     r"|\b(about|planning|plan|considering|thinking (of|about))\s+(to\s+)?$"  # "I'm about to cancel"
     r"|\bso (that )?(i|we) (can|could)\b|\bwhich (ones? )?to\s+$"  # "... so I can decide which to"
     r"|(?<![\w-])(a|an|the|this|that|my|its)\s+[\w-]+\s+$",  # "a 2-GPU run": a noun

@@ -27,6 +27,7 @@ __all__ = ["settle", "settle_choices", "settle_roles"]
 
 _OTHER_ROLES = ("name", "job", "pod", "node")
 _ROLES = ("namespace", "cluster", *_OTHER_ROLES)
+_OBJECT = re.compile(r"\b(jobs?|pods?)\b", re.IGNORECASE)  # a name here may be one of these
 _POD_INDEX = re.compile(r"-0$")  # a Job's first pod: <job>-0 ("diff-3" is a job's own name)
 
 
@@ -112,6 +113,15 @@ def settle_roles(
     products.discard(None)
     if "product" in params and "product" not in out and len(products) == 1:
         out["product"] = products.pop()  # "free h100s on gpu-east": the one product named
+    if "node" in params and "node" not in out and not _OBJECT.search(request):
+        taken = {str(v).lower() for v in out.values()} | {w.lower() for w in [*spaces, *clusters]}
+        nodes = {
+            w
+            for w in re.findall(r"(?<![\w.-])[a-z][a-z0-9]*(?:-[a-z0-9]+)+(?![\w-])", low)
+            if w not in taken and (_node_like(w) or _after("node", w, request))
+        }
+        if len(nodes) == 1:  # "how busy it has been (h200-1)": the one node named
+            out["node"] = nodes.pop()
     _plain_name(out, request, [*spaces, *clusters])
     return out
 
@@ -260,7 +270,8 @@ def _node_role(args: dict[str, Any], takes_node: bool, ask: str, known: Sequence
     "in" a namespace, is none."""
     ns = args.get("namespace")
     unknown = isinstance(ns, str) and bool(known) and ns not in known and "node" not in args
-    if unknown and (_after("on", str(ns), ask) or _after("node", str(ns), ask)):
+    placed = _after("on", str(ns), ask) or _after("node", str(ns), ask)
+    if unknown and (placed or (_node_like(str(ns)) and not _in_namespace(str(ns), ask))):
         node = args.pop("namespace")
         if takes_node:  # else a node this tool does not filter by: every namespace
             args["node"] = node
@@ -270,6 +281,16 @@ def _node_role(args: dict[str, Any], takes_node: bool, ask: str, known: Sequence
     spaces = "|".join(map(re.escape, known)) or r"[\w-]+"
     if _MIG.match(node) or re.search(rf"\b{re.escape(node)}\s+(in|from)\s+({spaces})\b", ask):
         del args["node"]
+
+
+def _node_like(name: str) -> bool:
+    """Named as nodes are, after their GPU ("h100-1", "a100-mig-0", "l4-shared-0")."""
+    first, _, rest = name.partition("-")
+    return bool(rest) and _product(first) is not None
+
+
+def _in_namespace(name: str, ask: str) -> bool:
+    return any(_after(w, name, ask) for w in ("namespace", "ns", "in"))
 
 
 def _plain_name(args: dict[str, Any], ask: str, places: Sequence[str]) -> None:

@@ -61,9 +61,11 @@ SUBJECTS: dict[str, re.Pattern[str]] = {
         r"|\b(hasn'?t|has not|isn'?t|is not|not) (been )?(start|run|schedul|admit)\w*"
         r"|\bwhy\b.*\b(not|can'?t|cannot|won'?t)\b"
         r"|\bwhy\b.*\b(hasn'?t|haven'?t|isn'?t|aren'?t)\b.*\b(start|run|schedul|admit)\w*"
-        r"|\bnever (got|gets?) (a node|scheduled|started|admitted)\b"
+        r"|\bnever (got|gets?|went|goes) (a node|scheduled|started|admitted|going|off the ground)\b"
+        r"|\b(hasn'?t|didn'?t|won'?t|not) (got|get|gotten) (going|started|off the ground)\b"
         r"|\b(can'?t|cannot) find a node\b"
-        r"|\bprevents?\b.*\bfrom (running|starting|being)\b|\bblock(ed|ing)\b|\bheld up\b"
+        r"|\b(prevent|stop|keep)\w*\b.*\bfrom (running|starting|being|scheduling|getting)\b"
+        r"|\bblock(ed|ing)\b|\bheld up\b"
         r"|\bholding\s+([\w-]+\s+){0,2}(up|back)\b",
         _I,
     ),
@@ -82,6 +84,7 @@ SUBJECTS: dict[str, re.Pattern[str]] = {
         r"\bgpu[- ]?hours?\b|\bgpu time\b|\bburn(ed|t)?\b|\bconsum(ed|es|ption)\b"
         r"|(?<!memory )\busage\b"
         r"|\bused the most\b|\bhogs?\b|\bhow much gpu\b.*\buse[ds]?\b"
+        r"|\bhow much\b(?:(?!\bmemory\b)[^.?!;])*\bused\b"  # "how much has team-a used"
         r"|\bcost\w*\b|\bspen[dt]\b|\bby label\b|\befficien\w*|\b(charge|show)backs?\b|\bbilling\b",
         _I,
     ),
@@ -109,6 +112,7 @@ SUBJECTS: dict[str, re.Pattern[str]] = {
         r"|\babout (the )?job\b|\bcompletions?\b|\bretries\b|\battempts\b"
         r"|\bnews\b|\bupdate on\b|\bwhen did\b.*\b(start|finish|end|begin)\w*"
         r"|\b(wrong|the matter) with\b"
+        r"|\b(did|has|is)\s+(it|that|this|the job)\s+(\w+\s+)?(complet|finish|succe|fail|end)\w*"
         rf"|\bhow('?s| is)\s+{_JOB_NAME}\b.*\b(doing|going|getting on|coming along)\b"
         r"|\b(would|if|will|does|whether)\s+(cancel+|kill|delet|remov|stopp|suspend|paus|terminat"
         rf"|abort|scrapp|resum)ing\s+{_JOB_NAME}"  # "would cancelling x-1": x-1's
@@ -131,7 +135,7 @@ SUBJECTS: dict[str, re.Pattern[str]] = {
         r"|\bwho(se|s|ose|'s)?\b.*\busing\b"
         r"|\bsitting on\b|\b(who|what)('?s| is| are)?\s+(running|runs)\b"
         r"|\busing\b[\w\s]{0,15}\bgpus\b"
-        r"|\brun\w* on (the |its |their )?(gpus|accelerators|cards)\b"
+        r"|\b(run\w*|doing|training|working) on (the |its |their )?(gpus|accelerators|cards)\b"
         r"|\bwho\b.*\bon (the |its |their )?(gpus|accelerators|cards)\b|\bhogging\b|\beating\b"
         r"|\ballocations? (by|per) (pod|job|namespace)\b"
         r"|\bwho('?s| has| is)? got\b"
@@ -146,7 +150,8 @@ SUBJECTS: dict[str, re.Pattern[str]] = {
         r"|\bunallocated\b|\bgpu (nodes|models|types)\b|\bfleet\b|\bgpus left\b|\btotal gpus\b"
         r"|\b(we|do we) (own|have)\b|\baccelerators are\b|\bgpu counts?\b|\bcount (per|by) node\b"
         r"|\bwith room\b|\broom left\b"
-        r"|\b(what|which) (gpus|gpu models)\b.*\bhave\b",
+        r"|\b(what|which) (gpus|gpu models)\b.*\bhave\b"
+        r"|\bgpu (picture|situation|overview|landscape|summary)\b",
         _I,
     ),
 }
@@ -164,7 +169,9 @@ DECISIVE: dict[str, re.Pattern[str]] = {
     ),
     "idle_gpus": re.compile(r"\b(below|under)\b[^.?!]*(\bpercent\b|%)", _I),
     "recommend_placement": re.compile(
-        rf"\bfits?\b(?!{_IN_QUOTA})|\bplacement\b|\bbest (spot|node|place) for\b", _I
+        rf"\bfits?\b(?!{_IN_QUOTA})|\bplacement\b|\bbest (spot|node|place) for\b"
+        r"|\b(suggest|pick|choose|recommend)\b[^.?!;]*\bnodes?\b",
+        _I,
     ),
 }
 # a subject that makes a neighbour's moot: following a job to its end is more than its state
@@ -180,6 +187,8 @@ _JOB_LIKE = re.compile(
 )
 
 
+_PODS = re.compile(r"\bpods\b", _I)
+_JOBS_SAID = re.compile(r"\bjobs?\b", _I)
 _JOBS = re.compile(r"\b(jobs|runs|all|every|any|which(?! (cluster|node|namespace)))\b", _I)
 _REACH = re.compile(r"\b(which|what)\s+\w+(\s+\w+)?\s+(can|could|may)\s+(i|we)\b", _I)
 _CHANGE = re.compile(
@@ -255,6 +264,8 @@ def route(request: str, tools: Sequence[str], known: Collection[str] = ()) -> li
         return ["explain_pending"]
     if "get_job" in named and _YES_NO_JOB.match(request):
         return ["get_job"]  # "did x-1 crash?": a yes or no about its state, not its log
+    if "gpu_workloads" in named and _PODS.search(request) and not _JOBS_SAID.search(request):
+        named = [t for t in named if t != "list_jobs"]  # "the GPU pods running there"
     moot = {m for t in named for m in OUTRANKS.get(t, ())}
     named = [t for t in named if t not in moot]
     job = "get_job" in tools and _job_named(request, known)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -469,7 +470,8 @@ def test_a_later_part_without_a_subject_of_its_own_is_the_same_ask() -> None:
 def test_a_request_is_split_into_its_asks(request_: str, asks: int) -> None:
     got = Agent(ScriptedBackend([]), tool_defs(), clusters=CLUSTERS)._asks(request_)
     assert len(got) == asks, got
-    assert all(ask in request_ for ask in got)  # the request's own text
+    # the request's own text; a later ask that points at "it" carries the names before in brackets
+    assert all(re.sub(r" \([^()]*\)$", "", ask) in request_ for ask in got)
 
 
 def test_two_asks_joined_without_a_question_word_are_two_asks() -> None:
@@ -478,9 +480,10 @@ def test_two_asks_joined_without_a_question_word_are_two_asks() -> None:
         "free gpus on gpu-east",
         "team-c's quota",
     ]
-    assert agent._asks("status of x-1 in team-c + its log tail") == [
+    spaces = Agent(ScriptedBackend([]), tool_defs(), clusters=CLUSTERS, namespaces=["team-c"])
+    assert spaces._asks("status of x-1 in team-c + its log tail") == [
         "status of x-1 in team-c",
-        "its log tail",
+        "its log tail (x-1)",  # "its": the job the ask before named
     ]
     assert len(agent._asks("gpu-west inventory, gpu-west utilization")) == 2
     assert len(agent._asks("failed jobs of team-c together with its idle gpus")) == 2
@@ -693,3 +696,53 @@ def test_where_else_it_could_run_takes_the_count_its_result_gave() -> None:
     assert result.stopped == "ask"
     # what the first call found (no such job) comes before the question, never lost
     assert result.answer.index("no job x-1") < result.answer.index("GPU count")
+
+
+def test_a_later_ask_pointing_back_carries_the_names_before_it() -> None:
+    """ "it" is the object the ask before named, "of them" the places it named: a small model
+    reads them in the ask itself, where it fills the arguments from."""
+    agent = Agent(ScriptedBackend([]), tool_defs(), clusters=CLUSTERS, namespaces=["team-c"])
+    assert agent._asks("n-7x-2: what runs on it, and how busy it has been") == [
+        "n-7x-2: what runs on it",
+        "how busy it has been (n-7x-2)",
+    ]
+    assert agent._asks("how hot are the GPUs on gpu-east; which of them sit idle") == [
+        "how hot are the GPUs on gpu-east",
+        "which of them sit idle (gpu-east)",
+    ]
+    # a namespace the server showed is a place, not the object "it" points at
+    assert agent._asks("show x-1 in team-c and its warning events")[1] == (
+        "its warning events (x-1)"
+    )
+
+
+def test_a_later_calls_gpu_product_is_one_the_user_typed() -> None:
+    """ "team-b's quota; then where would a 3-GPU job land": the quota result lists H100s, which
+    the user never asked for; a product the ask types stays."""
+    quota = ToolOutcome("gpu-east/team-b quota: requests.nvidia.com/gpu 3/8 (H100 flavor)")
+    for ask, kept in (
+        ("check team-b's quota; after that, tell me where a 3-GPU job would land", False),
+        ("check team-b's quota; after that, where would 3 H100s land", True),
+    ):
+        backend = two_calls(
+            "gpu_quota", '{"namespace": "team-b"}',
+            "recommend_placement", '{"gpus": 3, "product": "H100"}', ".",
+        )  # fmt: skip
+        runner = Runner([quota, ToolOutcome("FITS gpu-east h100-1")])
+        agent = Agent(backend, tool_defs(), clusters=CLUSTERS, answer="facts")
+        run(agent, ask, runner)
+        want = {"gpus": 3, "product": "H100"} if kept else {"gpus": 3}
+        assert runner.calls[1] == ("recommend_placement", want), ask
+
+
+def test_a_node_whose_events_were_read_is_the_node_a_later_ask_points_at() -> None:
+    """ "events of node h200-3, then how busy it has been": the node is no job or pod an
+    earlier call named, so the later call reads that node's utilization."""
+    backend = two_calls(
+        "list_events", '{"namespace": "default", "kind": "Node", "name": "h200-3"}',
+        "gpu_utilization", "{}", ".",
+    )  # fmt: skip
+    runner = Runner([ToolOutcome("no events"), ToolOutcome("GPU utilization over 1 h: 40%")])
+    agent = Agent(backend, tool_defs(), clusters=CLUSTERS, answer="facts")
+    run(agent, "check the events on node h200-3 and then tell me how busy it has been", runner)
+    assert runner.calls[1] == ("gpu_utilization", {"node": "h200-3"})

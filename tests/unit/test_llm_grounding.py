@@ -221,6 +221,9 @@ def test_a_write_missing_a_required_argument_asks() -> None:
         ("pretend I want to launch a job with 2 H100s, where would it go?", []),
         ("dry run only: could an 8-GPU job be placed now?", []),  # "dry run": a noun
         ("what does the log of a-1 say? cancel a-1 in team-a", ["cancel_job"]),
+        ("what GPU pods run in team-a right now", []),  # a question about what runs
+        ("which jobs stopped in team-a", []),
+        ("park a-1 in team-a over the weekend", ["suspend_job"]),
     ],
 )
 def test_write_tools_are_told_apart_by_their_verbs(request_: str, tools: list[str]) -> None:

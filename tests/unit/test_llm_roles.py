@@ -162,6 +162,17 @@ def test_a_node_is_what_the_request_puts_on_or_after_node() -> None:
     pods = ToolDef("gpu_workloads", "", {"properties": {"namespace": {}, "cluster": {}}})
     got = settle(pods, {"namespace": "n-1"}, "who runs on n-1", where, first=True)
     assert got == {}  # a node, which this tool does not filter by: no namespace
+    # named as nodes are, after their GPU, and not "in" a namespace: a node wherever it stands
+    got = settle(util, {"namespace": "h100-7"}, "h100-7: how busy is it", where, first=True)
+    assert got == {"node": "h100-7"}
+    got = settle(util, {"namespace": "h100-7"}, "usage in h100-7", where, first=True)
+    assert "node" not in got  # "in h100-7": the user's namespace, even an odd one
+    # the one node an ask names, left out by the model, is filled in; never a job's name
+    got = settle(util, {}, "how busy it has been (h200-3)", where, first=False)
+    assert got == {"node": "h200-3"}
+    assert settle(util, {}, "how busy is job l4-ft in team-c", where, first=True) == {
+        "namespace": "team-c"
+    }
 
 
 def test_an_ask_naming_two_clusters_reads_every_cluster() -> None:

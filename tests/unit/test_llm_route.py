@@ -196,3 +196,19 @@ def test_which_things_can_i_reach_is_no_question_about_rights() -> None:
 
 def test_following_a_job_outranks_reading_its_state_once() -> None:
     assert route("let me know when z-9 in team-c is done", TOOLS) == ["wait_job"]
+
+
+def test_the_gpu_picture_is_the_inventory_and_how_much_was_used_is_usage() -> None:
+    assert route("the GPU situation on c-2", TOOLS) == ["gpu_inventory"]
+    assert route("how much has team-c used this month", TOOLS) == ["gpu_usage_report"]
+
+
+def test_what_keeps_a_job_from_scheduling_or_getting_going_is_why_it_waits() -> None:
+    assert route("what keeps z-3 from scheduling in team-c", TOOLS) == ["explain_pending"]
+    assert route("z-3 never got going, team-c", TOOLS) == ["explain_pending"]
+    assert route("z-3 hasn't got started in team-c", TOOLS) == ["explain_pending"]
+
+
+def test_whether_it_completed_asks_for_the_jobs_state() -> None:
+    assert route("z-3 in team-c: did it complete?", TOOLS) == ["get_job"]
+    assert route("has that one finished yet", TOOLS) == ["get_job"]

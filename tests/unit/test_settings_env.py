@@ -73,7 +73,8 @@ def test_a_bad_variable_is_named(
     monkeypatch.setenv(name, value)
     with pytest.raises(SettingsError) as e:
         Settings()
-    assert name in str(e.value) and said in str(e.value)
+    assert name in str(e.value)
+    assert said in str(e.value)
     assert isinstance(e.value, McpKubeError)
 
 
@@ -81,7 +82,8 @@ def test_an_invalid_value_is_one_line_naming_the_setting(monkeypatch: pytest.Mon
     monkeypatch.setenv("MCP_KUBE_LIMITS__MAX_LOG_BYTES", "lots")
     with pytest.raises(SettingsError) as e:
         Settings()
-    assert "limits.max_log_bytes" in str(e.value) and "\n" not in str(e.value)
+    assert "limits.max_log_bytes" in str(e.value)
+    assert "\n" not in str(e.value)
 
 
 def test_from_environment_reads_only_the_given_mapping() -> None:
