@@ -400,15 +400,21 @@ def test_a_later_asks_namespace_and_node_are_its_own_or_pointed_at() -> None:
     agent = Agent(backend, tool_defs(), clusters=CLUSTERS, answer="facts")
     run(agent, "what clusters do you know about and what's free on them", runner)
     assert runner.calls[1] == ("gpu_inventory", {})
-    # nor is a job the first call named a node
-    backend = two_calls(
-        "explain_pending", '{"namespace": "team-a", "job": "x-1"}',
-        "gpu_inventory", '{"node": "x-1"}', ".",
-    )  # fmt: skip
-    runner = Runner([ToolOutcome("error [not_found]: no job x-1"), ToolOutcome("Free now: 8")])
-    agent = Agent(backend, tool_defs(), clusters=CLUSTERS, answer="facts")
-    run(agent, "why is x-1 in team-a waiting and what is free instead?", runner)
-    assert runner.calls[1] == ("gpu_inventory", {})
+    # nor is a job the first call named a node; but a node whose events it read is "it"
+    for first_args, second, ask, want in (
+        ('{"namespace": "team-a", "job": "x-1"}', "gpu_inventory",
+         "why is x-1 in team-a waiting and what is free instead?", {}),
+        ('{"namespace": "default", "kind": "Node", "name": "h200-3"}', "gpu_utilization",
+         "check the events on node h200-3 and then tell me how busy it has been",
+         {"node": "h200-3"}),
+    ):  # fmt: skip
+        first = "list_events" if "Node" in first_args else "explain_pending"
+        node = '{"node": "x-1"}' if second == "gpu_inventory" else "{}"
+        backend = two_calls(first, first_args, second, node, ".")
+        runner = Runner([ToolOutcome("error [not_found]: no job x-1"), ToolOutcome("8 free")])
+        agent = Agent(backend, tool_defs(), clusters=CLUSTERS, answer="facts")
+        run(agent, ask, runner)
+        assert runner.calls[1] == (second, want), ask
 
 
 def test_an_answer_that_strays_from_the_results_becomes_the_facts() -> None:
@@ -733,16 +739,3 @@ def test_a_later_calls_gpu_product_is_one_the_user_typed() -> None:
         run(agent, ask, runner)
         want = {"gpus": 3, "product": "H100"} if kept else {"gpus": 3}
         assert runner.calls[1] == ("recommend_placement", want), ask
-
-
-def test_a_node_whose_events_were_read_is_the_node_a_later_ask_points_at() -> None:
-    """ "events of node h200-3, then how busy it has been": the node is no job or pod an
-    earlier call named, so the later call reads that node's utilization."""
-    backend = two_calls(
-        "list_events", '{"namespace": "default", "kind": "Node", "name": "h200-3"}',
-        "gpu_utilization", "{}", ".",
-    )  # fmt: skip
-    runner = Runner([ToolOutcome("no events"), ToolOutcome("GPU utilization over 1 h: 40%")])
-    agent = Agent(backend, tool_defs(), clusters=CLUSTERS, answer="facts")
-    run(agent, "check the events on node h200-3 and then tell me how busy it has been", runner)
-    assert runner.calls[1] == ("gpu_utilization", {"node": "h200-3"})
