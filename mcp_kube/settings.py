@@ -413,12 +413,7 @@ def from_environment(model: type[BaseModel], environ: Mapping[str, str]) -> dict
                 raise SettingsError(f"{name}: not valid JSON (lists and groups are)") from None
         else:
             value = raw
-        previous = node.get(path[-1])
-        node[path[-1]] = (
-            _merged(previous, value)
-            if isinstance(previous, dict) and isinstance(value, dict)
-            else value
-        )
+        node.update(_merged(node, {path[-1]: value}))
     return out
 
 

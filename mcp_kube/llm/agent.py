@@ -211,16 +211,10 @@ def _own_product(args: dict[str, Any], ask: str, request: str) -> None:
     product = args.get("product")
     if not isinstance(product, str):
         return
-    said = _typed_product(product, ask) or (
-        bool(_POINTS_BACK.search(ask)) and _typed_product(product, request)
-    )
-    if not said:
+    typed = (product, f"{product}s")  # "H100" typed as "h100" or "H100s"
+    where = [ask, request] if _POINTS_BACK.search(ask) else [ask]
+    if not any(_typed(p, text) for p in typed for text in where):
         del args["product"]
-
-
-def _typed_product(product: str, text: str) -> bool:
-    """ "H100" typed as "h100", "H100s" or "h100 cards"."""
-    return bool(re.search(rf"(?<![\w-]){re.escape(product)}s?(?![\w-])", text, re.I))
 
 
 def _typed(name: str, text: str) -> bool:

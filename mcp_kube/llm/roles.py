@@ -27,6 +27,7 @@ __all__ = ["settle", "settle_choices", "settle_roles"]
 
 _OTHER_ROLES = ("name", "job", "pod", "node")
 _ROLES = ("namespace", "cluster", *_OTHER_ROLES)
+_NAME_LIKE = re.compile(r"(?<![\w.-])[a-z][a-z0-9]*(?:-[a-z0-9]+)+(?![\w-])")  # "t5-3b", "h100-1"
 _OBJECT = re.compile(r"\b(jobs?|pods?)\b", re.IGNORECASE)  # a name here may be one of these
 _POD_INDEX = re.compile(r"-0$")  # a Job's first pod: <job>-0 ("diff-3" is a job's own name)
 
@@ -117,7 +118,7 @@ def settle_roles(
         taken = {str(v).lower() for v in out.values()} | {w.lower() for w in [*spaces, *clusters]}
         nodes = {
             w
-            for w in re.findall(r"(?<![\w.-])[a-z][a-z0-9]*(?:-[a-z0-9]+)+(?![\w-])", low)
+            for w in _NAME_LIKE.findall(low)
             if w not in taken and (_node_like(w) or _after("node", w, request))
         }
         if len(nodes) == 1:  # "how busy it has been (h200-1)": the one node named
@@ -297,11 +298,7 @@ def _plain_name(args: dict[str, Any], ask: str, places: Sequence[str]) -> None:
     """A job or pod the model named with a plain word ("over", "lately") is the one name-like
     word of the ask ("t5-3b") that is no namespace, cluster or product, if there is one."""
     taken = {p.lower() for p in places}
-    names = {
-        w
-        for w in re.findall(r"(?<![\w.-])[a-z][a-z0-9]*(?:-[a-z0-9]+)+(?![\w-])", ask.lower())
-        if w not in taken
-    }
+    names = {w for w in _NAME_LIKE.findall(ask.lower()) if w not in taken}
     for role in ("name", "job", "pod"):
         value = args.get(role)
         if isinstance(value, str) and not re.search(r"[-\d]", value) and len(names) == 1:
@@ -351,7 +348,7 @@ def _known_namespace(
         args["namespace"] = slips[0]
     elif not _said(ns, ask):
         del args["namespace"]  # neither shown by the server nor typed: a name from a result
-    elif _POD_INDEX.search(ns) and not any(_after(w, ns, ask) for w in ("namespace", "ns", "in")):
+    elif _POD_INDEX.search(ns) and not _in_namespace(ns, ask):
         del args["namespace"]  # "which node is train-0 on": a pod's name, no namespace
     return args
 
