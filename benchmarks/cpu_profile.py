@@ -5,7 +5,9 @@ server (benchmarks/bare_server.py) with --bare, warms one client up, then makes 
 calls per repeat and reads the server's utime+stime from /proc around them. With --profile
 OUT, the server runs under cProfile, switched on (SIGUSR1) after the warm-up and written
 (SIGUSR2) after the last repeat: only the timed calls are in it (the CPU figures are then
-inflated by the profiler; take them from a run without --profile).
+inflated by the profiler; take them from a run without --profile). The profile counts the
+process's CPU time, not wall time: waits drop out, and what worker threads spend (the API
+calls) is charged to whatever the event loop runs meanwhile, mostly its poll.
 
 Usage: python benchmarks/cpu_profile.py --testbed DIR [--n 500] [--repeats 5]
          [--tool gpu_inventory|list_jobs|echo] [--bare] [--clients 1] [--profile OUT.prof]
@@ -45,7 +47,7 @@ CALLS = {
 
 def serve_profiled(out: str, argv: list[str]) -> None:
     """In the server process: run ``argv`` (a script or `mcp-kube`), profile between signals."""
-    prof = cProfile.Profile()
+    prof = cProfile.Profile(time.process_time)
     signal.signal(signal.SIGUSR1, lambda *_: prof.enable())
 
     def dump(*_: object) -> None:
