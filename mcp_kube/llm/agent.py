@@ -147,13 +147,32 @@ _HAPPENED = re.compile(
 
 
 # "..., and what's idle there?", "which of them sit idle": the places of the ask before
-_THERE = re.compile(r"\b(there|of them|of those|of these)\b", re.I)
+_THERE = re.compile(
+    r"\b(there|of them|of those|of these|(the )?same (namespace|cluster|team|ns)"
+    r"|(that|this) (namespace|cluster|team|ns))\b",
+    re.I,
+)
+# a part that names no subject but a place the ask before named opens the ask after it
+_AT_PLACE = re.compile(
+    r"\b((the )?same|that|this) (namespace|cluster|team|ns)\b|\b(over|in|on) there\b", re.I
+)
 _IT = re.compile(r"\b(it|its|it'?s|that one|this one)\b", re.I)  # the object of the ask before
 _SAME_WINDOW = re.compile(
     r"\b(same|that)\s+(window|period|time\s*frame|timeframe|time|range|span|interval)\b", re.I
 )
 _NODE = re.compile(r"\bnodes?\b", re.I)
 _SPACE_WORD = re.compile(r"\b(namespace|ns|in)\s+[a-z0-9][\w-]*-", re.I)
+
+
+_KIND_BEFORE = re.compile(r"\b(pod|job|node)\s+$", re.I)
+
+
+def _with_kind(name: str, ask: str) -> str:
+    """``name`` with the kind the ask typed before it ("pod x-1"), so that "its log" after
+    "pod x-1" reads the pod, not a job of that name."""
+    at = ask.find(name)
+    kind = _KIND_BEFORE.search(ask[:at]) if at > 0 else None
+    return f"{kind.group(1).lower()} {name}" if kind else name
 
 
 def _home_namespace(tool: str, context: list[str]) -> list[str]:
@@ -378,13 +397,20 @@ class Agent:
         """The request's asks: a later part is its own ask only when its words name a subject
         of its own (a tool's, or a change) unlike the part before it; "and whose are they?" and
         "x-0 crashed; log of its earlier container" are one ask each. A first part that names
-        no subject ("Hi! I'm new here.", "no changes please;") opens the ask after it."""
+        no subject ("Hi! I'm new here.", "no changes please;") opens the ask after it, as does
+        a later one that points back at a place ("over on that cluster, how many are free")."""
         text = clusters_spelled(P.unglue(question), self.clusters)  # "the east cluster"
         spans: list[tuple[int, int]] = []  # each ask's span of the request, joins included
         before: list[str] = []  # the subject of the ask at hand (every tool: none yet)
+        lead: int | None = None  # where a later part that opens the next ask began
         for a, b in P.spans(text):
             part = text[a:b]
             routed, change = R.route(part, self.reads, self.known), P.changes_asked(part)
+            if lead is not None:
+                a, lead = lead, None
+            elif spans and routed == self.reads and not change and _AT_PLACE.search(part):
+                lead = a
+                continue
             # "show x-1": x-1's state; "x-1 failed, logs please": what happened is the setting
             # of the ask that follows
             subject = bool(R.names_subject(part) or _SHOW.match(part)) and not (
@@ -400,17 +426,32 @@ class Agent:
             else:
                 spans.append((a, b))
                 before = routed if subject or change else self.reads
+        if lead is not None:  # nothing came after it: it belongs to the ask before
+            spans[-1] = (spans[-1][0], len(text))
         if len(spans) > P.MAX_ASKS:
             spans[P.MAX_ASKS - 1 :] = [(spans[P.MAX_ASKS - 1][0], spans[-1][1])]
         asks = [text[a:b] for a, b in spans] or [question]
         for i in range(1, len(asks)):  # "...on gpu-west, and what's idle there?": gpu-west
-            if _THERE.search(asks[i]):
-                words = G.names_in(asks[i - 1]).split()
-                places = [w for w in words if w.lower() in self.known and w not in asks[i]]
+            if kinds := {m.group(0).split()[-1].lower() for m in _THERE.finditer(asks[i])}:
+                # "that cluster": only the cluster; "there", "of them": every place
+                clusters = {c.lower() for c in self.clusters}
+                wanted = {"cluster"} if kinds == {"cluster"} else None
+                if kinds <= {"namespace", "team", "ns"}:
+                    wanted = {"namespace"}
+                places = [
+                    w
+                    for w in G.names_in(asks[i - 1]).split()
+                    if w.lower() in self.known
+                    and w not in asks[i]
+                    and (
+                        wanted is None
+                        or ("cluster" if w.lower() in clusters else "namespace") in wanted
+                    )
+                ]
                 asks[i] += f" ({' '.join(places)})" if places else ""
             if _IT.search(asks[i]):  # "h100-1: what runs on it, and how busy it's been": h100-1
                 objects = [
-                    w
+                    _with_kind(w, asks[i - 1])
                     for w in G.names_in(asks[i - 1]).split()
                     if "-" in w and w.lower() not in self.known and w not in asks[i]
                 ]

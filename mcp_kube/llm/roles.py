@@ -348,6 +348,8 @@ def _known_namespace(
         args["namespace"] = slips[0]
     elif not _said(ns, ask):
         del args["namespace"]  # neither shown by the server nor typed: a name from a result
+    elif not re.search(r"[-\d]", ns) and not _in_namespace(ns, ask):
+        del args["namespace"]  # a plain word ("which", "s") not typed as a namespace
     elif _POD_INDEX.search(ns) and not _in_namespace(ns, ask):
         del args["namespace"]  # "which node is train-0 on": a pod's name, no namespace
     return args

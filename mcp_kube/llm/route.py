@@ -10,6 +10,7 @@ they are offered only for their own verbs (``prompt.changes_asked``).
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Collection, Sequence
 
@@ -66,7 +67,7 @@ SUBJECTS: dict[str, re.Pattern[str]] = {
         r"|\b(can'?t|cannot) find a node\b"
         r"|\b(prevent|stop|keep)\w*\b.*\bfrom (running|starting|being|scheduling|getting)\b"
         r"|\bblock(ed|ing)\b|\bheld up\b"
-        r"|\bholding\s+([\w-]+\s+){0,2}(up|back)\b",
+        r"|\bholding\s+([\w-]+\s+){0,2}(up|back)\b|\bno node\b|\bthe wait\b",
         _I,
     ),
     "recommend_placement": re.compile(
@@ -140,18 +141,21 @@ SUBJECTS: dict[str, re.Pattern[str]] = {
         r"|\ballocations? (by|per) (pod|job|namespace)\b"
         r"|\bwho('?s| has| is)? got\b"
         r"|\busing (the )?gpus\b|\boccupy\w*|\bconsumers?\b|\battached\b|\bconsuming\b"
-        r"|\b(which|what) node (is|are) [\w-]+ (on|running)\b",
+        r"|\b(which|what) node (is|are) [\w-]+ (on|running)\b"
+        r"|\b(assigned|allocated|belong\w*) to\b|\bwho (owns?|has|have)\b",
         _I,
     ),
     "gpu_inventory": re.compile(
-        r"\bfree\b|\bavailab\w*|\bavail\b|\bspare\b|\binventory\b|\binvnetory\b|\bhow many\b"
+        r"\bfree\b|\bavailab\w*|\bavail\b|\bspare\b|\binventory\b|\bhow many\b"
         r"|\bin total\b"
         r"|\bcapacity\b|\bmig\b(?!-)|\bdetails of node\b|\bnode [a-z][a-z0-9]*-[\w-]+"
         r"|\bunallocated\b|\bgpu (nodes|models|types)\b|\bfleet\b|\bgpus left\b|\btotal gpus\b"
         r"|\b(we|do we) (own|have)\b|\baccelerators are\b|\bgpu counts?\b|\bcount (per|by) node\b"
         r"|\bwith room\b|\broom left\b"
         r"|\b(what|which) (gpus|gpu models)\b.*\bhave\b"
-        r"|\bgpu (picture|situation|overview|landscape|summary)\b",
+        r"|\bgpu (picture|situation|overview|landscape|summary)\b"
+        r"|\b(number|count) of (gpus?|cards|accelerators|[a-z]{1,3}\d+\w*)\b|\bunclaimed\b"
+        r"|\b(nobody|no one) (has )?(claimed|allocated|requested|taken)\b",
         _I,
     ),
 }
@@ -210,7 +214,7 @@ KEYWORDS = (
 
 
 # plain words one slip from a subject word, never a slip of it ("stack" trace, "last" lines)
-_WORDS = frozenset({"stack", "last", "lost", "lust", "fist", "cots", "quote", "quotes"})
+_WORDS = frozenset({"stack", "last", "lost", "lust", "fist", "cots", "quote", "quotes", "stats"})
 
 
 def close(word: str, key: str) -> bool:
@@ -225,12 +229,18 @@ def close(word: str, key: str) -> bool:
     return any(long[:i] + long[i + 1 :] == short for i in range(len(long)))
 
 
+@functools.lru_cache(maxsize=1024)
+def _subject_word(word: str) -> bool:
+    """A word that names a subject itself ("wasting") is no slip of another ("waiting")."""
+    return any(rx.fullmatch(word) for rx in (*SUBJECTS.values(), *DECISIVE.values()))
+
+
 def spelled(request: str) -> str:
     """``request`` with each plain word one slip from a subject word written as that word."""
 
     def fix(m: re.Match[str]) -> str:
         word = m.group(0).lower()
-        if len(word) < 4 or word in KEYWORDS or word in _WORDS:
+        if len(word) < 4 or word in KEYWORDS or word in _WORDS or _subject_word(word):
             return m.group(0)  # nor a singular ("cluster") made plural: a slip, no inflection
         return next((k for k in KEYWORDS if close(word, k) and k != f"{word}s"), m.group(0))
 

@@ -491,6 +491,14 @@ def test_two_asks_joined_without_a_question_word_are_two_asks() -> None:
         "status of x-1 in team-c",
         "its log tail (x-1)",  # "its": the job the ask before named
     ]
+    assert spaces._asks("events of pod x-0 in team-c, plus ten lines of its log") == [
+        "events of pod x-0 in team-c",
+        "ten lines of its log (pod x-0)",  # the kind typed before the name goes with it
+    ]
+    assert spaces._asks("team-c's quota. same namespace: which jobs failed") == [
+        "team-c's quota",
+        "same namespace: which jobs failed (team-c)",  # the place of the ask before
+    ]
     assert len(agent._asks("gpu-west inventory, gpu-west utilization")) == 2
     assert len(agent._asks("failed jobs of team-c together with its idle gpus")) == 2
     # a piece naming no subject, or a remark about what came before, is no ask of its own

@@ -122,6 +122,14 @@ def test_names_take_the_roles_the_server_knows_them_in() -> None:
     read = ToolDef("gpu_quota", "", {"properties": {"namespace": {}, "cluster": {}}})
     got = settle(read, {"namespace": "its"}, "how close is ml-ops to its cap", where, first=True)
     assert got == {"namespace": "ml-ops"}
+    # a plain word of the ask the server never showed as a namespace is none, unless typed so
+    jobs = ToolDef("list_jobs", "", {"properties": {"namespace": {}, "status": {}}})
+    plain = {"namespace": "which", "status": "failed"}
+    assert settle(jobs, plain, "which of its jobs failed", where, first=True) == {
+        "status": "failed"
+    }
+    typed = {"namespace": "research"}
+    assert settle(jobs, typed, "jobs in research", where, first=True) == typed
 
 
 def test_a_namespace_typed_with_a_slip_is_the_shown_one_but_a_write_keeps_it() -> None:

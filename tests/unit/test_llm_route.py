@@ -123,6 +123,16 @@ def test_a_subject_word_typed_with_one_slip_still_routes(typed: str, meant: str)
     assert route(typed, TOOLS) == route(spelled(typed), TOOLS) != TOOLS
 
 
+@pytest.mark.parametrize(
+    ("typed", "tool"),
+    [("gpus wasting away in team-c", "idle_gpus"), ("stats of the fleet", "gpu_inventory")],
+)
+def test_a_word_one_slip_from_another_subject_word_keeps_its_own(typed: str, tool: str) -> None:
+    # "wasting" names idle GPUs itself (no slip of "waiting"); "stats" is no slip of "status"
+    assert spelled(typed) == typed
+    assert route(typed, TOOLS) == [tool]
+
+
 def test_a_singular_is_no_slip_of_its_plural() -> None:
     assert (
         spelled("which cluster has the most free GPUs?") == "which cluster has the most free GPUs?"
