@@ -167,7 +167,7 @@ def serve(
     app.user_middleware.append(Middleware(RateLimit, rate=http.calls_per_second, burst=http.burst))
     # routing headers that disagree with the body: 400 (2026-07-28 requests: the SDK's check)
     app.user_middleware.append(Middleware(RoutingHeaders, max_body=http.max_body_bytes))
-    config = uvicorn.Config(
+    config = uvicorn.Config(  # its loop and HTTP parser: uvloop and httptools (dependencies)
         app,
         host=settings.http.host,
         port=settings.http.port,
