@@ -233,6 +233,8 @@ _NOT_ASKED = re.compile(
     r"|\b(what|which|whose)\s+[\w-]+(\s+[\w-]+)?\s+$"  # "what GPU workloads run": a question
     r"|\b(about|planning|plan|considering|thinking (of|about))\s+(to\s+)?$"  # "I'm about to cancel"
     r"|\bso (that )?(i|we) (can|could)\b|\bwhich (ones? )?to\s+$"  # "... so I can decide which to"
+    r"|\b(node|place|spot|host|machine|box|somewhere) to\s+$"  # "a node to drop 7 GPUs on"
+    r"|\bnot asking( you)? to\s+$"
     r"|(?<![\w-])(a|an|the|this|that|my|its)\s+[\w-]+\s+$",  # "a 2-GPU run": a noun
     re.IGNORECASE,
 )

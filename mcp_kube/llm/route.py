@@ -46,7 +46,8 @@ SUBJECTS: dict[str, re.Pattern[str]] = {
         r"|\bpower\b|\bgpu mem(ory)?\b|\bmemory used\b|\bdcgm\b|\bcomputing\b|\bpercentage\b"
         r"|\bsaturat\w*|\bhot\b|\btemperature\b|\bmemory usage\b"
         r"|\bworking hard\b|\bcompute\b.*\bused\b|\bsm\b|\bdoing (any |real )?work\b"
-        r"|\b(gpu|compute) load\b|\bload (on|of)\b",
+        r"|\b(gpu|compute) load\b|\bload (on|of)\b|\btensor cores?\b"
+        r"|\b(gpu|card|accelerator|sm)s? activity\b",
         _I,
     ),
     "gpu_quota": re.compile(
@@ -67,7 +68,8 @@ SUBJECTS: dict[str, re.Pattern[str]] = {
         r"|\b(can'?t|cannot) find a node\b"
         r"|\b(prevent|stop|keep)\w*\b.*\bfrom (running|starting|being|scheduling|getting)\b"
         r"|\bblock(ed|ing)\b|\bheld up\b"
-        r"|\bholding\s+([\w-]+\s+){0,2}(up|back)\b|\bno node\b|\bthe wait\b",
+        r"|\bholding\s+([\w-]+\s+){0,2}(up|back)\b|\bno node\b|\bthe wait\b|\bunschedul\w*"
+        r"|\bnothing (runs|is running|started|has started|happens)\b",
         _I,
     ),
     "recommend_placement": re.compile(
@@ -78,7 +80,8 @@ SUBJECTS: dict[str, re.Pattern[str]] = {
         r"|\bwhere\?|\bwhere\W*$|\bnode for (a|an|my|the|one)\b|\b(room|space) for (a|an|one|\d+)\b"
         r"|\b(run|fit|go)\s+anywhere\b|\bland on\b|\b(suggest|pick|choose|recommend)\b.*\bnode\b"
         r"|\b(can|could)\b.*\bbe (scheduled|placed)\b|\bspot for\b"
-        r"|\b(could|can|would) (take|host|accommodate)\b",
+        r"|\b(could|can|would) (take|host|accommodate)\b"
+        r"|\bwhere\b[^.?!;]*\b(best|most likely|chance|odds)\b",
         _I,
     ),
     "gpu_usage_report": re.compile(
@@ -167,6 +170,7 @@ DECISIVE: dict[str, re.Pattern[str]] = {
         r"(?<!where )(?<!how )\b(may|can|could) i\b|\bpermitted\b|\bperms?\b"
         r"|\b(am i|are we|i'?m|me|my \w+)\b.*\ballowed to\b"
         r"|\bdo i have (the )?(rights?|permissions?|access)\b|\bwhether (i|we) (can|could|may)\b"
+        r"|\b(am i|are we)\s+(even\s+|actually\s+|really\s+)?able to\b"
         r"|\bwho (can|could|may|is allowed to)\s+(cancel|delete|kill|submit|create|suspend"
         r"|resume|pause|launch|stop)\b",
         _I,
@@ -194,7 +198,9 @@ _JOB_LIKE = re.compile(
 _PODS = re.compile(r"\bpods\b", _I)
 _JOBS_SAID = re.compile(r"\bjobs?\b", _I)
 _JOBS = re.compile(r"\b(jobs|runs|all|every|any|which(?! (cluster|node|namespace)))\b", _I)
-_REACH = re.compile(r"\b(which|what)\s+\w+(\s+\w+)?\s+(can|could|may)\s+(i|we)\b", _I)
+_REACH = re.compile(
+    r"\b(which|what)\s+(?!namespaces\b)\w+(\s+\w+)?\s+(can|could|may)\s+(i|we)\b", _I
+)  # "which namespaces can I see": a question about one's rights
 _CHANGE = re.compile(
     r"\b(cancel|delete|kill|remove|stop|submit|create|launch|suspend|pause|resume)\b", _I
 )

@@ -269,6 +269,8 @@ def test_a_write_runs_on_the_gpus_the_user_named() -> None:
 
 def test_a_question_is_not_an_order() -> None:
     assert P.changes_asked("which workloads hold accelerators on gpu-west?") == []
+    assert P.changes_asked("choose me a node to drop seven gpus on") == []  # a place for them
+    assert P.changes_asked("not asking you to cancel it, what is x-1's status") == []
     assert P.is_question("when did job a-1 start?")
     assert not P.is_question("Could you pause warmup in team-a?")
 

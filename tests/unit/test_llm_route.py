@@ -85,6 +85,11 @@ TOOLS = list(SUBJECTS)
         ("gpu mem by node", "gpu_utilization"),
         ("wait z-8 team-c", "wait_job"),
         ("what has kubernetes recorded about z-8 lately", "list_events"),
+        ("is z-9 (team-c) unschedulable?", "explain_pending"),
+        ("z-9 was submitted long ago and nothing runs", "explain_pending"),
+        ("where has a 1-GPU pod the best chance", "recommend_placement"),
+        ("tensor core activity on the h100s", "gpu_utilization"),
+        ("number of H100s on c-2", "gpu_inventory"),
     ],
 )
 def test_a_named_subject_narrows_the_choice_to_its_tool(request_: str, tool: str) -> None:
@@ -202,6 +207,8 @@ def test_gpu_load_is_utilization() -> None:
 def test_which_things_can_i_reach_is_no_question_about_rights() -> None:
     assert "whoami" not in route("which clusters can I reach?", TOOLS)
     assert route("which jobs may I cancel in team-c?", TOOLS) == ["whoami"]
+    assert route("which namespaces can I see jobs in", TOOLS) == ["whoami"]  # one's rights
+    assert route("am i even able to delete jobs in team-c", TOOLS) == ["whoami"]
 
 
 def test_following_a_job_outranks_reading_its_state_once() -> None:
