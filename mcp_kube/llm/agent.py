@@ -139,6 +139,16 @@ _SHOW = re.compile(
     r"(show|get|describe|check|look at|tell me about|look up|look into|pull up|fetch)\b",
     re.I,
 )
+# "Our team-b folks say ...", "I think x-1 went wrong", "So I'm trying to ...": what the user
+# tells before asking sets the scene of the ask that follows; it names no tool of its own
+_SETTING = re.compile(
+    r"^\W*((hi|hey|hello|morning|good (morning|afternoon|evening))\b\W*)?((so|well|ok|okay)\b\W*)?"
+    r"((i|we|they)('m|'re|\s+am|\s+are)\s+(trying|wondering|worried|not sure|unsure|curious)\b"
+    r"|(i|we|our(\s+[\w-]+){1,2}|my(\s+[\w-]+){1,2}|someone|people|folks|users|they)\s+(\w+\s+)?"
+    r"(say|says|said|think|thought|believe|noticed?|heard|suspect|guess|feel|reckon|complain\w*"
+    r"|report(s|ed)?|told me)\b)",
+    re.I,
+)
 _HAPPENED = re.compile(
     r"^(?!\W*(what|when|where|why|which|who|how|is|are|was|were|did|has|have)\b).*\b(failed"
     r"|crashed|died|restarted|broke|hung|errored|stopped|blew up)\W*$",
@@ -173,6 +183,12 @@ def _with_kind(name: str, ask: str) -> str:
     at = ask.find(name)
     kind = _KIND_BEFORE.search(ask[:at]) if at > 0 else None
     return f"{kind.group(1).lower()} {name}" if kind else name
+
+
+def _asked_part(ask: str) -> str:
+    """``ask`` without a scene it opens with (``_SETTING``), whose words name no tool."""
+    spans = P.spans(ask)
+    return ask[spans[1][0] :] if len(spans) > 1 and _SETTING.match(ask) else ask
 
 
 def _home_namespace(tool: str, context: list[str]) -> list[str]:
@@ -326,7 +342,8 @@ class Agent:
         asked = [w for w in P.changes_asked(context[0]) if w in self.tools]
         # an order to change ("stop x") is the first call; a question may read first
         order = first and asked and not P.is_question(context[0])
-        offered = asked if order else R.route(context[0], self.reads, self.known) + asked
+        routed = R.route(_asked_part(context[0]), self.reads, self.known)
+        offered = asked if order else routed + asked
         grounds: dict[str, G.Grounding] = {}  # by the ask it was made for
         if self.grounded and not order:  # a read that can be called beats one that must ask
             ready = [t for t in offered if t in asked or not self._lacks(t, context, grounds)]
@@ -414,7 +431,7 @@ class Agent:
             # "show x-1": x-1's state; "x-1 failed, logs please": what happened is the setting
             # of the ask that follows
             subject = bool(R.names_subject(part) or _SHOW.match(part)) and not (
-                not spans and _HAPPENED.search(part)
+                not spans and (_HAPPENED.search(part) or _SETTING.match(part))
             )
             own = (routed != self.reads and subject and not _ABOUT_IT.match(part)) or bool(change)
             first = text[slice(*spans[0])] if spans else ""

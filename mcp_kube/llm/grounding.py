@@ -279,8 +279,9 @@ _NOUNS = frozenset({"job", "pod", "node", "pvc"})
 
 
 def name_like(word: str) -> bool:
-    """Whether a word has a digit or a hyphen, as object names mostly do ("h100-2", "x-1")."""
-    return any(c.isdigit() or c == "-" for c in word)
+    """Whether a word has a digit or a hyphen, as object names mostly do ("h100-2", "x-1");
+    "fleet-wide", "cluster-wide" are none."""
+    return any(c.isdigit() or c == "-" for c in word) and not word.lower().endswith("-wide")
 
 
 _PARTICLES = frozenset({"off", "up", "out", "down", "away", "back"})

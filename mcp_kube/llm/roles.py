@@ -18,7 +18,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from mcp_kube.llm.grounding import is_product, quoted
+from mcp_kube.llm.grounding import is_product, name_like, quoted
 from mcp_kube.llm.prompt import ToolDef
 from mcp_kube.llm.route import close
 from mcp_kube.llm.slots import is_quantity, settle_numbers
@@ -98,6 +98,10 @@ def settle_roles(
     container = out.get("container")
     if container is not None and container in (out.get("pod"), out.get("job")):
         del out["container"]  # the pod's name is not its container's
+    elif isinstance(container, str) and _after("pod", container, request):
+        del out["container"]  # "pod x-1 - previous container logs": x-1 is the pod
+        if "pod" in params and not out.get("pod") and not out.get("job"):
+            out["pod"] = container
     ns = out.get("namespace")
     for role in _OTHER_ROLES:
         if ns is not None and out.get(role) == ns and not _after(role, ns, request):
@@ -348,8 +352,8 @@ def _known_namespace(
         args["namespace"] = slips[0]
     elif not _said(ns, ask):
         del args["namespace"]  # neither shown by the server nor typed: a name from a result
-    elif not re.search(r"[-\d]", ns) and not _in_namespace(ns, ask):
-        del args["namespace"]  # a plain word ("which", "s") not typed as a namespace
+    elif not name_like(ns) and not _in_namespace(ns, ask):
+        del args["namespace"]  # a plain word ("which", "s", "fleet-wide") typed as no namespace
     elif _POD_INDEX.search(ns) and not _in_namespace(ns, ask):
         del args["namespace"]  # "which node is train-0 on": a pod's name, no namespace
     return args

@@ -32,7 +32,8 @@ SUBJECTS: dict[str, re.Pattern[str]] = {
     "list_events": re.compile(
         r"\bevents?\b|\bwarnings?\b|\bscheduling (failures?|errors?|problems?)\b"
         r"|\b(weird|odd|strange|unusual)\b.*\bhappen\w*|\bevict\w*|\boom ?kill\w*|\bpreempt\w*"
-        r"|\b(kubernetes|k8s|the cluster)\s+(has\s+)?(recorded|noted|reported)\b",
+        r"|\b(kubernetes|k8s|the cluster)\s+(has\s+)?(recorded|noted|reported)\b|\bhappenings?\b"
+        r"|\bhappen\w*\b[^.?!;]*\bnode\b|\bnode\b[^.?!;]*\bhappen\w*",  # a node: its events
         _I,
     ),
     "idle_gpus": re.compile(
@@ -69,7 +70,9 @@ SUBJECTS: dict[str, re.Pattern[str]] = {
         r"|\b(prevent|stop|keep)\w*\b.*\bfrom (running|starting|being|scheduling|getting)\b"
         r"|\bblock(ed|ing)\b|\bheld up\b"
         r"|\bholding\s+([\w-]+\s+){0,2}(up|back)\b|\bno node\b|\bthe wait\b|\bunschedul\w*"
-        r"|\bnothing (runs|is running|started|has started|happens)\b",
+        r"|\bnothing (runs|is running|started|has started|happens)\b"
+        r"|\bwithout (starting|running|being (scheduled|admitted)"
+        r"|getting (a node|scheduled|started))\b",
         _I,
     ),
     "recommend_placement": re.compile(
@@ -130,7 +133,8 @@ SUBJECTS: dict[str, re.Pattern[str]] = {
         _I,
     ),
     "list_jobs": re.compile(
-        r"\bjobs\b|\bruns\b|\bfailed\b|\bsucceeded\b|\bcompleted\b|\bon hold\b|\bsuspended\b"
+        r"\bjobs\b|\bruns\b|(?<!\bit )(?<!\bthis )\b(failed|succeeded|completed)\b"
+        r"|\bon hold\b|\bsuspended\b"  # "if it failed": one job's end, no list
         r"|\brun+ing\b",
         _I,
     ),
@@ -145,7 +149,8 @@ SUBJECTS: dict[str, re.Pattern[str]] = {
         r"|\bwho('?s| has| is)? got\b"
         r"|\busing (the )?gpus\b|\boccupy\w*|\bconsumers?\b|\battached\b|\bconsuming\b"
         r"|\b(which|what) node (is|are) [\w-]+ (on|running)\b"
-        r"|\b(assigned|allocated|belong\w*) to\b|\bwho (owns?|has|have)\b",
+        r"|\b(assigned|allocated|belong\w*) to\b|\bwho (owns?|has|have)\b"
+        r"|\bwho('?s| is| are)? (on|using|holding) (them|those|these)\b",
         _I,
     ),
     "gpu_inventory": re.compile(
@@ -196,6 +201,7 @@ _JOB_LIKE = re.compile(
 
 
 _PODS = re.compile(r"\bpods\b", _I)
+_NODE_WORD = re.compile(r"\bnodes?\b", _I)
 _JOBS_SAID = re.compile(r"\bjobs?\b", _I)
 _JOBS = re.compile(r"\b(jobs|runs|all|every|any|which(?! (cluster|node|namespace)))\b", _I)
 _REACH = re.compile(
@@ -253,9 +259,13 @@ def spelled(request: str) -> str:
     return re.sub(r"(?<![\w-])[A-Za-z]+(?![\w-])", fix, request)
 
 
+_ON_VERB = re.compile(r"\b(check|report|update|news|keep tabs|follow up) on\b")
+
+
 def _job_named(request: str, known: Collection[str]) -> bool:
     """Whether ``request`` names something like a Job that is no cluster or namespace."""
-    return any(m.group(0) not in known for m in _JOB_LIKE.finditer(request.lower()))
+    request = _ON_VERB.sub(r"\1", request.lower())  # "check on x-1": x-1, no place
+    return any(m.group(0) not in known for m in _JOB_LIKE.finditer(request))
 
 
 def names_subject(request: str) -> bool:
@@ -282,6 +292,8 @@ def route(request: str, tools: Sequence[str], known: Collection[str] = ()) -> li
         return ["get_job"]  # "did x-1 crash?": a yes or no about its state, not its log
     if "gpu_workloads" in named and _PODS.search(request) and not _JOBS_SAID.search(request):
         named = [t for t in named if t != "list_jobs"]  # "the GPU pods running there"
+    if "list_events" in named and _NODE_WORD.search(request):
+        named = [t for t in named if t != "get_job"]  # "what happened on node x": its events
     moot = {m for t in named for m in OUTRANKS.get(t, ())}
     named = [t for t in named if t not in moot]
     job = "get_job" in tools and _job_named(request, known)

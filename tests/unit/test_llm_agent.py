@@ -14,7 +14,7 @@ from llm_vocab import ci_vocab, first_refused, grammar_sampler
 
 from mcp_kube.llm import grammar as G
 from mcp_kube.llm import prompt as P
-from mcp_kube.llm.agent import Agent, ToolOutcome
+from mcp_kube.llm.agent import Agent, ToolOutcome, _asked_part
 from mcp_kube.llm.backend import Generation
 from mcp_kube.tools import catalog
 
@@ -495,6 +495,11 @@ def test_two_asks_joined_without_a_question_word_are_two_asks() -> None:
         "events of pod x-0 in team-c",
         "ten lines of its log (pod x-0)",  # the kind typed before the name goes with it
     ]
+    # a scene told first ("our folks say ...") is the setting of the ask after it
+    scene = "Our team-c folks say their jobs crawl. How busy were the gpus on gpu-west?"
+    assert spaces._asks(scene) == [scene]
+    assert _asked_part(scene) == "How busy were the gpus on gpu-west?"
+    assert _asked_part("I think x-1 went wrong") == "I think x-1 went wrong"
     assert spaces._asks("team-c's quota. same namespace: which jobs failed") == [
         "team-c's quota",
         "same namespace: which jobs failed (team-c)",  # the place of the ask before

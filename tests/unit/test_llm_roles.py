@@ -130,6 +130,21 @@ def test_names_take_the_roles_the_server_knows_them_in() -> None:
     }
     typed = {"namespace": "research"}
     assert settle(jobs, typed, "jobs in research", where, first=True) == typed
+    wide = {"namespace": "fleet-wide"}
+    assert "namespace" not in settle(jobs, wide, "failed jobs fleet-wide", where, first=True)
+
+
+def test_a_name_typed_after_pod_is_the_pod_not_its_container() -> None:
+    logs = ToolDef("pod_logs", "", {"properties": {"namespace": {}, "pod": {}, "container": {}}})
+    args = {"namespace": "team-c", "container": "w-12", "previous": True}
+    got = settle_roles(
+        args,
+        list(logs.input_schema["properties"]),
+        "pod w-12 (team-c) - previous container logs",
+        [],
+        CLUSTERS,
+    )
+    assert got == {"namespace": "team-c", "pod": "w-12", "previous": True}
 
 
 def test_a_namespace_typed_with_a_slip_is_the_shown_one_but_a_write_keeps_it() -> None:

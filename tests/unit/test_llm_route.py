@@ -90,6 +90,11 @@ TOOLS = list(SUBJECTS)
         ("where has a 1-GPU pod the best chance", "recommend_placement"),
         ("tensor core activity on the h100s", "gpu_utilization"),
         ("number of H100s on c-2", "gpu_inventory"),
+        ("recent happenings on node n-4", "list_events"),
+        ("what happened to node n-4", "list_events"),
+        ("z-9 in team-c sat for ages without starting, why?", "explain_pending"),
+        ("check on z-9 in team-c", "get_job"),
+        ("the h100s: who's on them", "gpu_workloads"),
     ],
 )
 def test_a_named_subject_narrows_the_choice_to_its_tool(request_: str, tool: str) -> None:
