@@ -157,15 +157,10 @@ _HAPPENED = re.compile(
 
 
 # "..., and what's idle there?", "which of them sit idle": the places of the ask before
-_THERE = re.compile(
-    r"\b(there|of them|of those|of these|(the )?same (namespace|cluster|team|ns)"
-    r"|(that|this) (namespace|cluster|team|ns))\b",
-    re.I,
-)
+_PLACE_BEFORE = r"((the )?same|that|this) (namespace|cluster|team|ns)"  # "that cluster"
+_THERE = re.compile(rf"\b(there|of them|of those|of these|{_PLACE_BEFORE})\b", re.I)
 # a part that names no subject but a place the ask before named opens the ask after it
-_AT_PLACE = re.compile(
-    r"\b((the )?same|that|this) (namespace|cluster|team|ns)\b|\b(over|in|on) there\b", re.I
-)
+_AT_PLACE = re.compile(rf"\b{_PLACE_BEFORE}\b|\b(over|in|on) there\b", re.I)
 _IT = re.compile(r"\b(it|its|it'?s|that one|this one)\b", re.I)  # the object of the ask before
 _SAME_WINDOW = re.compile(
     r"\b(same|that)\s+(window|period|time\s*frame|timeframe|time|range|span|interval)\b", re.I
@@ -452,17 +447,16 @@ class Agent:
             if kinds := {m.group(0).split()[-1].lower() for m in _THERE.finditer(asks[i])}:
                 # "that cluster": only the cluster; "there", "of them": every place
                 clusters = {c.lower() for c in self.clusters}
-                wanted = {"cluster"} if kinds == {"cluster"} else None
-                if kinds <= {"namespace", "team", "ns"}:
-                    wanted = {"namespace"}
+                only = {"cluster"} if kinds == {"cluster"} else None
+                only = {"namespace"} if kinds <= {"namespace", "team", "ns"} else only
                 places = [
                     w
                     for w in G.names_in(asks[i - 1]).split()
                     if w.lower() in self.known
                     and w not in asks[i]
                     and (
-                        wanted is None
-                        or ("cluster" if w.lower() in clusters else "namespace") in wanted
+                        only is None
+                        or ("cluster" if w.lower() in clusters else "namespace") in only
                     )
                 ]
                 asks[i] += f" ({' '.join(places)})" if places else ""
