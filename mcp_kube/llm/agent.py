@@ -151,14 +151,16 @@ _SETTING = re.compile(
 )
 _HAPPENED = re.compile(
     r"^(?!\W*(what|when|where|why|which|who|how|is|are|was|were|did|has|have)\b).*\b(failed"
-    r"|crashed|died|restarted|broke|hung|errored|stopped|blew up)\W*$",
+    r"|crashed|died|restarted|broke|hung|errored|stopped|blew up)"
+    r"(\s+(overnight|yesterday|today|again|earlier|recently|just now|last night|this morning"
+    r"|a while ago))?\W*$",
     re.I,
 )
 
 
 # "..., and what's idle there?", "which of them sit idle": the places of the ask before
 _PLACE_BEFORE = r"((the )?same|that|this) (namespace|cluster|team|ns)"  # "that cluster"
-_THERE = re.compile(rf"\b(there|of them|of those|of these|{_PLACE_BEFORE})\b", re.I)
+_THERE = re.compile(rf"\b(there|(of )?them|(of )?those|of these|{_PLACE_BEFORE})\b", re.I)
 # a part that names no subject but a place the ask before named opens the ask after it
 _AT_PLACE = re.compile(rf"\b{_PLACE_BEFORE}\b|\b(over|in|on) there\b", re.I)
 _IT = re.compile(r"\b(it|its|it'?s|that one|this one)\b", re.I)  # the object of the ask before
@@ -186,11 +188,12 @@ def _asked_part(ask: str) -> str:
     return ask[spans[1][0] :] if len(spans) > 1 and _SETTING.match(ask) else ask
 
 
-def _home_namespace(tool: str, context: list[str]) -> list[str]:
+def _home_namespace(tool: str, context: list[str], known: Collection[str]) -> list[str]:
     """``context`` with the namespace an ask leaves unsaid where Kubernetes fixes it: a node's
-    events are recorded in "default"."""
+    events are recorded in "default" (an ask that names a namespace said it)."""
     ask = context[0]
-    if tool == "list_events" and _NODE.search(ask) and not _SPACE_WORD.search(ask):
+    said = _SPACE_WORD.search(ask) or any(_typed(k, ask) for k in known)
+    if tool == "list_events" and _NODE.search(ask) and not said:
         return [f"{ask} (namespace default)", *context[1:]]
     return context
 
@@ -353,7 +356,7 @@ class Agent:
             return None
         tool = self.tools[name]
         schema = tool.input_schema
-        context = _home_namespace(name, context)
+        context = _home_namespace(name, context, self.namespaces_known)
         ground = self._ground(context, grounds) if self.grounded else None
         lacking = G.missing(schema, ground, write=not tool.read_only) if ground else []
         if lacking:
@@ -391,7 +394,7 @@ class Agent:
         return ToolCall(name, args)
 
     def _lacks(self, name: str, context: list[str], grounds: dict[str, G.Grounding]) -> bool:
-        tool, context = self.tools[name], _home_namespace(name, context)
+        tool, context = self.tools[name], _home_namespace(name, context, self.namespaces_known)
         ground = self._ground(context, grounds)
         return bool(G.missing(tool.input_schema, ground, write=not tool.read_only))
 
@@ -433,7 +436,8 @@ class Agent:
             opening = len(spans) == 1 and before == self.reads and not P.changes_asked(first)
             if spans and (opening or not own or (routed == before and not change)):
                 spans[-1] = (spans[-1][0], b)
-                if opening:
+                # a question sets the subject; a scene ("x-1 died overnight") sets none
+                if opening and (subject or part.endswith("?") or P.is_question(part)):
                     before = R.route(text[slice(*spans[-1])], self.reads, self.known)
             else:
                 spans.append((a, b))
@@ -472,7 +476,12 @@ class Agent:
         return asks
 
     def _invented(self, value: Any, ground: G.Grounding | None) -> bool:
-        return ground is not None and value in self.examples and value not in ground.words
+        """A name from the examples the user did not type; a namespace the server showed that
+        the user typed with a slip ("tema-b") is typed."""
+        if ground is None or value not in self.examples or value in ground.words:
+            return False
+        low = str(value).lower()
+        return low not in self.known or not any(R.close(w.lower(), low) for w in ground.words)
 
     async def ask(
         self,

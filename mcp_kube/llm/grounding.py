@@ -14,7 +14,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from mcp_kube.llm.route import names_subject
+from mcp_kube.llm.route import close, names_subject
 
 __all__ = [
     "Grounding",
@@ -57,7 +57,12 @@ _NUMBER_WORDS = {
         ]
     )
 } | {"single": 1, "couple": 2, "pair": 2, "dozen": 12, "thirty": 30, "forty": 40, "fifty": 50}
-_NUMBER_WORDS |= {"sixty": 60, "hundred": 100, "trio": 3}
+_NUMBER_WORDS |= {"sixty": 60, "seventy": 70, "eighty": 80, "ninety": 90, "hundred": 100, "trio": 3}
+_NUMBER_WORDS |= {  # "twenty-four", "seventy-two"
+    f"{tens}-{unit}": _NUMBER_WORDS[tens] + _NUMBER_WORDS[unit]
+    for tens in ("twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety")
+    for unit in ("one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+}
 # a number with its unit in one word: "8x", "80gib", "15m", "3h", "2d", "12-gpu"
 _UNIT_SUFFIX = re.compile(
     r"^([0-9]{1,6})-?(x|gi?b|gpus?|h|hrs?|hours?|m|mins?|minutes?|s|secs?|d|days?|w|weeks?)$"
@@ -73,7 +78,10 @@ _UNIT_ALIAS = {"x": "gpu", "gib": "gib", "gb": "gib", "hr": "hour", "h": "hour",
 _UNIT_ALIAS |= {"m": "minute", "sec": "second", "s": "second", "d": "day", "w": "week"}
 _LIMIT_WORDS = frozenset({"top", "first", "latest", "newest", "recent", "biggest", "largest"})
 _PRODUCT = re.compile(r"^[A-Za-z]{1,4}[0-9]{1,4}[A-Za-z]{0,4}$")  # H100, A100, MI300X, L4, L40S
-_CPU_ONLY = re.compile(r"\b(cpu[- ]only|no gpus?|without (a |any )?gpus?|zero gpus?)\b")
+_CPU_ONLY = re.compile(
+    r"\b(cpu[- ]only|no gpus?|without (a |any )?gpus?|zero gpus?"
+    r"|(doesn'?t|does not|won'?t|will not|don'?t|do not) (need|use|require) (a |any )?gpus?)\b"
+)
 # "this week", "past 10 minutes", "last hour", "over the last 3 days", "today"
 _WINDOW = re.compile(
     r"\b(?:(this|past|last|previous|recent)\s+(?:([0-9]+|[a-z]+)\s+)?"
@@ -180,7 +188,12 @@ def clusters_spelled(text: str, clusters: Sequence[str]) -> str:
         word = rf"(?<![\w-]){re.escape(part)}(?![\w-])"
         where = rf"{word}(?=\s+(?:cluster|context|side)\b)|(?<=\bon |\bin |\bto ){word}"
         text = re.sub(rf"{where}|(?<=\bfrom ){word}", owners[0], text, flags=re.IGNORECASE)
-    return text
+
+    def fix(m: re.Match[str]) -> str:  # "gpu-wset": the one cluster it is a slip of
+        near = [c for c in clusters if close(m.group(0).lower(), c.lower())]
+        return near[0] if len(near) == 1 else m.group(0)
+
+    return re.sub(r"(?<![\w-])[a-z][\w-]{4,}(?![\w-])", fix, text, flags=re.IGNORECASE)
 
 
 def quoted(request: str) -> list[str]:
@@ -239,11 +252,18 @@ def numbers_of(request: str) -> dict[int, frozenset[str]]:
             value = int(tok)
         elif m:
             value, near = int(m.group(1)), [_unit(m.group(2)), *near]
+        elif (
+            (word := tok.split("-", 1))[0] in _NUMBER_WORDS
+            and len(word) == 2
+            and (is_product(word[1]) or _unit(word[1]) in ("gpu", "card"))
+        ):  # "single-L4", "two-gpu"
+            value, near = _NUMBER_WORDS[word[0]], ["gpu", *near]
         elif tok in _NUMBER_WORDS:
             value = _NUMBER_WORDS[tok]
+            after = toks[i + 1] if i + 1 < len(toks) else ""
             if tok in ("pair", "couple", "dozen", "trio") and (
-                not i or toks[i - 1] not in ("a", "one")
-            ):
+                (not i and after != "of") or (i and toks[i - 1] not in ("a", "one"))
+            ):  # "a pair", "a dozen", a request opening "trio of gpus"
                 value = None  # only "a pair", "a dozen"
             elif tok == "dozen" and i > 1 and toks[i - 2] == "half":
                 value = 6
@@ -280,8 +300,10 @@ _NOUNS = frozenset({"job", "pod", "node", "pvc"})
 
 def name_like(word: str) -> bool:
     """Whether a word has a digit or a hyphen, as object names mostly do ("h100-2", "x-1");
-    "fleet-wide", "cluster-wide" are none."""
-    return any(c.isdigit() or c == "-" for c in word) and not word.lower().endswith("-wide")
+    "fleet-wide", "cluster-wide", "gpu-wise" are none."""
+    return any(c.isdigit() or c == "-" for c in word) and not word.lower().endswith(
+        ("-wide", "-wise")
+    )
 
 
 _PARTICLES = frozenset({"off", "up", "out", "down", "away", "back"})

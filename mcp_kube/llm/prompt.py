@@ -196,17 +196,21 @@ def _unmark(text: str) -> str:
 # the verbs of each change: a write tool is offered only when its own verb is in the request
 CHANGES = {
     "cancel_job": "cancel|kill|delete|remove|stop|terminate|abort|get rid of|scrap|tear down|drop"
-    "|nuke",
-    "suspend_job": "suspend|pause|on hold|hold job|freeze|halt|shelve|to sleep|park",
+    "|nuke|axe",
+    "suspend_job": "suspend|pause|on hold|hold job|freeze|halt|shelve|to sleep|park|on ice",
     "resume_job": "resume|unpause|continue|restart|unsuspend|un-suspend|un-pause|unfreeze|carry on"
-    "|(run|start|going) again|wake|bring back|bring (\\S+ ){1,4}back|unshelve|thaw",
+    "|(run|start|going) again|wake|bring back|bring (\\S+ ){1,4}back|unshelve|thaw"
+    "|pick (it |them )?up where",
     "submit_job": "submit|submitt|run(?! again| as\\b)|launch|start(?! again)|create|schedule"
     "|deploy|spin up|kick off|fire off|set up(?= (a|an|this|my|new|job)\\b)"
     "|queue(?= (up|it|job|a|an|the|this|my)\\b)|enqueue",
 }
 # "un-suspend" resumes: a verb right after "un" / "un-" is not its own change, nor is one inside
 # a name or an image ("stop-test", "registry.internal/ml/run:1")
-_NOUN_AFTER = r"\s+(time|date|count|button|rate|history)s?\b"  # "launch time": a noun
+_NOUN_AFTER = (
+    r"\s+(time|date|count|button|rate|history)s?\b"  # "launch time": a noun
+    r"|\s+(the|our|a|an|my)\s+([\w-]+\s+)?(group|team|lab|org|department|squad)\b"
+)  # "I run the vision team": no job
 _VERBS = {
     tool: re.compile(
         rf"(?<!un)(?<![\w./:-])({verbs})(?![\w-]|[./:]\w|{_NOUN_AFTER})", re.IGNORECASE
@@ -235,7 +239,8 @@ _NOT_ASKED = re.compile(
     r"|\bso (that )?(i|we) (can|could)\b|\bwhich (ones? )?to\s+$"  # "... so I can decide which to"
     r"|\b(node|place|spot|host|machine|box|somewhere) to\s+$"  # "a node to drop 7 GPUs on"
     r"|\bnot asking( you)? to\s+$"
-    r"|(?<![\w-])(a|an|the|this|that|my|its)\s+[\w-]+\s+$",  # "a 2-GPU run": a noun
+    r"|(?<![\w-])(a|an|the|this|that|my|its)\s+[\w-]+\s+$"  # "a 2-GPU run": a noun
+    r"|(?<![\w-])\d+-[a-z]+\s+$",  # "16-gpu run, placement?": a noun
     re.IGNORECASE,
 )
 # "stop x for now", "pause": a stop that is to be undone later is a suspension
@@ -244,6 +249,21 @@ _FOR_NOW = re.compile(
     r"|(continue|resume|pick \w+ up) (it |them )?later|later on)\b",
     re.IGNORECASE,
 )
+# "I need x-1 started", "want bert-ft paused": the change ordered in its past participle
+_DONE = {
+    "submit_job": "started|launched|submitted|created|deployed|spun up|kicked off",
+    "cancel_job": "cancell?ed|killed|deleted|removed|stopped|terminated|aborted|gone",
+    "suspend_job": "paused|suspended|frozen|halted|parked|shelved",
+    "resume_job": "resumed|unpaused|restarted|unsuspended|unfrozen|continued",
+}
+_ORDERED_DONE = {
+    tool: re.compile(
+        rf"\b(need|want|like|get)\s+(the\s+)?(job\s+)?[a-z0-9][\w.-]*"
+        rf"(\s+(in|on|of|from)\s+[\w-]+|\s+\([\w-]+\))?\s+({done})\b",
+        re.IGNORECASE,
+    )
+    for tool, done in _DONE.items()
+}
 # a verb typed with a slip ("cancle", "suspnd") is still that verb
 _SLIPS = {"cancel": "cancel_job", "suspend": "suspend_job", "resume": "resume_job",
           "submit": "submit_job", "terminate": "cancel_job", "unpause": "resume_job"}  # fmt: skip
@@ -274,6 +294,10 @@ def changes_asked(request: str) -> list[str]:
             if not _NOT_ASKED.search(before) and not where:
                 out.append(tool)
                 break
+    for tool, rx in _ORDERED_DONE.items():
+        done = rx.search(request)
+        if done and tool not in out and not _NOT_ASKED.search(request[: done.start()][-40:]):
+            out.append(tool)
     for m in re.finditer(r"(?<![\w-])[A-Za-z]{5,}(?![\w-])", request):
         word = m.group(0).lower()
         slip = next(
@@ -310,17 +334,22 @@ _PART = re.compile(
     r"\?\s+(?=\S)|;\s*|\.\s+(?=[A-Za-z])"
     r"|,?\s+(?:and\s+)?(?:then|also|after that|afterwards|plus|as well as|along with"
     r"|together with),?\s+"
-    r"|\s+[+&]\s+|,?\s+and\s+|,\s+",
+    r"|\s+[+&]\s+|,?\s+and\s+|,\s+|\s+\(?[2-9][.)]\s+",  # "1) x 2) y": a numbered list
     re.IGNORECASE,
 )
 MAX_ASKS = 3  # asks served with a call each; the rest joins the last
 MAX_PIECES = 12
 _GLUED = re.compile(r"\b([0-9]{1,3})x([A-Za-z]{1,4}[0-9])")
+_WORD_GLUED = re.compile(  # "a single-L4 notebook", "two-A100 job"
+    r"(?<![\w-])(single|one|two|three|four|five|six|seven|eight|nine|ten|twelve|sixteen)-"
+    r"(?=[A-Za-z]{1,4}[0-9]{1,4}[A-Za-z]?s?\b)",
+    re.IGNORECASE,
+)
 
 
 def unglue(request: str) -> str:
-    """ "4xL4" as "4x L4": four L4s."""
-    return _GLUED.sub(r"\1x \2", request)
+    """ "4xL4" as "4x L4": four L4s; "single-L4" as "single L4"."""
+    return _WORD_GLUED.sub(r"\1 ", _GLUED.sub(r"\1x \2", request))
 
 
 def spans(request: str) -> list[tuple[int, int]]:

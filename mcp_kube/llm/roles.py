@@ -20,7 +20,7 @@ from typing import Any
 
 from mcp_kube.llm.grounding import is_product, name_like, quoted
 from mcp_kube.llm.prompt import ToolDef
-from mcp_kube.llm.route import close
+from mcp_kube.llm.route import close, spelled
 from mcp_kube.llm.slots import is_quantity, settle_numbers
 
 __all__ = ["settle", "settle_choices", "settle_roles"]
@@ -33,7 +33,9 @@ _POD_INDEX = re.compile(r"-0$")  # a Job's first pod: <job>-0 ("diff-3" is a job
 
 
 def _after(word: str, value: str, request: str) -> bool:
-    return bool(re.search(rf"\b{word}s?\W+{re.escape(value)}\b", request, re.IGNORECASE))
+    """Whether ``value`` is typed after ``word`` ("pod x-1", "job called x")."""
+    pattern = rf"\b{word}s?\W+((named|called)\s+)?{re.escape(value)}\b"
+    return bool(re.search(pattern, request, re.IGNORECASE))
 
 
 def _pod_named(name: str, request: str) -> bool:
@@ -44,10 +46,11 @@ def _pod_named(name: str, request: str) -> bool:
 
 
 def _job_named(name: str, request: str) -> bool:
-    """A job: after "job", or in a request that says no "pod" and not named like one."""
+    """A job: after "job", or neither after "pod" nor named like a Job's pod ("no pod has come
+    up for x-1": x-1 is the job)."""
     if _after("job", name, request):
         return True
-    return not _POD_INDEX.search(name) and not re.search(r"\bpods?\b", request, re.IGNORECASE)
+    return not _POD_INDEX.search(name) and not _after("pod", name, request)
 
 
 def _one_of_job_or_pod(args: dict[str, Any], request: str) -> None:
@@ -58,6 +61,8 @@ def _one_of_job_or_pod(args: dict[str, Any], request: str) -> None:
     elif isinstance(pod, str) and job is None and _job_named(pod, request):
         args["job"] = pod
         del args["pod"]
+    elif isinstance(job, str) and pod == job:
+        del args["pod"]  # one name for both: a job, as it is not named like a pod
     elif isinstance(job, str) and isinstance(pod, str):  # both: the role the request gives
         del args["pod" if _after("job", job, request) or not _after("pod", pod, request) else "job"]
 
@@ -128,6 +133,9 @@ def settle_roles(
         if len(nodes) == 1:  # "how busy it has been (h200-1)": the one node named
             out["node"] = nodes.pop()
     _plain_name(out, request, [*spaces, *clusters])
+    if "job" in params and "pod" in params:  # the names it filled in take their role too
+        _one_of_job_or_pod(out, request)
+        _unnamed_object(out, request, [*spaces, *clusters])
     return out
 
 
@@ -137,7 +145,9 @@ CHOICES: dict[str, dict[str, dict[Any, re.Pattern[str]]]] = {
     "list_jobs": {
         "status": {
             "active": re.compile(r"\b(run+ing|active|in progress|ongoing)\b", _I),
-            "succeeded": re.compile(r"\b(succeeded|successful|completed?|finished|done)\b", _I),
+            "succeeded": re.compile(
+                r"\b(succeeded|successful|completed?|completion|finished|done)\b", _I
+            ),
             "failed": re.compile(r"\b(fail(ed|ing|ures?)?|crashed|errored)\b", _I),
             "suspended": re.compile(
                 r"\b(suspended|paused|on hold|held|resumable|frozen|shelved)\b"
@@ -210,7 +220,8 @@ def settle_choices(tool: str, args: dict[str, Any], request: str) -> dict[str, A
     a filter of ``GUESSES`` the request names no value of dropped (a new dict)."""
     out = dict(args)
     for arg, values in CHOICES.get(tool, {}).items():
-        named = [v for v, rx in values.items() if rx.search(request)]
+        typed = spelled(request)  # "faild": failed
+        named = [v for v, rx in values.items() if rx.search(request) or rx.search(typed)]
         if len(named) == 1 or (named and arg in FIRST_WINS):
             out[arg] = named[0]
         elif not named and arg in GUESSES:
@@ -260,6 +271,10 @@ def settle(
         out.pop("cluster", None)  # "gpu-east versus gpu-west": every cluster
     named = [*spaces, *(k for k in known if _said(k, ask) and k not in spaces)]
     out = settle_roles(out, list(schema.get("properties", {})), ask, named, clusters)
+    ns = out.get("namespace")
+    slips = [k for k in known if isinstance(ns, str) and ns not in known and close(ns.lower(), k)]
+    if len(slips) == 1:  # "idle in tema-a": a slip of the one namespace the server showed
+        out["namespace"] = slips[0]
     cluster = out.get("cluster")
     if first and isinstance(cluster, str) and not _said(cluster, ask):
         del out["cluster"]
@@ -296,6 +311,30 @@ def _node_like(name: str) -> bool:
 
 def _in_namespace(name: str, ask: str) -> bool:
     return any(_after(w, name, ask) for w in ("namespace", "ns", "in"))
+
+
+# "in the default namespace": the word before "namespace" names it
+_SPACE_BEFORE = re.compile(
+    r"\b(?:in|of|for|from)\s+(?:the\s+)?(?!(?:the|a|an|that|this|same|each|every|which|what|any"
+    r"|my|our|its|their|your|whole|entire|one)\b)([a-z0-9][a-z0-9-]*)\s+(?:namespace|ns)\b",
+    re.IGNORECASE,
+)
+
+
+def _unnamed_object(args: dict[str, Any], ask: str, places: Sequence[str]) -> None:
+    """A job or pod the model left out is the one name-like word of the ask that is no place,
+    product or node ("output of x-0 before it restarted": pod x-0), in the role it is typed."""
+    if args.get("job") or args.get("pod"):
+        return
+    taken = {p.lower() for p in places}
+    names = {
+        w
+        for w in _NAME_LIKE.findall(ask.lower())
+        if w not in taken and _product(w) is None and not _node_like(w)
+    }
+    if len(names) == 1:
+        name = names.pop()
+        args["pod" if _pod_named(name, ask) else "job"] = name
 
 
 def _plain_name(args: dict[str, Any], ask: str, places: Sequence[str]) -> None:
@@ -345,11 +384,19 @@ def _known_namespace(
     if not isinstance(ns, str) or ns in known:
         return args
     said = [k for k in known if _said(k, ask)]
+    before = _SPACE_BEFORE.search(ask)
+    if before and not said and before.group(1).lower() != ns.lower():
+        args["namespace"] = before.group(1).lower()  # not a word after it ("namespace incl.")
+        return args
     slips = [k for k in known if close(ns.lower(), k)]  # "tema-b" typed for team-b
+    words = re.findall(r"[\w-]+", ask.lower())
+    typed = {k for k in known for w in words if close(w, k)}  # ... and the model chose another
     if len(said) == 1:
         args["namespace"] = said[0]
     elif not said and len(slips) == 1:
         args["namespace"] = slips[0]
+    elif not said and len(typed) == 1 and not _in_namespace(ns, ask):
+        args["namespace"] = typed.pop()
     elif not _said(ns, ask):
         del args["namespace"]  # neither shown by the server nor typed: a name from a result
     elif not name_like(ns) and not _in_namespace(ns, ask):

@@ -21,6 +21,7 @@ _I = re.IGNORECASE
 _IN_QUOTA = r" (in|into|within|under) (the |its |their |my |our )?(quota|budget|allowance)"
 _JOB_NAME = r"(job\s+)?[a-z][a-z0-9]*-[\w-]+"  # "x-1", "job t5-xl": a Job's name, as users type it
 _YES_NO = rf"^\W*(has|did|is|was)\s+{_JOB_NAME}"  # "has x-1 ...", "did job x-1 ..."
+_SEE = r"\s+(please\s+)?(see|get|have|look|view|read|grab|know|hear)\b"  # "can I see x": a request
 # tool -> the words that name its subject (tuned on tests/eval/dev.yaml only)
 SUBJECTS: dict[str, re.Pattern[str]] = {
     "pod_logs": re.compile(
@@ -32,6 +33,7 @@ SUBJECTS: dict[str, re.Pattern[str]] = {
     "list_events": re.compile(
         r"\bevents?\b|\bwarnings?\b|\bscheduling (failures?|errors?|problems?)\b"
         r"|\b(weird|odd|strange|unusual)\b.*\bhappen\w*|\bevict\w*|\boom ?kill\w*|\bpreempt\w*"
+        r"|\bkick\w*\b[^.?!;]*\boff (of )?(their |its |the |a )?nodes?\b"
         r"|\b(kubernetes|k8s|the cluster)\s+(has\s+)?(recorded|noted|reported)\b|\bhappenings?\b"
         r"|\bhappen\w*\b[^.?!;]*\bnode\b|\bnode\b[^.?!;]*\bhappen\w*",  # a node: its events
         _I,
@@ -39,7 +41,7 @@ SUBJECTS: dict[str, re.Pattern[str]] = {
     "idle_gpus": re.compile(
         r"\bidle\b|\bunused\b|\bwast(e|ed|ing)\b|\bdoing nothing\b|\bnobody\b.*\busing\b"
         r"|\b(below|under)\b.*(\bpercent\b|%)|\bsitting (idle|unused)\b"
-        r"|\bstranded\b|\bzombies?\b|\b(did|do|does) nothing\b",
+        r"|\bstranded\b|\bzombies?\b|\b(did|do|does|done|doing) (nothing|zilch|nada)\b",
         _I,
     ),
     "gpu_utilization": re.compile(
@@ -48,7 +50,7 @@ SUBJECTS: dict[str, re.Pattern[str]] = {
         r"|\bsaturat\w*|\bhot\b|\btemperature\b|\bmemory usage\b"
         r"|\bworking hard\b|\bcompute\b.*\bused\b|\bsm\b|\bdoing (any |real )?work\b"
         r"|\b(gpu|compute) load\b|\bload (on|of)\b|\btensor cores?\b"
-        r"|\b(gpu|card|accelerator|sm)s? activity\b",
+        r"|\b(gpu|card|accelerator|sm)s? activity\b|\bcrunch\w*",
         _I,
     ),
     "gpu_quota": re.compile(
@@ -64,11 +66,13 @@ SUBJECTS: dict[str, re.Pattern[str]] = {
         r"|\b(hasn'?t|has not|isn'?t|is not|not) (been )?(start|run|schedul|admit)\w*"
         r"|\bwhy\b.*\b(not|can'?t|cannot|won'?t)\b"
         r"|\bwhy\b.*\b(hasn'?t|haven'?t|isn'?t|aren'?t)\b.*\b(start|run|schedul|admit)\w*"
-        r"|\bnever (got|gets?|went|goes) (a node|scheduled|started|admitted|going|off the ground)\b"
+        r"|\bnever (got|gets?|went|goes) (a node|a slot|a spot|any gpus?|a gpu|placed|scheduled"
+        r"|started|admitted|going|off the ground)\b"
         r"|\b(hasn'?t|didn'?t|won'?t|not) (got|get|gotten) (going|started|off the ground)\b"
         r"|\b(can'?t|cannot) find a node\b"
         r"|\b(prevent|stop|keep)\w*\b.*\bfrom (running|starting|being|scheduling|getting)\b"
-        r"|\bblock(ed|ing)\b|\bheld up\b"
+        r"|\bblock(ed|ing)\b|\bheld up\b|\bhold[- ]?ups?\b"
+        r"|\bno pods? (has |have )?(come|came|started|spun|shown) up\b"
         r"|\bholding\s+([\w-]+\s+){0,2}(up|back)\b|\bno node\b|\bthe wait\b|\bunschedul\w*"
         r"|\bnothing (runs|is running|started|has started|happens)\b"
         r"|\bwithout (starting|running|being (scheduled|admitted)"
@@ -78,10 +82,12 @@ SUBJECTS: dict[str, re.Pattern[str]] = {
     "recommend_placement": re.compile(
         r"\bwhere\b.*\b(fit|run|go|place|land|put|schedule)s?\b|\bplacement\b|\bplace\b"
         rf"|\bfits?\b(?!{_IN_QUOTA})"
-        r"|\bbest (spot|node|place)\b|\b(which|what) node\b(?! (is|are) [\w-]+ (on|running))"
+        r"|\bbest (spot|node|place)\b|\b(which|what) node\b(?! (is|are|did|was|were|does) [\w-]+ )"
         r"|\b(a|one|my) job with\b.*\bwhere\b|\bif (i|we) (submit|ran|run|launch|start)\w*\b"
-        r"|\bwhere\?|\bwhere\W*$|\bnode for (a|an|my|the|one)\b|\b(room|space) for (a|an|one|\d+)\b"
-        r"|\b(run|fit|go)\s+anywhere\b|\bland on\b|\b(suggest|pick|choose|recommend)\b.*\bnode\b"
+        r"|\bwhere\?|\bwhere\W*$|\b(room|space|node) for (a|an|my|the|one|two|three|four|five"
+        r"|six|seven|eight|\d+)\b|\bfind (me )?(a|the) (node|spot|home|place)\b"
+        r"|\b(run|fit|go|land)\s+anywhere\b|\bland on\b"
+        r"|\b(suggest|pick|choose|recommend)\b.*\bnode\b"
         r"|\b(can|could)\b.*\bbe (scheduled|placed)\b|\bspot for\b"
         r"|\b(could|can|would) (take|host|accommodate)\b"
         r"|\bwhere\b[^.?!;]*\b(best|most likely|chance|odds)\b",
@@ -96,9 +102,9 @@ SUBJECTS: dict[str, re.Pattern[str]] = {
         _I,
     ),
     "whoami": re.compile(
-        r"\bwho am i\b|\bperm(s|issions?)\b|(?<!where )(?<!how )\b(may|can) i\b"
+        rf"\bwho am i\b|\bperm(s|issions?)\b|(?<!where )(?<!how )\b(may|can) i\b(?!{_SEE})"
         r"|\b(am i|are we|i'?m|me|my \w+)\b.*\ballowed\b"
-        r"|\bmy (role|rights|access)\b|\blogged in\b|\bidentity\b|\bacting as\b"
+        r"|\bmy (role|rights|access|token)\b|\blogged in\b|\bidentity\b|\bacting as\b"
         r"|\b(which|what) user\b|\bservice ?account\b|\baccount\b|\bwhoami\b|\brbac\b"
         r"|\bwho (do|are) you\b|\brun(ning)? as\b|\bcredentials?\b",
         _I,
@@ -129,11 +135,13 @@ SUBJECTS: dict[str, re.Pattern[str]] = {
     "wait_job": re.compile(
         r"\b(until|till?)\b.*\b(ends?|finish\w*|done|complete\w*|succeed\w*|fail\w*)\b|\bwait for\b"
         r"|\blet me know when\b|^\W*wait\b|\bnotify\b|\bping me\b|\bkeep an eye\b"
+        r"|\btell me (how|when) (it|that|the job) (ends|finishes|is done)\b"
         r"|\b(once|when)\b.*\b(succeeded|failed|finished|done|completes?)\b|\bfollow\b|\bwatch\b",
         _I,
     ),
     "list_jobs": re.compile(
-        r"\bjobs\b|\bruns\b|(?<!\bit )(?<!\bthis )\b(failed|succeeded|completed)\b"
+        r"\bjobs\b|(?<!\bthat )(?<!\bwhich )(?<!\bwho )(?<!\bit )\bruns\b"  # "that runs on x"
+        r"|(?<!\bit )(?<!\bthis )\b(failed|succeeded|completed)\b"
         r"|\bon hold\b|\bsuspended\b"  # "if it failed": one job's end, no list
         r"|\brun+ing\b",
         _I,
@@ -147,15 +155,15 @@ SUBJECTS: dict[str, re.Pattern[str]] = {
         r"|\bwho\b.*\bon (the |its |their )?(gpus|accelerators|cards)\b|\bhogging\b|\beating\b"
         r"|\ballocations? (by|per) (pod|job|namespace)\b"
         r"|\bwho('?s| has| is)? got\b"
-        r"|\busing (the )?gpus\b|\boccupy\w*|\bconsumers?\b|\battached\b|\bconsuming\b"
-        r"|\b(which|what) node (is|are) [\w-]+ (on|running)\b"
+        r"|\busing (the )?gpus\b|\boccupy\w*|\bconsumers?\b|\battached\b|\bconsuming\b|\bgrabb\w*"
+        r"|\b(which|what) node (is|are|did|was|were|does) [\w-]+ (on|running|end|land|get|run)"
         r"|\b(assigned|allocated|belong\w*) to\b|\bwho (owns?|has|have)\b"
         r"|\bwho('?s| is| are)? (on|using|holding) (them|those|these)\b",
         _I,
     ),
     "gpu_inventory": re.compile(
         r"\bfree\b|\bavailab\w*|\bavail\b|\bspare\b|\binventory\b|\bhow many\b"
-        r"|\bin total\b"
+        r"|\bin total\b|\bgpu totals?\b"
         r"|\bcapacity\b|\bmig\b(?!-)|\bdetails of node\b|\bnode [a-z][a-z0-9]*-[\w-]+"
         r"|\bunallocated\b|\bgpu (nodes|models|types)\b|\bfleet\b|\bgpus left\b|\btotal gpus\b"
         r"|\b(we|do we) (own|have)\b|\baccelerators are\b|\bgpu counts?\b|\bcount (per|by) node\b"
@@ -172,7 +180,8 @@ SUBJECTS: dict[str, re.Pattern[str]] = {
 # words that settle the subject alone: a question about one's rights, a utilization floor
 DECISIVE: dict[str, re.Pattern[str]] = {
     "whoami": re.compile(
-        r"(?<!where )(?<!how )\b(may|can|could) i\b|\bpermitted\b|\bperms?\b"
+        rf"(?<!where )(?<!how )\b(may|can|could) i\b(?!{_SEE})|\bpermitted\b|\bperms?\b"
+        r"|\b(which|what) namespaces (can|could|may) i\b"
         r"|\b(am i|are we|i'?m|me|my \w+)\b.*\ballowed to\b"
         r"|\bdo i have (the )?(rights?|permissions?|access)\b|\bwhether (i|we) (can|could|may)\b"
         r"|\b(am i|are we)\s+(even\s+|actually\s+|really\s+)?able to\b"
@@ -181,12 +190,20 @@ DECISIVE: dict[str, re.Pattern[str]] = {
         _I,
     ),
     "idle_gpus": re.compile(r"\b(below|under)\b[^.?!]*(\bpercent\b|%)", _I),
+    # a pod put off its node is an event, whoever holds GPUs now
+    "list_events": re.compile(
+        r"\bevict\w*|\bpreempt\w*|\boom ?kill\w*"
+        r"|\bkick\w*\b[^.?!;]*\boff (of )?(their |its |the |a )?nodes?\b",
+        _I,
+    ),
     "recommend_placement": re.compile(
         rf"\bfits?\b(?!{_IN_QUOTA})|\bplacement\b|\bbest (spot|node|place) for\b"
         r"|\b(suggest|pick|choose|recommend)\b[^.?!;]*\bnodes?\b",
         _I,
     ),
 }
+# words that name a subject only when nothing else is named: "pods printed 'x'" asks for logs
+WEAK = {"gpu_workloads": re.compile(r"\bpods\b", _I), "gpu_inventory": re.compile(r"\bfleet\b", _I)}
 # a subject that makes a neighbour's moot: following a job to its end is more than its state
 OUTRANKS = {
     "wait_job": ("get_job", "list_jobs"),
@@ -202,6 +219,7 @@ _JOB_LIKE = re.compile(
 
 _PODS = re.compile(r"\bpods\b", _I)
 _NODE_WORD = re.compile(r"\bnodes?\b", _I)
+_ENDED = re.compile(r"\b(finished|completed|succeeded|done)\b", _I)
 _JOBS_SAID = re.compile(r"\bjobs?\b", _I)
 _JOBS = re.compile(r"\b(jobs|runs|all|every|any|which(?! (cluster|node|namespace)))\b", _I)
 _REACH = re.compile(
@@ -292,8 +310,12 @@ def route(request: str, tools: Sequence[str], known: Collection[str] = ()) -> li
         return ["get_job"]  # "did x-1 crash?": a yes or no about its state, not its log
     if "gpu_workloads" in named and _PODS.search(request) and not _JOBS_SAID.search(request):
         named = [t for t in named if t != "list_jobs"]  # "the GPU pods running there"
+    if "get_job" in named and _ENDED.search(request) and _job_named(request, known):
+        named = [t for t in named if t != "gpu_workloads"]  # "x-1's finished pods": x-1's
     if "list_events" in named and _NODE_WORD.search(request):
         named = [t for t in named if t != "get_job"]  # "what happened on node x": its events
+    weak = {t for t in named if t in WEAK and not SUBJECTS[t].search(WEAK[t].sub(" ", request))}
+    named = [t for t in named if t not in weak] if len(weak) < len(named) else named
     moot = {m for t in named for m in OUTRANKS.get(t, ())}
     named = [t for t in named if t not in moot]
     job = "get_job" in tools and _job_named(request, known)

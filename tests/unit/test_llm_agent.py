@@ -12,6 +12,7 @@ import anyio
 import pytest
 from llm_vocab import ci_vocab, first_refused, grammar_sampler
 
+from mcp_kube.llm import agent as agent_module
 from mcp_kube.llm import grammar as G
 from mcp_kube.llm import prompt as P
 from mcp_kube.llm.agent import Agent, ToolOutcome, _asked_part
@@ -471,6 +472,10 @@ def test_a_later_part_without_a_subject_of_its_own_is_the_same_ask() -> None:
         ("idle gpus in team-c & pods that hold them", 2),  # "&" joins like "and"
         ("how is x-7 in team-c getting on, and its log tail please", 2),  # a job's state first
         ("who am I, then the clusters", 2),  # a bare "the clusters": the list of them
+        ("1) who am i  2) team-c quota", 2),  # a numbered list
+        ("first the list of clusters, second the gpu totals for c-2", 2),
+        ("z-4 in team-c died overnight. Can I see what it printed?", 1),  # a scene, then the ask
+        ("the z-4 thing in team-c, did it blow up? show me what it printed", 2),  # a question
     ],
 )
 def test_a_request_is_split_into_its_asks(request_: str, asks: int) -> None:
@@ -539,6 +544,10 @@ def test_a_first_part_naming_no_subject_opens_the_ask_after_it() -> None:
     assert agent._asks("what's free on gpu-west and what's idle there?") == [
         "what's free on gpu-west",
         "what's idle there? (gpu-west)",  # "there": the place of the ask before
+    ]
+    assert agent._asks("idle cards on gpu-east, and who holds them") == [
+        "idle cards on gpu-east",
+        "who holds them (gpu-east)",  # "them": what the ask before found, where it found it
     ]
 
 
@@ -676,6 +685,22 @@ def test_a_name_only_the_examples_use_is_not_an_argument() -> None:
     assert result.calls == []
     assert result.stopped == "ask"
     assert "namespace" in result.answer
+
+
+def test_a_known_namespace_typed_with_a_slip_is_no_invented_name() -> None:
+    backend = ScriptedBackend(['list_jobs"', ', "arguments": {"namespace": "team-x"}}'])
+    agent = Agent(backend, tool_defs(), clusters=CLUSTERS, namespaces=["team-x", "ml-ops"])
+    result = run(agent, "list the jobs in tema-x", None, plan=True)
+    assert [c.arguments for c in result.calls] == [{"namespace": "team-x"}]
+
+
+def test_a_node_asks_events_in_default_unless_the_ask_names_a_namespace() -> None:
+    home = agent_module._home_namespace
+    ask = "did gpu-east kick any team-c pods off their nodes?"
+    assert home("list_events", [ask], {"team-c"}) == [ask]
+    assert home("list_events", ["what happened on node n-1?"], {"team-c"}) == [
+        "what happened on node n-1? (namespace default)"
+    ]
 
 
 def test_an_order_to_change_offers_only_its_write_first() -> None:

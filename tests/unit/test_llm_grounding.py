@@ -72,6 +72,8 @@ def test_a_digit_inside_a_name_is_never_a_count(request_: str) -> None:
 def test_cpu_only_means_no_gpus() -> None:
     assert offered("submit_job", "gpus", "start a CPU-only job lint-1 in team-a") == [0]
     assert offered("submit_job", "gpus", "start a cpu only job lint-1 in team-a") == [0]
+    request = "need lint-1 started in team-a with image r/l:1; it doesn't need any GPU"
+    assert offered("submit_job", "gpus", request) == [0]
 
 
 def test_a_pair_needs_its_article_and_numbers_keep_their_unit() -> None:
@@ -224,6 +226,15 @@ def test_a_write_missing_a_required_argument_asks() -> None:
         ("what GPU pods run in team-a right now", []),  # a question about what runs
         ("which jobs stopped in team-a", []),
         ("park a-1 in team-a over the weekend", ["suspend_job"]),
+        ("16-gpu run, placement?", []),  # "16-gpu run": a noun
+        ("I need a-2 started in team-a with image r/a:2", ["submit_job"]),  # ordered as done
+        ("we need the job a-1 in team-a paused for now", ["suspend_job"]),
+        ("I don't want a-1 killed", []),
+        ("I want to know why a-1 stopped", []),
+        ("axe a-1 (team-a)", ["cancel_job"]),
+        ("put a-1 in team-a on ice until monday", ["suspend_job"]),
+        ("let a-1 in team-a pick up where it left off", ["resume_job"]),
+        ("Hi, I run the vision team. List the jobs of team-a", []),  # "run the X team"
     ],
 )
 def test_write_tools_are_told_apart_by_their_verbs(request_: str, tools: list[str]) -> None:
@@ -255,6 +266,11 @@ def test_a_write_states_the_gpu_count_the_user_gave() -> None:
 def test_number_words_and_glued_counts() -> None:
     assert 3 in numbers_of("a trio of H100s - where can that run?")
     assert 6 in numbers_of("half a dozen gpus")
+    assert "gpu" in numbers_of("would a single-L4 notebook land anywhere")[1]  # glued count
+    assert "gpu" in numbers_of("a two-gpu run")[2]
+    assert 72 in numbers_of("seventy-two hours")
+    assert 3 in numbers_of("trio of gpus on one node")  # opening the request
+    assert P.unglue("a single-L4 notebook") == "a single L4 notebook"
     assert P.parts("what node would you put a 4xL4 job on") == [
         "what node would you put a 4x L4 job on"
     ]
@@ -322,3 +338,5 @@ def test_a_cluster_named_by_the_part_that_tells_it_apart_is_written_in_full() ->
     assert spelled("the gpu cluster", CLUSTERS) == "the gpu cluster"  # a part both share
     assert spelled("northeast cluster, job east-1", CLUSTERS) == "northeast cluster, job east-1"
     assert spelled("east is up", CLUSTERS) == "east is up"  # not where a cluster goes
+    assert spelled("who's on the cards on gpu-wset", CLUSTERS) == "who's on the cards on gpu-west"
+    assert spelled("gpu-wast", CLUSTERS) == "gpu-wast"  # one slip from both: neither

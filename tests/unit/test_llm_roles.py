@@ -132,6 +132,29 @@ def test_names_take_the_roles_the_server_knows_them_in() -> None:
     assert settle(jobs, typed, "jobs in research", where, first=True) == typed
     wide = {"namespace": "fleet-wide"}
     assert "namespace" not in settle(jobs, wide, "failed jobs fleet-wide", where, first=True)
+    # the known namespace typed with a slip, where the model chose another word of the ask
+    quota = {"namespace": "gpu-wise"}
+    got = settle(read, quota, "whats tema-c allowed to use gpu-wise", where, first=True)
+    assert got == {"namespace": "team-c"}
+
+
+def test_a_slip_of_a_known_namespace_and_a_name_left_out_are_settled() -> None:
+    where = (["tema-c"], CLUSTERS, ["team-c", "ml-ops"])
+    idle = ToolDef("idle_gpus", "", {"properties": {"namespace": {}, "cluster": {}}})
+    assert settle(idle, {}, "anything idle in tema-c", where, first=True) == {"namespace": "team-c"}
+    pending = ToolDef(
+        "explain_pending", "", {"properties": {"namespace": {}, "job": {}, "pod": {}}}
+    )
+    ask = "z-9 in team-c: no pod has come up for ages"
+    got = settle(pending, {"job": "has", "pod": "has"}, ask, (["team-c"], *where[1:]), first=True)
+    assert got == {"namespace": "team-c", "job": "z-9"}  # named like no pod, not after "pod"
+    logs = ToolDef("pod_logs", "", {"properties": {"namespace": {}, "job": {}, "pod": {}}})
+    ask = "output of z-9-0 from the container before it restarted, team-c"
+    got = settle(logs, {"namespace": "team-c"}, ask, (["team-c"], *where[1:]), first=True)
+    assert got == {"namespace": "team-c", "pod": "z-9-0", "previous": True}  # the one name typed
+    jobs = ToolDef("list_jobs", "", {"properties": {"namespace": {}, "status": {}}})
+    got = settle(jobs, {"namespace": "team-c"}, "whcih jobs faild in team-c", where, first=True)
+    assert got == {"namespace": "team-c", "status": "failed"}  # a status typed with a slip
 
 
 def test_a_name_typed_after_pod_is_the_pod_not_its_container() -> None:

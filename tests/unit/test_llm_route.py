@@ -95,6 +95,20 @@ TOOLS = list(SUBJECTS)
         ("z-9 in team-c sat for ages without starting, why?", "explain_pending"),
         ("check on z-9 in team-c", "get_job"),
         ("the h100s: who's on them", "gpu_workloads"),
+        ("would a single-L4 notebook land anywhere today", "recommend_placement"),
+        ("z-9 (team-c) is parked and never gets a slot. reason?", "explain_pending"),
+        ("z-9 in team-c: no pod has come up for ages, what's the hold up", "explain_pending"),
+        ("find a node for 4 gpus for them", "recommend_placement"),
+        ("cards that have done zilch for 12h in team-c", "idle_gpus"),
+        ("did c-2 kick any team-c pods off their nodes?", "list_events"),
+        ("sit on job z-9 in team-c and tell me how it ends", "wait_job"),
+        ("can I see what z-9 printed before it went down?", "pod_logs"),  # a request, no rights
+        ("which namespaces can I see jobs in", "whoami"),
+        ("the gpu totals for c-2", "gpu_inventory"),
+        ("what node did z-0 end up on", "gpu_workloads"),  # where it went, not where it would
+        ("pods grabbing GPUs across the fleet", "gpu_workloads"),  # "fleet": said by the way
+        ("z-3's pods in team-c printed anything about 'reward'?", "pod_logs"),  # "pods": whose
+        ("logs of job z-1 in team-c, the copy that runs on c-2", "pod_logs"),  # a verb, no runs
     ],
 )
 def test_a_named_subject_narrows_the_choice_to_its_tool(request_: str, tool: str) -> None:

@@ -26,6 +26,8 @@ def schema(tool: str) -> dict[str, Any]:
         ("since yesterday", [86400.0]),
         ("in the past fortnight", [1209600.0]),
         ("job t5-xl, pod r50-1m", []),  # digits inside names are no spans
+        ("seventy-two hours of usage", [259200.0]),  # a compound number word
+        ("the past twenty-four hours", [86400.0]),
     ],
 )
 def test_durations_in_the_ways_people_write_them(text: str, seconds: list[float]) -> None:
