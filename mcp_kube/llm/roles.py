@@ -219,8 +219,8 @@ def settle_choices(tool: str, args: dict[str, Any], request: str) -> dict[str, A
     """``args`` with each choice the request's words make (exactly one value named) set, and
     a filter of ``GUESSES`` the request names no value of dropped (a new dict)."""
     out = dict(args)
+    typed = spelled(request)  # "faild": failed
     for arg, values in CHOICES.get(tool, {}).items():
-        typed = spelled(request)  # "faild": failed
         named = [v for v, rx in values.items() if rx.search(request) or rx.search(typed)]
         if len(named) == 1 or (named and arg in FIRST_WINS):
             out[arg] = named[0]
