@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from mcp_kube.llm.route import close, names_subject
 
 __all__ = [
+    "COMPOUND_NUMBERS",
     "Grounding",
     "clusters_spelled",
     "is_product",
@@ -58,11 +59,12 @@ _NUMBER_WORDS = {
     )
 } | {"single": 1, "couple": 2, "pair": 2, "dozen": 12, "thirty": 30, "forty": 40, "fifty": 50}
 _NUMBER_WORDS |= {"sixty": 60, "seventy": 70, "eighty": 80, "ninety": 90, "hundred": 100, "trio": 3}
-_NUMBER_WORDS |= {  # "twenty-four", "seventy-two"
+COMPOUND_NUMBERS = {  # "twenty-four", "seventy-two"
     f"{tens}-{unit}": _NUMBER_WORDS[tens] + _NUMBER_WORDS[unit]
     for tens in ("twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety")
     for unit in ("one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 }
+_NUMBER_WORDS |= COMPOUND_NUMBERS
 # a number with its unit in one word: "8x", "80gib", "15m", "3h", "2d", "12-gpu"
 _UNIT_SUFFIX = re.compile(
     r"^([0-9]{1,6})-?(x|gi?b|gpus?|h|hrs?|hours?|m|mins?|minutes?|s|secs?|d|days?|w|weeks?)$"

@@ -272,9 +272,8 @@ def settle(
     named = [*spaces, *(k for k in known if _said(k, ask) and k not in spaces)]
     out = settle_roles(out, list(schema.get("properties", {})), ask, named, clusters)
     ns = out.get("namespace")
-    slips = [k for k in known if isinstance(ns, str) and ns not in known and close(ns.lower(), k)]
-    if len(slips) == 1:  # "idle in tema-a": a slip of the one namespace the server showed
-        out["namespace"] = slips[0]
+    if isinstance(ns, str) and ns not in known and (slip := _slip_of(ns, known)):
+        out["namespace"] = slip  # "idle in tema-a", filled in above from the ask's words
     cluster = out.get("cluster")
     if first and isinstance(cluster, str) and not _said(cluster, ask):
         del out["cluster"]
@@ -314,7 +313,7 @@ def _in_namespace(name: str, ask: str) -> bool:
 
 
 # "in the default namespace": the word before "namespace" names it
-_SPACE_BEFORE = re.compile(
+_WORD_BEFORE_NAMESPACE = re.compile(
     r"\b(?:in|of|for|from)\s+(?:the\s+)?(?!(?:the|a|an|that|this|same|each|every|which|what|any"
     r"|my|our|its|their|your|whole|entire|one)\b)([a-z0-9][a-z0-9-]*)\s+(?:namespace|ns)\b",
     re.IGNORECASE,
@@ -384,17 +383,17 @@ def _known_namespace(
     if not isinstance(ns, str) or ns in known:
         return args
     said = [k for k in known if _said(k, ask)]
-    before = _SPACE_BEFORE.search(ask)
+    before = _WORD_BEFORE_NAMESPACE.search(ask)
     if before and not said and before.group(1).lower() != ns.lower():
         args["namespace"] = before.group(1).lower()  # not a word after it ("namespace incl.")
         return args
-    slips = [k for k in known if close(ns.lower(), k)]  # "tema-b" typed for team-b
+    slip = _slip_of(ns, known)  # "tema-b" typed for team-b
     words = re.findall(r"[\w-]+", ask.lower())
     typed = {k for k in known for w in words if close(w, k)}  # ... and the model chose another
     if len(said) == 1:
         args["namespace"] = said[0]
-    elif not said and len(slips) == 1:
-        args["namespace"] = slips[0]
+    elif not said and slip:
+        args["namespace"] = slip
     elif not said and len(typed) == 1 and not _in_namespace(ns, ask):
         args["namespace"] = typed.pop()
     elif not _said(ns, ask):
@@ -404,6 +403,12 @@ def _known_namespace(
     elif _POD_INDEX.search(ns) and not _in_namespace(ns, ask):
         del args["namespace"]  # "which node is train-0 on": a pod's name, no namespace
     return args
+
+
+def _slip_of(word: str, known: Sequence[str]) -> str | None:
+    """The one known namespace ``word`` is a slip of, if exactly one."""
+    slips = [k for k in known if close(word.lower(), k)]
+    return slips[0] if len(slips) == 1 else None
 
 
 def _said(word: str, text: str) -> bool:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from mcp_kube.llm.grounding import numbers_of
+from mcp_kube.llm.grounding import COMPOUND_NUMBERS, numbers_of
 
 __all__ = ["durations", "is_quantity", "settle_numbers", "windows_in"]
 
@@ -31,14 +31,7 @@ _WORDS = {
     "fifteen": 15, "twenty": 20, "thirty": 30, "forty": 40, "forty-five": 45, "fifty": 50,
     "sixty": 60, "ninety": 90, "hundred": 100, "couple of": 2, "few": 3,
 }  # fmt: skip
-_WORDS |= {"seventy": 70, "eighty": 80}
-_WORDS |= {  # "twenty-four hours", "seventy-two"
-    f"{tens}-{unit}": _WORDS[tens] + n
-    for tens in ("twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety")
-    for n, unit in enumerate(
-        ("one", "two", "three", "four", "five", "six", "seven", "eight", "nine"), 1
-    )
-}
+_WORDS |= {"seventy": 70, "eighty": 80, **COMPOUND_NUMBERS}  # "twenty-four hours"
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "f": 1209600}
 _NUM = r"[0-9]+(?:\.[0-9]+)?"
 _COUNT_WORDS = "|".join(sorted(map(re.escape, _WORDS), key=len, reverse=True))
