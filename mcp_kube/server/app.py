@@ -11,6 +11,7 @@ policy. The gate answers with a plain ``Outcome``; this module alone turns it in
 from __future__ import annotations
 
 import getpass
+import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -411,6 +412,19 @@ class _Server(MCPServer[AppState]):
         if self._tool_manager.get_tool(name) is None:
             raise MCPError(code=INVALID_PARAMS, message=f"Unknown tool: {name[:100]!r}")
         return await super().call_tool(name, arguments, context)
+
+    def _tool_input_schema(self, name: str) -> dict[str, Any] | None:
+        """The schema the transport checks a call's ``Mcp-Param-*`` headers against; none for
+        a tool whose schema declares no ``x-mcp-header`` (no header can then be wrong), so that
+        the check does not walk the schema on every call. Decided once per schema."""
+        schema = super()._tool_input_schema(name)
+        if schema is None:
+            return None
+        seen: dict[str, tuple[dict[str, Any], bool]] = self.__dict__.setdefault("_headers", {})
+        known = seen.get(name)
+        if known is None or known[0] is not schema:
+            known = seen[name] = (schema, '"x-mcp-header"' in json.dumps(schema))
+        return schema if known[1] else None
 
 
 def _token_principal(_ctx: Context[Any, Any]) -> Principal:

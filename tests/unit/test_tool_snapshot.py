@@ -64,3 +64,17 @@ def test_annotations_are_honest_and_schemas_strict() -> None:
         assert tool["inputSchema"]["additionalProperties"] is False
         assert "outputSchema" in tool
         assert len(tool["description"]) < 600
+
+
+def test_header_checks_get_the_schemas_that_declare_headers_and_only_those() -> None:
+    """The transport checks ``Mcp-Param-*`` headers against the schema it is given: a tool that
+    declares a header keeps that check; one that declares none has nothing to check."""
+    server = build_server(Settings(), clusters=NoClusters, audit=lambda: None)
+    lookup = server._lowlevel_server.get_tool_input_schema
+    assert lookup is not None
+    jobs = lookup("list_jobs")
+    assert jobs is not None
+    assert '"x-mcp-header"' in json.dumps(jobs)
+    assert lookup("list_jobs") is jobs  # decided once per schema
+    assert lookup("gpu_inventory") is None
+    assert lookup("no_such_tool") is None
