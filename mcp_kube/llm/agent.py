@@ -146,7 +146,7 @@ _SETTING = re.compile(
     r"((i|we|they)('m|'re|\s+am|\s+are)\s+(trying|wondering|worried|not sure|unsure|curious)\b"
     r"|(i|we|our(\s+[\w-]+){1,2}|my(\s+[\w-]+){1,2}|someone|people|folks|users|they)\s+(\w+\s+)?"
     r"(say|says|said|think|thought|believe|noticed?|heard|suspect|guess|feel|reckon|complain\w*"
-    r"|report(s|ed)?|told me)\b)",
+    r"|report(s|ed)?|told me|asked me|wants? me|wanted me)\b)",
     re.I,
 )
 _HAPPENED = re.compile(
@@ -160,12 +160,20 @@ _HAPPENED = re.compile(
 
 # "..., and what's idle there?", "which of them sit idle": the places of the ask before
 _PLACE_BEFORE = r"((the )?same|that|this) (namespace|cluster|team|ns)"  # "that cluster"
-_THERE = re.compile(rf"\b(there|(of )?them|(of )?those|of these|{_PLACE_BEFORE})\b", re.I)
+_THERE = re.compile(
+    rf"\b(there|(of )?them|they|their|(of )?those|of these|{_PLACE_BEFORE})\b", re.I
+)
 # a part that names no subject but a place the ask before named opens the ask after it
 _AT_PLACE = re.compile(rf"\b{_PLACE_BEFORE}\b|\b(over|in|on) there\b", re.I)
 _IT = re.compile(r"\b(it|its|it'?s|that one|this one)\b", re.I)  # the object of the ask before
 _SAME_WINDOW = re.compile(
     r"\b(same|that)\s+(window|period|time\s*frame|timeframe|time|range|span|interval)\b", re.I
+)
+# "..., and then the same for gpu-east": the ask before again, at another place
+_SAME_FOR = re.compile(
+    r"^\W*(?:(?:and|then|now|also|do)\W+)*(the same|same (thing|again)|likewise|ditto)"
+    r"\s+(for|on|in|with)\s+([\w-]+)\W*$",
+    re.I,
 )
 _NODE = re.compile(r"\bnodes?\b", re.I)
 _SPACE_WORD = re.compile(r"\b(namespace|ns|in)\s+[a-z0-9][\w-]*-", re.I)
@@ -182,10 +190,21 @@ def _with_kind(name: str, ask: str) -> str:
     return f"{kind.group(1).lower()} {name}" if kind else name
 
 
+# "keep your hands off the jobs; ...", "no changes: ...": a stance on writes, no subject
+_STANCE = re.compile(
+    r"^\W*(please\s+|pls\s+|and\s+)?((keep\s+)?(your\s+)?hands\s+off|don'?t\s+touch|do\s+not\s+touch"
+    r"|leave\b[^.;:]*\balone|no\s+(changes|writes|actions|edits|touching)|read[- ]only"
+    r"|look,?\s+(but\s+)?don'?t\s+touch|(strictly|just|only)\s+look\w*|without\s+(touching|changing))\b",
+    re.I,
+)
+
+
 def _asked_part(ask: str) -> str:
-    """``ask`` without a scene it opens with (``_SETTING``), whose words name no tool."""
+    """``ask`` without a scene or stance it opens with (``_SETTING``, ``_STANCE``), whose
+    words name no tool."""
     spans = P.spans(ask)
-    return ask[spans[1][0] :] if len(spans) > 1 and _SETTING.match(ask) else ask
+    opens = _SETTING.match(ask) or _STANCE.match(ask)
+    return ask[spans[1][0] :] if len(spans) > 1 and opens else ask
 
 
 def _home_namespace(tool: str, context: list[str], known: Collection[str]) -> list[str]:
@@ -391,6 +410,9 @@ class Agent:
         invented = [k for k, v in args.items() if self._invented(v, ground)]
         if invented:  # a name from the examples, not from the user or a result
             return G.question_for(name, invented)
+        lacking = [k for k in schema.get("required", ()) if k not in args]
+        if lacking and not tool.read_only:  # a write whose name settling dropped: ask for it
+            return G.question_for(name, lacking)
         return ToolCall(name, args)
 
     def _lacks(self, name: str, context: list[str], grounds: dict[str, G.Grounding]) -> bool:
@@ -431,7 +453,9 @@ class Agent:
             subject = bool(R.names_subject(part) or _SHOW.match(part)) and not (
                 not spans and (_HAPPENED.search(part) or _SETTING.match(part))
             )
+            subject = subject and not _STANCE.match(part)
             own = (routed != self.reads and subject and not _ABOUT_IT.match(part)) or bool(change)
+            own = own or bool(spans and self._same_for(part))
             first = text[slice(*spans[0])] if spans else ""
             opening = len(spans) == 1 and before == self.reads and not P.changes_asked(first)
             if spans and (opening or not own or (routed == before and not change)):
@@ -442,12 +466,17 @@ class Agent:
             else:
                 spans.append((a, b))
                 before = routed if subject or change else self.reads
+                if change and not P.is_question(part):
+                    before = []  # after an order, a read is its own ask: "... then its state"
         if lead is not None:  # nothing came after it: it belongs to the ask before
             spans[-1] = (spans[-1][0], len(text))
         if len(spans) > P.MAX_ASKS:
             spans[P.MAX_ASKS - 1 :] = [(spans[P.MAX_ASKS - 1][0], spans[-1][1])]
         asks = [text[a:b] for a, b in spans] or [question]
         for i in range(1, len(asks)):  # "...on gpu-west, and what's idle there?": gpu-west
+            if place := self._same_for(asks[i]):
+                asks[i] = self._moved(asks[i - 1], place)
+                continue
             if kinds := {m.group(0).split()[-1].lower() for m in _THERE.finditer(asks[i])}:
                 # "that cluster": only the cluster; "there", "of them": every place
                 clusters = {c.lower() for c in self.clusters}
@@ -475,13 +504,41 @@ class Agent:
                 asks[i] += f" ({', '.join(windows)})"  # "... for the same window": the one before
         return asks
 
+    def _names_so_far(self, question: str, asks: list[str]) -> str:
+        """The names of ``asks`` and the known places (clusters, namespaces) of the request."""
+        places = G.names_in(clusters_spelled(question, self.clusters)).split()
+        so_far = G.names_in(clusters_spelled(" ".join(asks), self.clusters)).split()
+        return " ".join(dict.fromkeys([*so_far, *(w for w in places if w.lower() in self.known)]))
+
+    def _same_for(self, part: str) -> str | None:
+        """The known place of a part that asks the ask before again there ("the same for
+        gpu-east"), or None."""
+        m = _SAME_FOR.match(part)
+        return m.group(4) if m and m.group(4).lower() in self.known else None
+
+    def _moved(self, ask: str, place: str) -> str:
+        """``ask`` with its place of ``place``'s kind (a cluster, a namespace) made ``place``."""
+        clusters = {c.lower() for c in self.clusters}
+        kind = place.lower() in clusters
+        words = [
+            w
+            for w in G.names_in(ask).split()
+            if w.lower() in self.known and (w.lower() in clusters) == kind
+        ]
+        for w in dict.fromkeys(words):
+            ask = re.sub(rf"(?<![\w-]){re.escape(w)}(?![\w-])", place, ask)
+        return ask if words else f"{ask} ({place})"
+
     def _invented(self, value: Any, ground: G.Grounding | None) -> bool:
         """A name from the examples the user did not type; a namespace the server showed that
         the user typed with a slip ("tema-b") is typed."""
         if ground is None or value not in self.examples or value in ground.words:
             return False
-        low = str(value).lower()
-        return low not in self.known or not any(R.close(w.lower(), low) for w in ground.words)
+        low = str(value).lower()  # "Team-b's quota": team-b, typed
+        typed = {w.lower() for w in ground.words}
+        return low not in typed and (
+            low not in self.known or not any(R.close(w, low) for w in typed)
+        )
 
     async def ask(
         self,
@@ -528,9 +585,12 @@ class Agent:
             done = sum(map(_served, result.outcomes))
             if done and done >= len(asks) and self.follow_up == "on_error":
                 return "answer"
-            ask = asks[min(done, len(asks) - 1)]
-            # the ask at hand first; the whole request and the results may fill names too
-            whole = G.names_in(clusters_spelled(result.question, self.clusters))  # its names
+            at = min(done, len(asks) - 1)
+            ask = asks[at]
+            # the ask at hand first; the request's places, the asks so far and the results may
+            # fill names too (an object typed only in a later ask is that ask's: "events in
+            # team-b, then pod web-0's logs"; a place may be said last for all: "..., on gpu-east")
+            whole = self._names_so_far(result.question, asks[: at + 1])
             context = [ask, whole, *results] if len(asks) > 1 else [ask, *results]
             prompt = P.render(messages) + P.CALL_PREFIX
             # a new ask (none yet, or the last result served the one before) must get a call

@@ -187,15 +187,22 @@ def clusters_spelled(text: str, clusters: Sequence[str]) -> str:
     for part, owners in parts.items():
         if len(owners) != 1:
             continue
-        word = rf"(?<![\w-]){re.escape(part)}(?![\w-])"
-        where = rf"{word}(?=\s+(?:cluster|context|side)\b)|(?<=\bon |\bin |\bto ){word}"
+        word = rf"(?<![\w-]){re.escape(part)}(?:ern)?(?![\w-])"  # "the eastern cluster"
+        where = rf"{word}(?=\s+(?:cluster|context|side|one)\b)|(?<=\bon |\bin |\bto ){word}"
         text = re.sub(rf"{where}|(?<=\bfrom ){word}", owners[0], text, flags=re.IGNORECASE)
 
     def fix(m: re.Match[str]) -> str:  # "gpu-wset": the one cluster it is a slip of
-        near = [c for c in clusters if close(m.group(0).lower(), c.lower())]
+        word = m.group(0).lower()
+        near = [c for c in clusters if close(word, c.lower())]
+        if len(near) > 1:  # "gpu-est": a slip keeps each part's first letter (east, not west)
+            near = [c for c in near if _initials(c.lower()) == _initials(word)]
         return near[0] if len(near) == 1 else m.group(0)
 
     return re.sub(r"(?<![\w-])[a-z][\w-]{4,}(?![\w-])", fix, text, flags=re.IGNORECASE)
+
+
+def _initials(name: str) -> list[str]:
+    return [part[:1] for part in re.split(r"[-_.]", name)]
 
 
 def quoted(request: str) -> list[str]:
@@ -347,9 +354,11 @@ def _named(request: str) -> tuple[set[str], set[str]]:
             (spaces if low == "in" else weak).add(word)
     if not any(s not in objects for s in spaces):  # "wait for x-1 in team-a": x-1 is no namespace
         spaces |= weak
+    spaces |= set(_IN_PARENS.findall(request))  # "x-1 (team-a) is obsolete": x-1's place
     return objects, spaces - objects
 
 
+_IN_PARENS = re.compile(r"(?<=[\w-] )\(([a-z][a-z0-9]*-[a-z0-9-]+)\)")  # "x-1 (team-a)"
 _PLACED = re.compile(r"(?<![\w.-])([a-z][a-z]{2,})\s+(?:in|on|from)\s+[a-z][a-z0-9]*-[a-z0-9-]+")
 _VAGUE = frozenset({
     "anything", "something", "everything", "nothing", "stuff", "thing", "things", "work",

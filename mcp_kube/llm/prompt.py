@@ -197,7 +197,8 @@ def _unmark(text: str) -> str:
 CHANGES = {
     "cancel_job": "cancel|kill|delete|remove|stop|terminate|abort|get rid of|scrap|tear down|drop"
     "|nuke|axe",
-    "suspend_job": "suspend|pause|on hold|hold job|freeze|halt|shelve|to sleep|park|on ice",
+    "suspend_job": "suspend|pause|on hold|hold job|freeze|halt|shelve|to sleep|park|on ice"
+    "|hold(?= (\\S+ ){1,4}(until|till)\\b)|take a (break|rest|breather)",
     "resume_job": "resume|unpause|continue|restart|unsuspend|un-suspend|un-pause|unfreeze|carry on"
     "|(run|start|going) again|wake|bring back|bring (\\S+ ){1,4}back|unshelve|thaw"
     "|pick (it |them )?up where",
@@ -238,7 +239,7 @@ _NOT_ASKED = re.compile(
     r"|\b(about|planning|plan|considering|thinking (of|about))\s+(to\s+)?$"  # "I'm about to cancel"
     r"|\bso (that )?(i|we) (can|could)\b|\bwhich (ones? )?to\s+$"  # "... so I can decide which to"
     r"|\b(node|place|spot|host|machine|box|somewhere) to\s+$"  # "a node to drop 7 GPUs on"
-    r"|\bnot asking( you)? to\s+$"
+    r"|\bnot asking( you)? to\s+$|(?<![\w-])no\s+$"  # "no submit: could x take ..."
     r"|(?<![\w-])(a|an|the|this|that|my|its)\s+[\w-]+\s+$"  # "a 2-GPU run": a noun
     r"|(?<![\w-])\d+-[a-z]+\s+$",  # "16-gpu run, placement?": a noun
     re.IGNORECASE,
@@ -256,14 +257,40 @@ _DONE = {
     "suspend_job": "paused|suspended|frozen|halted|parked|shelved",
     "resume_job": "resumed|unpaused|restarted|unsuspended|unfrozen|continued",
 }
-_ORDERED_DONE = {
+_ORDERED_DONE = {  # or allowed now: "x can be unfrozen now"
     tool: re.compile(
-        rf"\b(need|want|like|get)\s+(the\s+)?(job\s+)?[a-z0-9][\w.-]*"
-        rf"(\s+(in|on|of|from)\s+[\w-]+|\s+\([\w-]+\))?\s+({done})\b",
+        rf"\b(needs?|wants?|likes?|gets?)\s+(the\s+)?(job\s+)?[a-z0-9][\w.-]*"
+        rf"(\s+(in|on|of|from)\s+[\w-]+|\s+\([\w-]+\))?\s+({done})\b"
+        rf"|\b(can|may)\s+(now\s+be\s+({done})|be\s+now\s+({done})|be\s+({done})\s+now)\b"
+        rf"|\b(needs?|has|have|ought|got)\s+to\s+be\s+({done})\b",  # "x needs to be paused"
         re.IGNORECASE,
     )
     for tool, done in _DONE.items()
 }
+# a new job with its image given is one to submit, verb or none
+_NEW_JOB = re.compile(r"\bnew (job|run|training job)\b(?!s)", re.IGNORECASE)
+_IMAGE = re.compile(r"[\w.-]+/[\w./-]+:[\w.-]+")
+_DONE_WORDS = frozenset(  # "cancell?ed": cancelled and canceled
+    w
+    for done in _DONE.values()
+    for alt in done.split("|")
+    for w in {re.sub(r"(\w)\?", r"\1", alt), re.sub(r"\w\?", "", alt)}
+    if " " not in w
+)
+
+
+def _done_spelled(request: str) -> str:
+    """``request`` with a word one slip from a past participle of change written as it."""
+
+    def fix(m: re.Match[str]) -> str:
+        word = m.group(0).lower()
+        if word in _DONE_WORDS:
+            return m.group(0)
+        return next((d for d in sorted(_DONE_WORDS) if close(word, d)), m.group(0))
+
+    return re.sub(r"(?<![\w-])[A-Za-z]{6,}(?![\w-])", fix, request)
+
+
 # a verb typed with a slip ("cancle", "suspnd") is still that verb
 _SLIPS = {"cancel": "cancel_job", "suspend": "suspend_job", "resume": "resume_job",
           "submit": "submit_job", "terminate": "cancel_job", "unpause": "resume_job"}  # fmt: skip
@@ -294,10 +321,13 @@ def changes_asked(request: str) -> list[str]:
             if not _NOT_ASKED.search(before) and not where:
                 out.append(tool)
                 break
+    done_typed = _done_spelled(request)  # "needs to be suspnded": suspended
     for tool, rx in _ORDERED_DONE.items():
-        done = rx.search(request)
+        done = rx.search(done_typed)
         if done and tool not in out and not _NOT_ASKED.search(request[: done.start()][-40:]):
             out.append(tool)
+    if _NEW_JOB.search(request) and _IMAGE.search(request) and "submit_job" not in out:
+        out.append("submit_job")  # "new job x for team-a: registry/x:1 on 2 gpus"
     for m in re.finditer(r"(?<![\w-])[A-Za-z]{5,}(?![\w-])", request):
         word = m.group(0).lower()
         slip = next(
@@ -312,7 +342,7 @@ def changes_asked(request: str) -> list[str]:
 
 _QUESTION = re.compile(
     r"^\W*(?:(?:and|also|then|so|plus)\W+)*"
-    r"(what|when|where|why|which|who|whose|how|is|are|was|were|does|do|did|has|have)\b",
+    r"(what|when|where|why|which|who|whose|how|is|are|was|were|does|do|did|(has|have)(?! to\b))\b",
     re.IGNORECASE,
 )
 

@@ -39,10 +39,16 @@ def _after(word: str, value: str, request: str) -> bool:
 
 
 def _pod_named(name: str, request: str) -> bool:
-    """A pod: after "pod", or named like one of a Job's pods ("train-0") with no "job" before."""
-    if _after("pod", name, request):
+    """A pod: typed as one, or named like one of a Job's pods ("train-0") with no "job" before."""
+    if _typed_as_pod(name, request):
         return True
     return bool(_POD_INDEX.search(name)) and not _after("job", name, request)
+
+
+def _typed_as_pod(name: str, request: str) -> bool:
+    """Whether ``name`` is typed after "pod" or right before it ("x-1 pod")."""
+    before = rf"(?<![\w-]){re.escape(name)}\s+pod\b"
+    return _after("pod", name, request) or bool(re.search(before, request, re.IGNORECASE))
 
 
 def _job_named(name: str, request: str) -> bool:
@@ -50,7 +56,7 @@ def _job_named(name: str, request: str) -> bool:
     up for x-1": x-1 is the job)."""
     if _after("job", name, request):
         return True
-    return not _POD_INDEX.search(name) and not _after("pod", name, request)
+    return not _POD_INDEX.search(name) and not _typed_as_pod(name, request)
 
 
 def _one_of_job_or_pod(args: dict[str, Any], request: str) -> None:
@@ -98,6 +104,14 @@ def settle_roles(
     ns = out.get("namespace")
     if isinstance(ns, str) and is_product(ns) and ns not in spaces:
         del out["namespace"]  # "the h100 nodes": a GPU product, no namespace
+    elif (
+        isinstance(ns, str)
+        and "node" in params
+        and "node" not in out
+        and _node_like(ns)
+        and not _in_namespace(ns, request)
+    ):
+        out["node"] = out.pop("namespace")  # "sm occupancy for h200-0": a node
     if "job" in params and "pod" in params:
         _one_of_job_or_pod(out, request)
     container = out.get("container")
@@ -112,7 +126,10 @@ def settle_roles(
         if ns is not None and out.get(role) == ns and not _after(role, ns, request):
             del out[role]
     # only a word that looks like a name ("team-a", "ns2"), never a plain one ("namespace over")
-    named_spaces = sorted(w for w in set(spaces) - set(clusters) if re.search(r"[-\d]", w))
+    if "node" in params:  # "sm occupancy for h200-0": named as nodes are, and not "in" it
+        spaces = [w for w in spaces if not (_node_like(w) and not _in_namespace(w, request))]
+    taken = {str(v) for v in out.values()}  # the node it went to above
+    named_spaces = sorted(w for w in set(spaces) - set(clusters) - taken if re.search(r"[-\d]", w))
     if "namespace" in params and "namespace" not in out and len(named_spaces) == 1:
         out["namespace"] = named_spaces[0]
     low = request.lower()
@@ -189,7 +206,7 @@ CHOICES: dict[str, dict[str, dict[Any, re.Pattern[str]]]] = {
             True: re.compile(
                 r"\b(previous|earlier|prior|last)\W+(container|run|instance|attempt|crash)\b"
                 r"|\bbefore (it|the) (crash|restart)|\bbefore (a |the |its )?restart\b"
-                r"|\bcrashed container\b",
+                r"|\bcrash(ed)?\s+(container|instance|run|attempt)\b",
                 _I,
             )
         }
@@ -201,6 +218,12 @@ _GREP_FOR = re.compile(
     r"\b(?:search|grep|filter|scan|look|find)\w*\b[^.?!]*?\bfor\s+"
     r"(?!(?:the|a|an|job|pod|lines?|logs?|me|us)\b)([A-Za-z_][\w.:-]*)",
     re.IGNORECASE,
+)
+# "did x print OOM", "has it thrown a RuntimeError": a capitalised term written after the verb
+_PRINTED = re.compile(
+    r"\b(?:print(?:s|ed)?|say|says|said|mention(?:s|ed)?|log(?:s|ged)?|emit(?:s|ted)?"
+    r"|throw(?:s|n)?|threw|raise[sd]?|hit)\s+(?:any\s+|an?\s+)?"
+    r"([A-Z][A-Z0-9_]+\b|[A-Z]\w*(?:Error|Exception)\b|NaN\b)"
 )
 _BY_LABEL = re.compile(r"\bby (?:the )?label\W+([A-Za-z0-9][\w./-]{0,62})", re.IGNORECASE)
 _KINDS = {"job": "Job", "pod": "Pod", "node": "Node", "pvc": "PersistentVolumeClaim"}
@@ -232,8 +255,8 @@ def settle_choices(tool: str, args: dict[str, Any], request: str) -> dict[str, A
     names = {out.get(k) for k in ("job", "pod", "namespace", "container")}
     if tool == "pod_logs" and not said and (not out.get("grep") or out["grep"] in names):
         out.pop("grep", None)  # a name is no text to look for
-        if sought := _GREP_FOR.search(request):
-            out["grep"] = sought.group(1)  # "search the logs for Traceback"
+        if sought := _GREP_FOR.search(request) or _PRINTED.search(request):
+            out["grep"] = sought.group(1)  # "search the logs for Traceback", "print OOM"
     label = _BY_LABEL.search(request)
     if tool == "gpu_usage_report" and label:
         out["group_by"] = f"label:{label.group(1)}"
@@ -352,18 +375,20 @@ _FAMILY = re.compile(r"(H|A|L|B|MI|GH|GB|RTX)[0-9]")  # not "gpt2", "t5", "v3": 
 
 
 def _product(word: str) -> str | None:
-    """A GPU product as written in a request ("h100s", "A100"), in capitals; None for others."""
+    """A GPU product as written in a request ("h100s", "A100"), in capitals; None for others.
+    A plural's small "s" goes; a capital one is the product's own ("L40S")."""
+    plural = word.endswith("s") and len(word) > 3
     word = word.upper()
     if not is_product(word) or not _FAMILY.match(word):
         return None
-    return word[:-1] if word.endswith("S") and len(word) > 3 else word
+    return word[:-1] if plural else word
 
 
 def _known_namespace(
     args: dict[str, Any], ask: str, known: Sequence[str], *, write: bool
 ) -> dict[str, Any]:
     """A namespace the server never showed, and a name in another role that it did, trade
-    places. For a read, a namespace the server showed fills no other role, and a namespace it
+    places. A namespace the server showed fills no other role. For a read, a namespace it
     never showed is the one known namespace the ask names (if exactly one), or the one known
     namespace it is a slip of ("tema-b"), or else goes unless the user typed it."""
     if not known:
@@ -373,12 +398,12 @@ def _known_namespace(
         role = next((r for r in ("name", "job", "pod") if args.get(r) in known), None)
         if role:
             args["namespace"], args[role] = args[role], ns
-    if write:
-        return args
     for role in ("name", "job", "pod", "node"):  # a namespace the server showed is no object
         value = args.get(role)
         if value in known and not _after(role, str(value), ask):
-            del args[role]
+            del args[role]  # (a write then lacks it, and asks)
+    if write:
+        return args
     ns = args.get("namespace")
     if not isinstance(ns, str) or ns in known:
         return args

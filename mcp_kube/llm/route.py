@@ -23,6 +23,13 @@ _JOB_NAME = r"(job\s+)?[a-z][a-z0-9]*-[\w-]+"  # "x-1", "job t5-xl": a Job's nam
 _YES_NO = rf"^\W*(has|did|is|was)\s+{_JOB_NAME}"  # "has x-1 ...", "did job x-1 ..."
 _SEE = r"\s+(please\s+)?(see|get|have|look|view|read|grab|know|hear)\b"  # "can I see x": a request
 # tool -> the words that name its subject (tuned on tests/eval/dev.yaml only)
+# "which node could take a 4-GPU job" (not "it would take a while"): a job to be placed
+_TAKES = (
+    r"\b(could|can|would) (take|host|accommodate|accept)\b"
+    r"(?!\s+(a\s+)?(while|bit|few|long|minute|second|hour|day|week|ages|time|look|peek|glance"
+    r"|note|moment|care|break|rest)s?\b)"
+)
+_NOW = r"\b(right now|now|currently|at the moment|at present)\b"
 SUBJECTS: dict[str, re.Pattern[str]] = {
     "pod_logs": re.compile(
         r"\blogs?\b|\blogged\b|\bprint(ed|s|ing)?\b|\boutput\b|\bstdout\b|\bstderr\b|\bgrep\b"
@@ -34,8 +41,10 @@ SUBJECTS: dict[str, re.Pattern[str]] = {
         r"\bevents?\b|\bwarnings?\b|\bscheduling (failures?|errors?|problems?)\b"
         r"|\b(weird|odd|strange|unusual)\b.*\bhappen\w*|\bevict\w*|\boom ?kill\w*|\bpreempt\w*"
         r"|\bkick\w*\b[^.?!;]*\boff (of )?(their |its |the |a )?nodes?\b"
-        r"|\b(kubernetes|k8s|the cluster)\s+(has\s+)?(recorded|noted|reported)\b|\bhappenings?\b"
-        r"|\bhappen\w*\b[^.?!;]*\bnode\b|\bnode\b[^.?!;]*\bhappen\w*",  # a node: its events
+        r"|\b(kubernetes|k8s|the cluster)\s+(has\s+)?(recorded|noted|reported|complain\w*"
+        r"|flagged)\b|\bhappenings?\b|\brecorded (against|about|for|on)\b"
+        r"|\b(happen\w*|going on)\b[^.?!;]*\bnode\b"  # a node: its events
+        r"|\bnode\b[^.?!;]*\b(happen\w*|going on)\b",
         _I,
     ),
     "idle_gpus": re.compile(
@@ -45,7 +54,8 @@ SUBJECTS: dict[str, re.Pattern[str]] = {
         _I,
     ),
     "gpu_utilization": re.compile(
-        r"\butili[sz]ation\b|\butli[sz]ation\b|\butil\b|\bbusy\b|\bloaded\b|\bhow hard\b"
+        r"\butili[sz]ation\b|\butli[sz]ation\b|\butil\b|\butili[sz]ed\b|\bbusy\b|\bloaded\b"
+        r"|\bhow hard\b"
         r"|\bpower\b|\bgpu mem(ory)?\b|\bmemory used\b|\bdcgm\b|\bcomputing\b|\bpercentage\b"
         r"|\bsaturat\w*|\bhot\b|\btemperature\b|\bmemory usage\b"
         r"|\bworking hard\b|\bcompute\b.*\bused\b|\bsm\b|\bdoing (any |real )?work\b"
@@ -57,6 +67,7 @@ SUBJECTS: dict[str, re.Pattern[str]] = {
         r"\bquotas?\b|\bcap\b|\bheadroom\b|\bkueue\b|\ballowance\b|\blimit left\b"
         r"|(?<!\bin the )(?<!\bin )\bqueues?\b"  # "sat in the queue": a waiting job
         r"|\bbudget\b|\blimit\b|\b(cluster|local) ?queues?\b|\bceiling\b|\bshare of\b"
+        r"|\ballotments?\b"
         r"|\bgpus?\b.*\b(allowed|entitled)\b(?! to (cancel|delete|submit|suspend|resume))",
         _I,
     ),
@@ -69,9 +80,10 @@ SUBJECTS: dict[str, re.Pattern[str]] = {
         r"|\bnever (got|gets?|went|goes) (a node|a slot|a spot|any gpus?|a gpu|placed|scheduled"
         r"|started|admitted|going|off the ground)\b"
         r"|\b(hasn'?t|didn'?t|won'?t|not) (got|get|gotten) (going|started|off the ground)\b"
-        r"|\b(can'?t|cannot) find a node\b"
+        r"|\b(can'?t|cannot) find a node\b|\bobstacles?\b"
+        r"|\bnever\s+(kicked off|started|began|launched|ran|got admitted)\b"
         r"|\b(prevent|stop|keep)\w*\b.*\bfrom (running|starting|being|scheduling|getting)\b"
-        r"|\bblock(ed|ing)\b|\bheld up\b|\bhold[- ]?ups?\b"
+        r"|\bblock(ed|ing)\b|\bheld up\b|\bhold[- ]?ups?\b|\bwhy\b[^.?!;]*\bwaits?\b"
         r"|\bno pods? (has |have )?(come|came|started|spun|shown) up\b"
         r"|\bholding\s+([\w-]+\s+){0,2}(up|back)\b|\bno node\b|\bthe wait\b|\bunschedul\w*"
         r"|\bnothing (runs|is running|started|has started|happens)\b"
@@ -88,22 +100,23 @@ SUBJECTS: dict[str, re.Pattern[str]] = {
         r"|six|seven|eight|\d+)\b|\bfind (me )?(a|the) (node|spot|home|place)\b"
         r"|\b(run|fit|go|land)\s+anywhere\b|\bland on\b"
         r"|\b(suggest|pick|choose|recommend)\b.*\bnode\b"
-        r"|\b(can|could)\b.*\bbe (scheduled|placed)\b|\bspot for\b"
-        r"|\b(could|can|would) (take|host|accommodate)\b"
+        r"|\b(can|could)\b.*\bbe (scheduled|placed)\b|\b(spot|slot) for\b"
+        rf"|{_TAKES}"
         r"|\bwhere\b[^.?!;]*\b(best|most likely|chance|odds)\b",
         _I,
     ),
     "gpu_usage_report": re.compile(
-        r"\bgpu[- ]?hours?\b|\bgpu time\b|\bburn(ed|t)?\b|\bconsum(ed|es|ption)\b"
+        r"\bgpu[- ]?(hours?|hrs?)\b|\bgpu time\b|\bburn(ed|t)?\b|\bconsum(ed|es|ption)\b"
         r"|(?<!memory )\busage\b"
-        r"|\bused the most\b|\bhogs?\b|\bhow much gpu\b.*\buse[ds]?\b"
+        rf"|\bused the most\b|\bhogs?\b(?![^.?!;]*{_NOW})"
+        r"|\bhow much gpu\b(?!\s+mem)[^.?!;]*\buse[ds]?\b"
         r"|\bhow much\b(?:(?!\bmemory\b)[^.?!;])*\bused\b"  # "how much has team-a used"
         r"|\bcost\w*\b|\bspen[dt]\b|\bby label\b|\befficien\w*|\b(charge|show)backs?\b|\bbilling\b",
         _I,
     ),
     "whoami": re.compile(
-        rf"\bwho am i\b|\bperm(s|issions?)\b|(?<!where )(?<!how )\b(may|can) i\b(?!{_SEE})"
-        r"|\b(am i|are we|i'?m|me|my \w+)\b.*\ballowed\b"
+        rf"\bwho (am i|i am)\b|\bperm(s|issions?)\b|(?<!where )(?<!how )\b(may|can) i\b(?!{_SEE})"
+        r"|\b(am i|are we|i'?m(?! not)|me|my \w+)\b.*\ballowed\b"  # "I'm not allowed": a stance
         r"|\bmy (role|rights|access|token)\b|\blogged in\b|\bidentity\b|\bacting as\b"
         r"|\b(which|what) user\b|\bservice ?account\b|\baccount\b|\bwhoami\b|\brbac\b"
         r"|\bwho (do|are) you\b|\brun(ning)? as\b|\bcredentials?\b",
@@ -115,7 +128,7 @@ SUBJECTS: dict[str, re.Pattern[str]] = {
         r"|\b(list|show|which|what)\b.*\bclusters\b"
         r"|\bversions?\b|\breleases?\b|\bclusters\b.*\b(talk|connect\w*|access)\b"
         r"|\b(un)?reachable\b|\bclusters? names?\b"
-        r"|^\W*(the |all (the )?|my |our )?clusters\W*$",  # "..., then the clusters"
+        r"|^\W*((give|show|get|tell) me |list )?(the |all (the )?|my |our )?clusters\W*$",
         _I,
     ),
     "get_job": re.compile(
@@ -136,7 +149,8 @@ SUBJECTS: dict[str, re.Pattern[str]] = {
         r"\b(until|till?)\b.*\b(ends?|finish\w*|done|complete\w*|succeed\w*|fail\w*)\b|\bwait for\b"
         r"|\blet me know when\b|^\W*wait\b|\bnotify\b|\bping me\b|\bkeep an eye\b"
         r"|\btell me (how|when) (it|that|the job) (ends|finishes|is done)\b"
-        r"|\b(once|when)\b.*\b(succeeded|failed|finished|done|completes?)\b|\bfollow\b|\bwatch\b",
+        r"|\b(once|when)\b.*\b(succeeded|failed|finished|done|completes?|ended|ends|over)\b"
+        r"|\bfollow\b|\bwatch(ing)?\b",
         _I,
     ),
     "list_jobs": re.compile(
@@ -157,8 +171,11 @@ SUBJECTS: dict[str, re.Pattern[str]] = {
         r"|\bwho('?s| has| is)? got\b"
         r"|\busing (the )?gpus\b|\boccupy\w*|\bconsumers?\b|\battached\b|\bconsuming\b|\bgrabb\w*"
         r"|\b(which|what) node (is|are|did|was|were|does) [\w-]+ (on|running|end|land|get|run)"
-        r"|\b(assigned|allocated|belong\w*) to\b|\bwho (owns?|has|have)\b"
-        r"|\bwho('?s| is| are)? (on|using|holding) (them|those|these)\b",
+        r"|\b(assigned|allocated) to\b|\bwho (owns?|has|have)\b"
+        r"|\b(gpus?|cards?|accelerators?|which|what|who|whom)\b[^.?!;]*\bbelong\w* to\b"
+        r"|\bpods\s+((that\s+)?(are|is)\s+)?(running\s+|sitting\s+)?on\b"  # "pods on node x"
+        r"|\bwho('?s| is| are)? (on|using|holding) (them|those|these)\b"
+        rf"|\bhogs?\b[^.?!;]*{_NOW}",  # "the gpu hogs right now": who holds them now
         _I,
     ),
     "gpu_inventory": re.compile(
@@ -166,7 +183,8 @@ SUBJECTS: dict[str, re.Pattern[str]] = {
         r"|\bin total\b|\bgpu totals?\b"
         r"|\bcapacity\b|\bmig\b(?!-)|\bdetails of node\b|\bnode [a-z][a-z0-9]*-[\w-]+"
         r"|\bunallocated\b|\bgpu (nodes|models|types)\b|\bfleet\b|\bgpus left\b|\btotal gpus\b"
-        r"|\b(we|do we) (own|have)\b|\baccelerators are\b|\bgpu counts?\b|\bcount (per|by) node\b"
+        r"|\b(we|do we) (own|have)\b|\baccelerators are\b|\b(gpu|card|accelerator)s? counts?\b"
+        r"|\bcount (per|by) node\b"
         r"|\bwith room\b|\broom left\b"
         r"|\b(what|which) (gpus|gpu models)\b.*\bhave\b"
         r"|\bgpu (picture|situation|overview|landscape|summary)\b"
@@ -182,7 +200,7 @@ DECISIVE: dict[str, re.Pattern[str]] = {
     "whoami": re.compile(
         rf"(?<!where )(?<!how )\b(may|can|could) i\b(?!{_SEE})|\bpermitted\b|\bperms?\b"
         r"|\b(which|what) namespaces (can|could|may) i\b"
-        r"|\b(am i|are we|i'?m|me|my \w+)\b.*\ballowed to\b"
+        r"|\b(am i|are we|i'?m(?! not)|me|my \w+)\b.*\ballowed to\b"
         r"|\bdo i have (the )?(rights?|permissions?|access)\b|\bwhether (i|we) (can|could|may)\b"
         r"|\b(am i|are we)\s+(even\s+|actually\s+|really\s+)?able to\b"
         r"|\bwho (can|could|may|is allowed to)\s+(cancel|delete|kill|submit|create|suspend"
@@ -193,23 +211,31 @@ DECISIVE: dict[str, re.Pattern[str]] = {
     # a pod put off its node is an event, whoever holds GPUs now
     "list_events": re.compile(
         r"\bevict\w*|\bpreempt\w*|\boom ?kill\w*"
-        r"|\bkick\w*\b[^.?!;]*\boff (of )?(their |its |the |a )?nodes?\b",
+        r"|\bkick\w*\b[^.?!;]*\boff (of )?(their |its |the |a )?nodes?\b"
+        r"|\b(got|get|gets|were|was|been|getting|are being)\s+kicked\s+(off|out)\b",
         _I,
     ),
     "recommend_placement": re.compile(
         rf"\bfits?\b(?!{_IN_QUOTA})|\bplacement\b|\bbest (spot|node|place) for\b"
-        r"|\b(suggest|pick|choose|recommend)\b[^.?!;]*\bnodes?\b",
+        r"|\b(suggest|pick|choose|recommend)\b[^.?!;]*\bnodes?\b"
+        rf"|{_TAKES}",
         _I,
     ),
 }
 # words that name a subject only when nothing else is named: "pods printed 'x'" asks for logs
-WEAK = {"gpu_workloads": re.compile(r"\bpods\b", _I), "gpu_inventory": re.compile(r"\bfleet\b", _I)}
+WEAK = {
+    "gpu_workloads": re.compile(
+        r"\bpods\b(?!\s+((that\s+)?(are|is)\s+)?(running\s+|sitting\s+)?on\b)", _I
+    ),
+    "gpu_inventory": re.compile(r"\bfleet\b", _I),
+}
 # a subject that makes a neighbour's moot: following a job to its end is more than its state
 OUTRANKS = {
     "wait_job": ("get_job", "list_jobs"),
     "gpu_utilization": ("gpu_inventory",),
     "get_job": ("gpu_inventory",),  # "how many completions does x have": x's, not the fleet's
     "gpu_quota": ("gpu_usage_report", "gpu_inventory"),  # "how much of its quota has x burned"
+    "gpu_usage_report": ("gpu_inventory",),  # "how many gpu hours did x use": hours, no count
 }
 # a name like a Job's ("t5-xl", "bert-ft"): not after in/to/for/on (a namespace or cluster)
 _JOB_LIKE = re.compile(
@@ -236,7 +262,7 @@ _WHY_SLIP = re.compile(r"^\W*y\b|\bwhy+\b|\bwy\b", _I)  # "y won't x start", "wh
 KEYWORDS = (
     "logs", "events", "warnings", "idle", "unused", "utilization", "busy", "quota", "quotas",
     "queue", "utilisation", "list", "pending", "waiting", "stuck", "queued", "placement", "usage",
-    "cost", "permissions",
+    "cost", "permissions", "memory", "utilized", "utilised",
     "clusters", "contexts", "versions", "which", "progress", "status", "finished", "jobs",
     "running", "failed", "suspended", "pods", "workloads", "inventory", "available", "capacity",
     "free",
@@ -283,12 +309,28 @@ _ON_VERB = re.compile(r"\b(check|report|update|news|keep tabs|follow up) on\b")
 def _job_named(request: str, known: Collection[str]) -> bool:
     """Whether ``request`` names something like a Job that is no cluster or namespace."""
     request = _ON_VERB.sub(r"\1", request.lower())  # "check on x-1": x-1, no place
-    return any(m.group(0) not in known for m in _JOB_LIKE.finditer(request))
+    return any(  # "ml-platfrom": a known place typed with a slip, no job
+        m.group(0) not in known and not any(close(m.group(0), k) for k in known)
+        for m in _JOB_LIKE.finditer(request)
+    )
+
+
+# "busy or not", "used or free": a state either way names none ("total count, busy or not")
+_EITHER_WAY = re.compile(
+    r"\b(busy|used|in use|free|idle|allocated|running)\s+or\s+(not|free|idle|busy|unused"
+    r"|used|in use)\b",
+    _I,
+)
+
+
+def _plain(request: str) -> str:
+    """``request`` with slips fixed ("y" -> why) and states either way blanked."""
+    return _EITHER_WAY.sub(" ", _WHY_SLIP.sub("why", spelled(request)))
 
 
 def names_subject(request: str) -> bool:
     """Whether ``request`` names a tool's subject (a job's name alone names none)."""
-    request = _WHY_SLIP.sub("why", spelled(request))
+    request = _plain(request)
     return any(rx.search(request) for rx in (*SUBJECTS.values(), *DECISIVE.values()))
 
 
@@ -296,7 +338,7 @@ def route(request: str, tools: Sequence[str], known: Collection[str] = ()) -> li
     """Of ``tools``, those whose subject ``request`` names, in their order; all of them when
     it names none. A decisive subject (``DECISIVE``) leaves only its own tool, as does a why
     about a waiting job. ``known``: the cluster and namespace names, which name no Job."""
-    request = _WHY_SLIP.sub("why", spelled(request))
+    request = _plain(request)
     # "which clusters can I reach" asks for the clusters; "which jobs may I cancel", for rights
     reach = _REACH.search(request) and not _CHANGE.search(request)
     tools = [t for t in tools if not (reach and t == "whoami")] or list(tools)
@@ -313,7 +355,8 @@ def route(request: str, tools: Sequence[str], known: Collection[str] = ()) -> li
     if "get_job" in named and _ENDED.search(request) and _job_named(request, known):
         named = [t for t in named if t != "gpu_workloads"]  # "x-1's finished pods": x-1's
     if "list_events" in named and _NODE_WORD.search(request):
-        named = [t for t in named if t != "get_job"]  # "what happened on node x": its events
+        # "what happened on node x", "what's going on with node x": its events
+        named = [t for t in named if t not in ("get_job", "gpu_inventory")]
     weak = {t for t in named if t in WEAK and not SUBJECTS[t].search(WEAK[t].sub(" ", request))}
     named = [t for t in named if t not in weak] if len(weak) < len(named) else named
     moot = {m for t in named for m in OUTRANKS.get(t, ())}

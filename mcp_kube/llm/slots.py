@@ -35,10 +35,11 @@ _WORDS |= {"seventy": 70, "eighty": 80, **COMPOUND_NUMBERS}  # "twenty-four hour
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "f": 1209600}
 _NUM = r"[0-9]+(?:\.[0-9]+)?"
 _COUNT_WORDS = "|".join(sorted(map(re.escape, _WORDS), key=len, reverse=True))
-_COUNT = rf"{_NUM}|half(?:\s+an?)?|{_COUNT_WORDS}"
-# "10 minutes", "two hours", "an hour", "half an hour", "3h", "15m", "2d", "1.5 hours"
+_COUNT = rf"{_NUM}|half(?:\s+an?)?|quarter(?:\s+of)?(?:\s+an?)?|{_COUNT_WORDS}"
+# "10 minutes", "two hours", "an hour", "half an hour", "a quarter of an hour", "3h", "1.5 hours"
 _SPAN = re.compile(
-    rf"(?<![\w.-])({_COUNT})\s*-?\s*(seconds?|secs?|minutes?|mins?|hours?|hrs?|days?|weeks?"
+    rf"(?<![\w.-])({_COUNT})\s*-?\s*(?:(?:whole|full|entire)\s+)?"  # "a whole day"
+    r"(seconds?|secs?|minutes?|mins?|hours?|hrs?|days?|weeks?"
     r"|fortnights?)\b"
     rf"|(?<![\w.-])({_NUM})(s|m|h|d|w)\b",
     re.IGNORECASE,
@@ -58,7 +59,7 @@ _HOURS_ARGS = frozenset({"since_hours", "window_hours", "idle_hours"})
 _UNIT_ARGS = {"tail_lines": "line", "min_gpu_memory_gib": "gib", "gpus": "gpu", "limit": "limit"}
 _LINES = re.compile(rf"\b(?:{_COUNT})\s+(?:log\s+)?lines?\b", re.IGNORECASE)
 _LIMIT_AFTER = re.compile(
-    r"\b(?:top|first|latest|newest|last|biggest|largest)\s+([0-9]+|[a-z]+)\b"
+    r"\b(?:top|first|latest|newest|last|biggest|largest|leading)\s+([0-9]+|[a-z]+)\b"
     r"|\b([0-9]+|[a-z]+)\s+(?:most recent|latest|newest|biggest|largest|recent)\b"
     r"|\b(?!(?:a|an|few|single)\b)([0-9]+|[a-z]+)\s+(?:of\s+(?:the\s+|its\s+|their\s+|[\w-]+'s\s+)?)?"
     r"(?:jobs|events|namespaces|teams)\b",
@@ -70,6 +71,8 @@ def _count(text: str) -> float | None:
     low = text.lower()
     if low.startswith("half"):
         return 0.5
+    if low.startswith("quarter"):
+        return 0.25
     if re.fullmatch(_NUM, low):
         return float(low)
     return float(_WORDS[low]) if low in _WORDS else None

@@ -758,6 +758,10 @@ def test_a_later_ask_pointing_back_carries_the_names_before_it() -> None:
     assert agent._asks("show x-1 in team-c and its warning events")[1] == (
         "its warning events (x-1)"
     )
+    assert agent._asks("Team-c's quota first, and after that the jobs they have suspended") == [
+        "Team-c's quota first",
+        "the jobs they have suspended (Team-c)",
+    ]
 
 
 def test_a_later_calls_gpu_product_is_one_the_user_typed() -> None:
@@ -777,3 +781,67 @@ def test_a_later_calls_gpu_product_is_one_the_user_typed() -> None:
         run(agent, ask, runner)
         want = {"gpus": 3, "product": "H100"} if kept else {"gpus": 3}
         assert runner.calls[1] == ("recommend_placement", want), ask
+
+
+def test_a_name_typed_only_in_a_later_ask_is_not_offered_to_an_earlier_one() -> None:
+    backend = ScriptedBackend(['list_events"', ', "arguments": {"namespace": "team-b"}}'])
+    agent = Agent(backend, tool_defs(), clusters=CLUSTERS, namespaces=["team-b"])
+    run(agent, "events in team-b, then the logs of pod web-0 there", None, plan=True)
+    assert "team-b" in (backend.grammars[1] or "")
+    assert "web-0" not in (backend.grammars[1] or "")  # the pod of the logs asked after
+    # a place said last may be every ask's: "how many may team-b use, and how many does it use
+    # on gpu-east"
+    agent = Agent(ScriptedBackend([]), tool_defs(), clusters=CLUSTERS, namespaces=["team-b"])
+    asks = ["how many gpus is team-b allowed", f"how many does it use on {CLUSTERS[0]}"]
+    assert CLUSTERS[0] in agent._names_so_far(" and ".join(asks), asks[:1]).split()
+
+
+def test_a_known_namespace_typed_in_capitals_is_no_invented_name() -> None:
+    backend = ScriptedBackend(['gpu_quota"', ', "arguments": {"namespace": "team-x"}}'])
+    agent = Agent(backend, tool_defs(), clusters=CLUSTERS, namespaces=["team-x"])
+    result = run(agent, "Morning. Team-x's quota first please", None, plan=True)
+    assert [c.arguments for c in result.calls] == [{"namespace": "team-x"}]
+
+
+def test_the_same_for_another_place_asks_the_ask_before_again_there() -> None:
+    agent = Agent(ScriptedBackend([]), tool_defs(), clusters=CLUSTERS, namespaces=["team-a"])
+    cluster, other = CLUSTERS[0], CLUSTERS[1]
+    assert agent._asks(f"utilization on {cluster} over 3 hours, and then the same for {other}") == [
+        f"utilization on {cluster} over 3 hours",
+        f"utilization on {other} over 3 hours",
+    ]
+    assert agent._asks(f"jobs in team-a, then the same for {other}") == [
+        "jobs in team-a",
+        f"jobs in team-a ({other})",
+    ]
+    assert len(agent._asks("jobs in team-a, then the same for team-z")) == 1  # no known place
+
+
+def test_after_an_order_a_read_about_its_job_is_an_ask_of_its_own() -> None:
+    agent = Agent(ScriptedBackend([]), tool_defs(), clusters=CLUSTERS, namespaces=["team-c"])
+    assert agent._asks("suspend z-9 in team-c, then confirm its state") == [
+        "suspend z-9 in team-c",
+        "confirm its state (z-9)",
+    ]
+    # a scene that says where the job is, then the order: one ask
+    assert len(agent._asks("z-9 belongs to team-c and has to die right away, cancel it")) == 1
+
+
+def test_a_write_whose_name_was_a_shown_namespace_asks_for_the_name() -> None:
+    backend = ScriptedBackend(
+        ['cancel_job"', ', "arguments": {"namespace": "team-x", "name": "team-x"}}']
+    )
+    agent = Agent(backend, tool_defs(), clusters=CLUSTERS, namespaces=["team-x"])
+    result = run(agent, "lr-1 (team-x) is obsolete, cancel it", None, plan=True)
+    assert result.calls == []
+    assert result.stopped == "ask"
+    assert "name" in result.answer
+
+
+def test_a_stance_on_changes_or_a_scene_someone_asked_for_opens_the_ask_after_it() -> None:
+    agent = Agent(ScriptedBackend([]), tool_defs(), clusters=CLUSTERS, namespaces=["team-c"])
+    asks = agent._asks("keep your hands off the jobs; who is on the cards in team-c")
+    assert asks == ["keep your hands off the jobs; who is on the cards in team-c"]
+    assert agent_module._asked_part(asks[0]) == "who is on the cards in team-c"
+    ask = "so my boss asked me to look into why our queue feels slow. what's team-c's quota?"
+    assert agent_module._asked_part(agent._asks(ask)[0]) == "what's team-c's quota?"

@@ -235,6 +235,18 @@ def test_a_write_missing_a_required_argument_asks() -> None:
         ("put a-1 in team-a on ice until monday", ["suspend_job"]),
         ("let a-1 in team-a pick up where it left off", ["resume_job"]),
         ("Hi, I run the vision team. List the jobs of team-a", []),  # "run the X team"
+        ("the frozen a-1 over at team-a can be unfrozen now", ["resume_job"]),  # allowed now
+        ("a-1 in team-a may now be deleted", ["cancel_job"]),
+        ("which jobs can be deleted in team-a?", []),  # a question, no "now"
+        ("hold a-1 in team-a until the data team is back", ["suspend_job"]),
+        ("team-a wants a-1 resumed", ["resume_job"]),  # ordered as done, for someone
+        ("team-a's a-1 should take a break until morning", ["suspend_job"]),
+        ("a-1 in team-a needs to be suspnded for the night", ["suspend_job"]),  # with a slip
+        ("which jobs are suspnded in team-a", []),
+        ("dry look only, no submit: could c-2 take an 8-gpu job", []),  # "no submit"
+        ("who holds GPUs in team-a until friday?", []),
+        ("new job a-2 for team-a: r/a:2 on a pair of gpus, go", ["submit_job"]),  # its image
+        ("any new jobs in team-a using r/a:2?", []),
     ],
 )
 def test_write_tools_are_told_apart_by_their_verbs(request_: str, tools: list[str]) -> None:
@@ -288,6 +300,8 @@ def test_a_question_is_not_an_order() -> None:
     assert P.changes_asked("choose me a node to drop seven gpus on") == []  # a place for them
     assert P.changes_asked("not asking you to cancel it, what is x-1's status") == []
     assert P.is_question("when did job a-1 start?")
+    assert not P.is_question("has to die right away, cancel it")  # an obligation
+    assert P.is_question("has it finished?")
     assert not P.is_question("Could you pause warmup in team-a?")
 
 
@@ -339,4 +353,15 @@ def test_a_cluster_named_by_the_part_that_tells_it_apart_is_written_in_full() ->
     assert spelled("northeast cluster, job east-1", CLUSTERS) == "northeast cluster, job east-1"
     assert spelled("east is up", CLUSTERS) == "east is up"  # not where a cluster goes
     assert spelled("who's on the cards on gpu-wset", CLUSTERS) == "who's on the cards on gpu-west"
-    assert spelled("gpu-wast", CLUSTERS) == "gpu-wast"  # one slip from both: neither
+    # one slip from both: the one whose parts begin as the typed word's do
+    assert spelled("gpu-est cluster: total count", CLUSTERS) == "gpu-east cluster: total count"
+    assert spelled("gpu-wast", CLUSTERS) == "gpu-west"
+    assert spelled("budget on the eastern cluster", CLUSTERS) == "budget on the gpu-east cluster"
+    assert spelled("on the west one, any pending pods", CLUSTERS).startswith("on the gpu-west one")
+    assert spelled("gpu-wes", ["gpu-west", "gpu-wesk"]) == "gpu-wes"  # still two: neither
+
+
+def test_a_name_in_parentheses_after_a_name_is_its_place() -> None:
+    ground = G.Grounding.of("mt-en-de (team-a) is obsolete, cancel it")
+    assert ground.in_role("name", ["mt-en-de", "team-a"]) == ["mt-en-de"]
+    assert ground.in_role("namespace", ["mt-en-de", "team-a"]) == ["team-a"]

@@ -63,6 +63,8 @@ def test_a_choice_the_request_names_is_made_and_a_guessed_filter_dropped() -> No
     assert settle_choices("gpu_utilization", {}, "busy per node")["group_by"] == "node"
     assert settle_choices("pod_logs", {"previous": True}, "logs of x-0") == {}
     assert settle_choices("pod_logs", {}, "log of the earlier container")["previous"] is True
+    ask = "200 lines from the crashed instance before that"
+    assert settle_choices("pod_logs", {}, ask)["previous"] is True
 
 
 def test_a_grouping_word_is_followed_by_no_name() -> None:
@@ -180,6 +182,10 @@ def test_a_namespace_typed_with_a_slip_is_the_shown_one_but_a_write_keeps_it() -
     write = ToolDef("cancel_job", "", {"properties": {"namespace": {}, "name": {}}}, False)
     args = {"namespace": "tema-c", "name": "sd-ft"}
     assert settle(write, args, "cancel sd-ft in tema-c", where, first=True) == args
+    # a namespace the server showed is no job's name, for a write too (it then asks)
+    args = {"namespace": "team-c", "name": "team-c"}
+    got = settle(write, args, "sd-ft (team-c) is obsolete, cancel it", where, first=True)
+    assert got == {"namespace": "team-c"}
 
 
 def test_a_lone_gpu_product_and_a_name_like_word_fill_what_the_model_left_out() -> None:
@@ -188,6 +194,11 @@ def test_a_lone_gpu_product_and_a_name_like_word_fill_what_the_model_left_out() 
     assert settle(inv, {}, "hw many h100s are free", where, first=True) == {"product": "H100"}
     assert settle(inv, {}, "free h100 or a100?", where, first=True) == {}  # two: not chosen
     assert settle(inv, {}, "is gpt2 using gpus", where, first=True) == {}  # a name, no product
+    # a capital S is the product's own (L40S), a small one a plural
+    assert settle(inv, {}, "how many L40S cards are unallocated", where, first=True) == {
+        "product": "L40S"
+    }
+    assert settle(inv, {}, "any free l40s", where, first=True) == {"product": "L40"}
     job = ToolDef("get_job", "", {"properties": {"namespace": {}, "name": {}}})
     args = {"namespace": "team-c", "name": "over"}
     got = settle(job, args, "any news on the t5-3b job over in team-c", where, first=True)
@@ -203,6 +214,10 @@ def test_a_node_is_what_the_request_puts_on_or_after_node() -> None:
     assert settle(inv, {"node": "1g.10gb"}, "unused MIG 1g.10gb slices", where, first=True) == {}
     ask = "before resuming sd-ft in team-c, are there free gpus?"
     assert settle(inv, {"node": "sd-ft"}, ask, where, first=True) == {}  # "in team-c": no node
+    ask = "sm occupancy for h200-0 across the past 12h"  # named as nodes are: a node
+    assert settle(util, {"namespace": "h200-0"}, ask, where, first=True) == {"node": "h200-0"}
+    spaces = (["h200-0"], CLUSTERS, ["team-c"])  # "for h200-0": where a namespace may go too
+    assert settle(util, {"namespace": "h200-0"}, ask, spaces, first=True) == {"node": "h200-0"}
     kept = settle(inv, {"node": "n-1"}, "details of node n-1", where, first=True)
     assert kept == {"node": "n-1"}
     pods = ToolDef("gpu_workloads", "", {"properties": {"namespace": {}, "cluster": {}}})
@@ -238,6 +253,10 @@ def test_logs_searched_for_a_word_look_for_it_and_never_for_a_name() -> None:
     assert got == {"namespace": "team-c", "job": "sd-ft", "grep": "Traceback"}
     got = settle(logs, args, "logs of sd-ft in team-c", where, first=True)
     assert got == {"namespace": "team-c", "job": "sd-ft"}
+    ask = "did sd-ft in team-c print OOM anywhere in its logs"  # a capitalised term printed
+    assert settle(logs, args, ask, where, first=True)["grep"] == "OOM"
+    ask = "what did sd-ft in team-c print"
+    assert "grep" not in settle(logs, args, ask, where, first=True)
 
 
 def test_jobs_one_could_resume_are_the_suspended_ones() -> None:
@@ -259,3 +278,12 @@ def test_a_pods_name_the_server_never_showed_as_a_namespace_is_none() -> None:
     )
     kept = settle(read, {"namespace": "ns-0"}, "who uses gpus in ns-0", where, first=True)
     assert kept == {"namespace": "ns-0"}
+
+
+def test_a_name_right_before_pod_is_a_pod() -> None:
+    where = ([], CLUSTERS, ["team-c"])
+    logs = ToolDef("pod_logs", "", {"properties": {"namespace": {}, "job": {}, "pod": {}}})
+    args = {"namespace": "team-c", "job": "trn-2-launcher"}
+    ask = "trn-2-launcher pod in team-c restarted; 200 lines"
+    got = settle(logs, args, ask, where, first=True)
+    assert got == {"namespace": "team-c", "pod": "trn-2-launcher"}

@@ -109,6 +109,25 @@ TOOLS = list(SUBJECTS)
         ("pods grabbing GPUs across the fleet", "gpu_workloads"),  # "fleet": said by the way
         ("z-3's pods in team-c printed anything about 'reward'?", "pod_logs"),  # "pods": whose
         ("logs of job z-1 in team-c, the copy that runs on c-2", "pod_logs"),  # a verb, no runs
+        ("c-2 cluster: accelerator count, busy or not", "gpu_inventory"),  # a state either way
+        ("anything kubernetes complained about regarding z-3, namespace team-c", "list_events"),
+        ("give me the clusters", "list_clusters"),
+        ("keep watching z-3 in team-c and report back once it has ended", "wait_job"),
+        ("how much gpu memroy is in use on n-4", "gpu_utilization"),  # a slip of memory
+        ("team-c's allotment of accelerators, how much is left?", "gpu_quota"),
+        ("which pods are on it (node n-2)", "gpu_workloads"),  # "pods on": who runs there
+        ("c-2 cluster: the gpu hogs right now", "gpu_workloads"),  # hogs now: who holds them
+        ("the biggest gpu hogs this month", "gpu_usage_report"),
+        ("what's been going on with node n-5 lately", "list_events"),
+        ("and after that why the first one waits", "explain_pending"),
+        ("a slot for eleven gpus, does one exist", "recommend_placement"),
+        ("z-3 in team-c never kicked off; what's the obstacle", "explain_pending"),
+        ("is there anywhere that would accept a two-dozen-GPU workload", "recommend_placement"),
+        ("their pods got kicked off overnight", "list_events"),  # put off their nodes
+        ("team-c's accelerators - how utilzed are they", "gpu_utilization"),
+        ("z-3-0 pod in team-c - anything recorded against it?", "list_events"),
+        ("who used how many gpu hrs, trailing 3 days", "gpu_usage_report"),  # hours, no count
+        ("tell me who I am on c-2", "whoami"),
     ],
 )
 def test_a_named_subject_narrows_the_choice_to_its_tool(request_: str, tool: str) -> None:
@@ -248,3 +267,35 @@ def test_what_keeps_a_job_from_scheduling_or_getting_going_is_why_it_waits() -> 
 def test_whether_it_completed_asks_for_the_jobs_state() -> None:
     assert route("z-3 in team-c: did it complete?", TOOLS) == ["get_job"]
     assert route("has that one finished yet", TOOLS) == ["get_job"]
+
+
+def test_a_state_either_way_names_no_subject() -> None:
+    assert route("total accelerator count on c-2, busy or not", TOOLS) == ["gpu_inventory"]
+    assert route("how busy is c-2", TOOLS) == ["gpu_utilization"]
+
+
+def test_a_known_place_typed_with_a_slip_is_no_job() -> None:
+    assert route("ml-platfrom: how much is left?", TOOLS, {"ml-platform"}) != ["get_job"]
+    assert route("ml-platfrom: how much is left?", TOOLS) == ["get_job"]  # unknown: a job
+
+
+def test_a_stance_on_ones_rights_asks_nothing_about_them() -> None:
+    assert route("I'm not allowed to change anything", TOOLS) == TOOLS  # no subject named
+    assert route("am I allowed to cancel z-3 in team-c", TOOLS) == ["whoami"]
+
+
+def test_a_job_that_belongs_somewhere_is_no_question_who_holds_gpus() -> None:
+    assert "gpu_workloads" not in route("z-3 belongs to team-c", TOOLS)
+    assert "gpu_workloads" in route("which gpus belong to team-c", TOOLS)
+
+
+def test_gpu_memory_in_use_is_utilization_not_a_usage_report() -> None:
+    assert route("how much gpu memory is in use on n-4", TOOLS) == ["gpu_utilization"]
+    assert "gpu_usage_report" in route("how much gpu time has team-c used", TOOLS)
+
+
+def test_a_job_a_node_would_take_is_placement_but_time_it_would_take_is_not() -> None:
+    assert route("anywhere that would accept a 24-gpu workload", TOOLS) == ["recommend_placement"]
+    assert route("it would take a while for z-3 in team-c to finish?", TOOLS) != [
+        "recommend_placement"
+    ]
