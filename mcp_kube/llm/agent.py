@@ -146,7 +146,8 @@ _SETTING = re.compile(
     r"((i|we|they)('m|'re|\s+am|\s+are)\s+(trying|wondering|worried|not sure|unsure|curious)\b"
     r"|(i|we|our(\s+[\w-]+){1,2}|my(\s+[\w-]+){1,2}|someone|people|folks|users|they)\s+(\w+\s+)?"
     r"(say|says|said|think|thought|believe|noticed?|heard|suspect|guess|feel|reckon|complain\w*"
-    r"|report(s|ed)?|told me|asked me|wants? me|wanted me)\b)",
+    r"|report(s|ed)?|told me|asked me|wants? me|wanted me|swears?|swore|claims?|claimed|insists?"
+    r"|mentioned)\b)",
     re.I,
 )
 _HAPPENED = re.compile(

@@ -257,12 +257,13 @@ _DONE = {
     "suspend_job": "paused|suspended|frozen|halted|parked|shelved",
     "resume_job": "resumed|unpaused|restarted|unsuspended|unfrozen|continued",
 }
-_ORDERED_DONE = {  # or allowed now: "x can be unfrozen now"
+_ORDERED_DONE = {
     tool: re.compile(
         rf"\b(needs?|wants?|likes?|gets?)\s+(the\s+)?(job\s+)?[a-z0-9][\w.-]*"
         rf"(\s+(in|on|of|from)\s+[\w-]+|\s+\([\w-]+\))?\s+({done})\b"
+        # or allowed, or due: "x can be unfrozen now", "x needs to be paused"
         rf"|\b(can|may)\s+(now\s+be\s+({done})|be\s+now\s+({done})|be\s+({done})\s+now)\b"
-        rf"|\b(needs?|has|have|ought|got)\s+to\s+be\s+({done})\b",  # "x needs to be paused"
+        rf"|\b((needs?|has|have|ought|got)\s+to|should|must)\s+be\s+({done})\b",
         re.IGNORECASE,
     )
     for tool, done in _DONE.items()

@@ -18,7 +18,10 @@ __all__ = ["close", "names_subject", "route", "spelled"]
 
 _I = re.IGNORECASE
 # "fits in the quota": a question about the quota, not about a node
-_IN_QUOTA = r" (in|into|within|under) (the |its |their |my |our )?(quota|budget|allowance)"
+_IN_QUOTA = (  # "fit in its quota", "fit two more H100s inside its quota"
+    r"(\s+[\w-]+){0,4} (in|into|inside|within|under) (the |its |their |my |our |[\w-]+'s )?"
+    r"(quota|budget|allowance)"
+)
 _JOB_NAME = r"(job\s+)?[a-z][a-z0-9]*-[\w-]+"  # "x-1", "job t5-xl": a Job's name, as users type it
 _YES_NO = rf"^\W*(has|did|is|was)\s+{_JOB_NAME}"  # "has x-1 ...", "did job x-1 ..."
 _SEE = r"\s+(please\s+)?(see|get|have|look|view|read|grab|know|hear)\b"  # "can I see x": a request
@@ -123,7 +126,8 @@ SUBJECTS: dict[str, re.Pattern[str]] = {
         _I,
     ),
     "list_clusters": re.compile(
-        r"\bclusters?\b.*\b(list|see|reach|available|connected)\b|\bcluster list\b"
+        r"\bclusters?\b.*\b(list|see|reach|available|connected|serve[sd]?|serving|manage[sd]?)\b"
+        r"|\bcluster list\b"
         r"|\bcontexts\b|\bcontext\b(?!\s+[\w.]+-)|\bctx\b"  # "in context c-1": a place
         r"|\b(list|show|which|what)\b.*\bclusters\b"
         r"|\bversions?\b|\breleases?\b|\bclusters\b.*\b(talk|connect\w*|access)\b"

@@ -845,3 +845,5 @@ def test_a_stance_on_changes_or_a_scene_someone_asked_for_opens_the_ask_after_it
     assert agent_module._asked_part(asks[0]) == "who is on the cards in team-c"
     ask = "so my boss asked me to look into why our queue feels slow. what's team-c's quota?"
     assert agent_module._asked_part(agent._asks(ask)[0]) == "what's team-c's quota?"
+    ask = "my teammate swears team-c has more than its share right now. who's using them?"
+    assert len(agent._asks(ask)) == 1

@@ -243,6 +243,8 @@ def test_a_write_missing_a_required_argument_asks() -> None:
         ("team-a's a-1 should take a break until morning", ["suspend_job"]),
         ("a-1 in team-a needs to be suspnded for the night", ["suspend_job"]),  # with a slip
         ("which jobs are suspnded in team-a", []),
+        ("a-2 should be launched in team-a using r/a:2", ["submit_job"]),
+        ("which jobs should be cancelled in team-a?", []),
         ("dry look only, no submit: could c-2 take an 8-gpu job", []),  # "no submit"
         ("who holds GPUs in team-a until friday?", []),
         ("new job a-2 for team-a: r/a:2 on a pair of gpus, go", ["submit_job"]),  # its image

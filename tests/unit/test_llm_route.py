@@ -125,6 +125,8 @@ TOOLS = list(SUBJECTS)
         ("is there anywhere that would accept a two-dozen-GPU workload", "recommend_placement"),
         ("their pods got kicked off overnight", "list_events"),  # put off their nodes
         ("team-c's accelerators - how utilzed are they", "gpu_utilization"),
+        ("could team-c fit two more H100s inside its quota", "gpu_quota"),
+        ("then the clusters you serve", "list_clusters"),
         ("z-3-0 pod in team-c - anything recorded against it?", "list_events"),
         ("who used how many gpu hrs, trailing 3 days", "gpu_usage_report"),  # hours, no count
         ("tell me who I am on c-2", "whoami"),
