@@ -457,6 +457,8 @@ class Agent:
             subject = subject and not _STANCE.match(part)
             own = (routed != self.reads and subject and not _ABOUT_IT.match(part)) or bool(change)
             own = own or bool(spans and self._same_for(part))
+            if spans and change and _IT.search(part):  # "x may continue now, resume it": one
+                own = own and change != P.changes_asked(text[slice(*spans[-1])])
             first = text[slice(*spans[0])] if spans else ""
             opening = len(spans) == 1 and before == self.reads and not P.changes_asked(first)
             if spans and (opening or not own or (routed == before and not change)):

@@ -27,8 +27,9 @@ _YES_NO = rf"^\W*(has|did|is|was)\s+{_JOB_NAME}"  # "has x-1 ...", "did job x-1 
 _SEE = r"\s+(please\s+)?(see|get|have|look|view|read|grab|know|hear)\b"  # "can I see x": a request
 # tool -> the words that name its subject (tuned on tests/eval/dev.yaml only)
 # "which node could take a 4-GPU job" (not "it would take a while"): a job to be placed
-_TAKES = (
-    r"\b(could|can|would) (take|host|accommodate|accept)\b"
+_TAKES = (  # "could gpu-west take an 8-gpu job" too; "could team-a take 2 more in its quota": quota
+    r"\b(could|can|would)\s+([\w]+-[\w-]+\s+|it\s+|you\s+)?(take|host|accommodate|accept)\b"
+    r"(?![^.?!;]*\b(quota|budget|allowance)\b)"
     r"(?!\s+(a\s+)?(while|bit|few|long|minute|second|hour|day|week|ages|time|look|peek|glance"
     r"|note|moment|care|break|rest)s?\b)"
 )
@@ -160,12 +161,12 @@ SUBJECTS: dict[str, re.Pattern[str]] = {
     "list_jobs": re.compile(
         r"\bjobs\b|(?<!\bthat )(?<!\bwhich )(?<!\bwho )(?<!\bit )\bruns\b"  # "that runs on x"
         r"|(?<!\bit )(?<!\bthis )\b(failed|succeeded|completed)\b"
-        r"|\bon hold\b|\bsuspended\b"  # "if it failed": one job's end, no list
+        r"|\bon hold\b|\bsuspended\b|(?<!scheduling )\bfailures\b"  # "if it failed": one job's
         r"|\brun+ing\b",
         _I,
     ),
     "gpu_workloads": re.compile(
-        r"\bpods\b|\bworkloads?\b|\bhold(s|ing)?\b(?! off| up| back)"
+        r"\bpods\b|\bworkloads?\b|\bhold(s|ing)?\b(?!(\s+[\w-]+){0,2}\s+(off|up|back)\b)"
         r"|\bwho(se|s|ose|'s)?\b.*\busing\b"
         r"|\bsitting on\b|\b(who|what)('?s| is| are)?\s+(running|runs)\b"
         r"|\busing\b[\w\s]{0,15}\bgpus\b"

@@ -847,3 +847,9 @@ def test_a_stance_on_changes_or_a_scene_someone_asked_for_opens_the_ask_after_it
     assert agent_module._asked_part(agent._asks(ask)[0]) == "what's team-c's quota?"
     ask = "my teammate swears team-c has more than its share right now. who's using them?"
     assert len(agent._asks(ask)) == 1
+
+
+def test_the_same_change_said_again_about_it_is_one_ask() -> None:
+    agent = Agent(ScriptedBackend([]), tool_defs(), clusters=CLUSTERS, namespaces=["team-c"])
+    assert len(agent._asks("z-9 in team-c may continue now, resume it")) == 1
+    assert len(agent._asks("resume z-9 in team-c, then cancel it")) == 2  # another change

@@ -127,6 +127,9 @@ TOOLS = list(SUBJECTS)
         ("team-c's accelerators - how utilzed are they", "gpu_utilization"),
         ("could team-c fit two more H100s inside its quota", "gpu_quota"),
         ("then the clusters you serve", "list_clusters"),
+        ("any failures in team-c?", "list_jobs"),
+        ("what is holding job z-17 back in team-c", "explain_pending"),
+        ("no submit: could c-2 take an 8-gpu H100 job right now", "recommend_placement"),
         ("z-3-0 pod in team-c - anything recorded against it?", "list_events"),
         ("who used how many gpu hrs, trailing 3 days", "gpu_usage_report"),  # hours, no count
         ("tell me who I am on c-2", "whoami"),
@@ -301,3 +304,8 @@ def test_a_job_a_node_would_take_is_placement_but_time_it_would_take_is_not() ->
     assert route("it would take a while for z-3 in team-c to finish?", TOOLS) != [
         "recommend_placement"
     ]
+
+
+def test_holding_a_job_back_is_why_it_waits_not_who_holds_gpus() -> None:
+    assert route("what is holding job z-17 back in team-c", TOOLS) == ["explain_pending"]
+    assert "gpu_workloads" in route("who is holding gpus in team-c", TOOLS)
