@@ -120,7 +120,8 @@ SUBJECTS: dict[str, re.Pattern[str]] = {
     ),
     "whoami": re.compile(
         rf"\bwho (am i|i am)\b|\bperm(s|issions?)\b|(?<!where )(?<!how )\b(may|can) i\b(?!{_SEE})"
-        r"|\b(am i|are we|i'?m(?! not)|me|my \w+)\b.*\ballowed\b"  # "I'm not allowed": a stance
+        # "I'm not allowed to ...", "I'm only allowed to look": a stance, no question
+        r"|\b(am i|are we|i'?m(?! (not|only|just|merely)\b)|me|my \w+)\b.*\ballowed\b"
         r"|\bmy (role|rights|access|token)\b|\blogged in\b|\bidentity\b|\bacting as\b"
         r"|\b(which|what) user\b|\bservice ?account\b|\baccount\b|\bwhoami\b|\brbac\b"
         r"|\bwho (do|are) you\b|\brun(ning)? as\b|\bcredentials?\b",
@@ -205,7 +206,7 @@ DECISIVE: dict[str, re.Pattern[str]] = {
     "whoami": re.compile(
         rf"(?<!where )(?<!how )\b(may|can|could) i\b(?!{_SEE})|\bpermitted\b|\bperms?\b"
         r"|\b(which|what) namespaces (can|could|may) i\b"
-        r"|\b(am i|are we|i'?m(?! not)|me|my \w+)\b.*\ballowed to\b"
+        r"|\b(am i|are we|i'?m(?! (not|only|just|merely)\b)|me|my \w+)\b.*\ballowed to\b"
         r"|\bdo i have (the )?(rights?|permissions?|access)\b|\bwhether (i|we) (can|could|may)\b"
         r"|\b(am i|are we)\s+(even\s+|actually\s+|really\s+)?able to\b"
         r"|\bwho (can|could|may|is allowed to)\s+(cancel|delete|kill|submit|create|suspend"

@@ -286,6 +286,7 @@ def test_a_known_place_typed_with_a_slip_is_no_job() -> None:
 
 def test_a_stance_on_ones_rights_asks_nothing_about_them() -> None:
     assert route("I'm not allowed to change anything", TOOLS) == TOOLS  # no subject named
+    assert route("I'm only allowed to look", TOOLS) == TOOLS
     assert route("am I allowed to cancel z-3 in team-c", TOOLS) == ["whoami"]
 
 
