@@ -201,7 +201,7 @@ CHANGES = {
     "|hold(?= (\\S+ ){1,4}(until|till)\\b)|take a (break|rest|breather)",
     "resume_job": "resume|unpause|continue|restart|unsuspend|un-suspend|un-pause|unfreeze|carry on"
     "|(run|start|going) again|wake|bring back|bring (\\S+ ){1,4}back|unshelve|thaw"
-    "|pick (it |them )?up where",
+    "|pick (it |them )?up where|back on(?=\\s*($|[.!,;]))",
     "submit_job": "submit|submitt|run(?! again| as\\b)|launch|start(?! again)|create|schedule"
     "|deploy|spin up|kick off|fire off|set up(?= (a|an|this|my|new|job)\\b)"
     "|queue(?= (up|it|job|a|an|the|this|my)\\b)|enqueue",
@@ -268,6 +268,7 @@ _ORDERED_DONE = {
     )
     for tool, done in _DONE.items()
 }
+_REFUSED = re.compile(r"\s*[?:-]+\s*(no|nope|not now|never)\b", re.IGNORECASE)
 # a new job with its image given is one to submit, verb or none
 _NEW_JOB = re.compile(r"\bnew (job|run|training job)\b(?!s)", re.IGNORECASE)
 _IMAGE = re.compile(r"[\w.-]+/[\w./-]+:[\w.-]+")
@@ -319,7 +320,8 @@ def changes_asked(request: str) -> list[str]:
         for m in rx.finditer(request):
             before = request[max(0, m.start() - 40) : m.start()]
             where = tool == "submit_job" and _WHERE_AFTER.match(request[m.end() :])
-            if not _NOT_ASKED.search(before) and not where:
+            refused = _REFUSED.match(request[m.end() :])  # "cancel? no."
+            if not _NOT_ASKED.search(before) and not where and not refused:
                 out.append(tool)
                 break
     done_typed = _done_spelled(request)  # "needs to be suspnded": suspended

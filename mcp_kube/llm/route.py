@@ -86,6 +86,7 @@ SUBJECTS: dict[str, re.Pattern[str]] = {
         r"|\b(hasn'?t|didn'?t|won'?t|not) (got|get|gotten) (going|started|off the ground)\b"
         r"|\b(can'?t|cannot) find a node\b|\bobstacles?\b"
         r"|\bnever\s+(kicked off|started|began|launched|ran|got admitted)\b"
+        r"|\bshould\s+(be|have\s+been)\s+(running|started|scheduled|admitted)\b[^.?!;]*\bnot\b"
         r"|\b(prevent|stop|keep)\w*\b.*\bfrom (running|starting|being|scheduling|getting)\b"
         r"|\bblock(ed|ing)\b|\bheld up\b|\bhold[- ]?ups?\b|\bwhy\b[^.?!;]*\bwaits?\b"
         r"|\bno pods? (has |have )?(come|came|started|spun|shown) up\b"

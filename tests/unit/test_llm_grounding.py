@@ -245,6 +245,9 @@ def test_a_write_missing_a_required_argument_asks() -> None:
         ("which jobs are suspnded in team-a", []),
         ("a-2 should be launched in team-a using r/a:2", ["submit_job"]),
         ("which jobs should be cancelled in team-a?", []),
+        ("a-1 (team-a) back on", ["resume_job"]),
+        ("is a-1 in team-a back on track", []),
+        ("cancel? no. show: jobs team-a", []),  # a change refused
         ("dry look only, no submit: could c-2 take an 8-gpu job", []),  # "no submit"
         ("who holds GPUs in team-a until friday?", []),
         ("new job a-2 for team-a: r/a:2 on a pair of gpus, go", ["submit_job"]),  # its image

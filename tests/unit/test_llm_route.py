@@ -128,6 +128,7 @@ TOOLS = list(SUBJECTS)
         ("could team-c fit two more H100s inside its quota", "gpu_quota"),
         ("then the clusters you serve", "list_clusters"),
         ("any failures in team-c?", "list_jobs"),
+        ("z-2 should be running in team-c by now but it is not", "explain_pending"),
         ("what is holding job z-17 back in team-c", "explain_pending"),
         ("no submit: could c-2 take an 8-gpu H100 job right now", "recommend_placement"),
         ("z-3-0 pod in team-c - anything recorded against it?", "list_events"),
