@@ -247,10 +247,18 @@ def _windows(text: str) -> dict[int, set[str]]:
     return out
 
 
+# "two dozen GPUs", "a two-dozen-GPU job": 24
+_DOZENS = re.compile(r"\b(\d+|two|three|four|five|six|seven|eight|nine|ten)[\s-]+dozen\b")
+
+
+def _count_word(word: str) -> int:
+    return int(word) if word.isdigit() else _NUMBER_WORDS[word]
+
+
 def numbers_of(request: str) -> dict[int, frozenset[str]]:
     """The counts and windows a request states, each with the words around it (singular):
     ``{4: {"gpu", ...}}`` for "four GPUs", ``{600: {"second"}}`` for "past 10 minutes"."""
-    text = request.lower()
+    text = _DOZENS.sub(lambda m: str(12 * _count_word(m.group(1))), request.lower())
     toks = _TOKEN.findall(text)
     numbers: dict[int, set[str]] = {}
     for i, tok in enumerate(toks):

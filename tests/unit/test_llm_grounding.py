@@ -44,6 +44,8 @@ def offered(tool: str, arg: str, request: str) -> list[Any] | None:
         ("where could four A100s fit", 4),
         ("room for a pair of GPUs?", 2),
         ("where do a dozen GPUs fit", 12),
+        ("anywhere that would accept a two-dozen-GPU workload", 24),
+        ("a job with 3 dozen gpus", 36),
         ("an 8x H100 job, where", 8),
         ("where does a 12-GPU job fit", 12),
         ("twelve gpus, any node?", 12),
