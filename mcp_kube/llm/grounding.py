@@ -356,8 +356,8 @@ def _named(request: str) -> tuple[set[str], set[str]]:
             continue  # "the t5-3b job over in team-a": the job's name came before "job"
         if low in _SPACE_BEFORE and named:
             spaces.add(word)
-        elif low in _BEFORE_NAME and named and word.lower() not in _VAGUE:
-            objects.add(word)  # "continue running": no job "running"
+        elif low in _BEFORE_NAME and named and word.lower() not in _VAGUE and not _adverb(word):
+            objects.add(word)  # "continue running", "suspend temporarily": no job
         elif low in _SPACE_HINT and "-" in word and not any(c.isupper() for c in word):
             (spaces if low == "in" else weak).add(word)
     if not any(s not in objects for s in spaces):  # "wait for x-1 in team-a": x-1 is no namespace
@@ -372,8 +372,14 @@ _VAGUE = frozenset({
     "anything", "something", "everything", "nothing", "stuff", "thing", "things", "work",
     "training", "what", "who", "why", "how", "where", "when", "which", "running", "happening",
     "going", "else", "left", "there", "here", "now", "much", "many", "over", "out", "down",
-    "up", "just", "only", "still", "also", "back",
+    "up", "just", "only", "still", "also", "back", "again", "later", "today", "tonight",
+    "tomorrow", "asap", "please", "pls", "all", "both", "ones", "them", "those", "these",
 })  # fmt: skip
+
+
+def _adverb(word: str) -> bool:
+    """A plain word like "temporarily", "immediately": how, not what."""
+    return word.isalpha() and word.lower().endswith("ly") and len(word) > 4
 
 
 def _placed(request: str) -> set[str]:

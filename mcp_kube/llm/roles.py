@@ -33,8 +33,9 @@ _POD_INDEX = re.compile(r"-0$")  # a Job's first pod: <job>-0 ("diff-3" is a job
 
 
 def _after(word: str, value: str, request: str) -> bool:
-    """Whether ``value`` is typed after ``word`` ("pod x-1", "job called x")."""
-    pattern = rf"\b{word}s?\W+((named|called)\s+)?{re.escape(value)}\b"
+    """Whether ``value`` is typed after ``word`` ("pod x-1", "job: x", "job called x"), not
+    after a comma ("a pod, ml-platform": a place)."""
+    pattern = rf"\b{word}s?(\s*[:=#]\s*|\s+)['\"`]?((named|called)\s+)?{re.escape(value)}\b"
     return bool(re.search(pattern, request, re.IGNORECASE))
 
 
@@ -399,8 +400,9 @@ def _known_namespace(
         if role:
             args["namespace"], args[role] = args[role], ns
     for role in ("name", "job", "pod", "node"):  # a namespace the server showed is no object
-        value = args.get(role)
-        if value in known and not _after(role, str(value), ask):
+        value = args.get(role)  # nor one typed with a slip ("ml-plaform")
+        shown = value in known or (isinstance(value, str) and _slip_of(value, known))
+        if shown and not _after(role, str(value), ask):
             del args[role]  # (a write then lacks it, and asks)
     if write:
         return args

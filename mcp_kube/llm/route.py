@@ -71,6 +71,7 @@ SUBJECTS: dict[str, re.Pattern[str]] = {
         r"\bquotas?\b|\bcap\b|\bheadroom\b|\bkueue\b|\ballowance\b|\blimit left\b"
         r"|(?<!\bin the )(?<!\bin )\bqueues?\b"  # "sat in the queue": a waiting job
         r"|\bbudget\b|\blimit\b|\b(cluster|local) ?queues?\b|\bceiling\b|\bshare of\b"
+        r"|\b(gpu|accelerator|fair|our|their|its) share\b"
         r"|\ballotments?\b"
         r"|\bgpus?\b.*\b(allowed|entitled)\b(?! to (cancel|delete|submit|suspend|resume))",
         _I,
@@ -104,7 +105,7 @@ SUBJECTS: dict[str, re.Pattern[str]] = {
         r"|\bwhere\?|\bwhere\W*$|\b(room|space|node) for (a|an|my|the|one|two|three|four|five"
         r"|six|seven|eight|\d+)\b|\bfind (me )?(a|the) (node|spot|home|place)\b"
         r"|\b(run|fit|go|land)\s+anywhere\b|\bland on\b"
-        r"|\b(suggest|pick|choose|recommend)\b.*\bnode\b"
+        r"|\b(suggest|pick|choose|recommend)\b.*\bnode\b|\bnode (suggestion|recommendation)s?\b"
         r"|\b(can|could)\b.*\bbe (scheduled|placed)\b|\b(spot|slot) for\b"
         rf"|{_TAKES}"
         r"|\bwhere\b[^.?!;]*\b(best|most likely|chance|odds)\b",
@@ -262,7 +263,11 @@ _CHANGE = re.compile(
     r"\b(cancel|delete|kill|remove|stop|submit|create|launch|suspend|pause|resume)\b", _I
 )
 # a why-question about a waiting job is explain_pending's, whatever else it names ("kueue")
-_WHY = re.compile(r"\bwhy\b|\breasons?\b|\bblock(ed|ing)?\b|\bholding (it|them) (up|back)\b", _I)
+_WHY = re.compile(
+    r"\bwhy\b|\breasons?\b|\bblock(ed|ing)?\b|\bholding (it|them) (up|back)\b"
+    r"|\b(waiting|stuck|held) (on|for|by)\b",  # "is x waiting on quota or on nodes"
+    _I,
+)
 _YES_NO_JOB = re.compile(rf"{_YES_NO}\b", _I)
 _WHY_SLIP = re.compile(r"^\W*y\b|\bwhy+\b|\bwy\b", _I)  # "y won't x start", "whyy"
 # the plain words of the subjects above, for requests typed with a slip ("qouta", "logz")

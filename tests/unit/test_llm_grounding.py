@@ -372,3 +372,8 @@ def test_a_name_in_parentheses_after_a_name_is_its_place() -> None:
     ground = G.Grounding.of("mt-en-de (team-a) is obsolete, cancel it")
     assert ground.in_role("name", ["mt-en-de", "team-a"]) == ["mt-en-de"]
     assert ground.in_role("namespace", ["mt-en-de", "team-a"]) == ["team-a"]
+
+
+def test_an_adverb_after_a_verb_of_change_is_no_name() -> None:
+    assert G.Grounding.of("pix2pix-7 - team-a - suspend temporarily").objects == frozenset()
+    assert G.Grounding.of("suspend warmup in team-a").objects == {"warmup"}

@@ -287,3 +287,19 @@ def test_a_name_right_before_pod_is_a_pod() -> None:
     ask = "trn-2-launcher pod in team-c restarted; 200 lines"
     got = settle(logs, args, ask, where, first=True)
     assert got == {"namespace": "team-c", "pod": "trn-2-launcher"}
+
+
+def test_a_place_after_a_comma_is_no_pod_and_a_namespace_slip_no_job() -> None:
+    where = ([], CLUSTERS, ["team-c", "ml-platform"])
+    logs = ToolDef("pod_logs", "", {"properties": {"namespace": {}, "job": {}, "pod": {}}})
+    args = {"namespace": "ml-platform", "pod": "ml-platform"}
+    ask = "det2-r101-0 (a pod, ml-platform) - 25 most recent lines"
+    assert settle(logs, args, ask, where, first=True) == {
+        "namespace": "ml-platform",
+        "pod": "det2-r101-0",
+    }
+    why = ToolDef("explain_pending", "", {"properties": {"namespace": {}, "job": {}}})
+    args = {"namespace": "ml-platform", "job": "ml-plaform"}
+    assert settle(why, args, "ml-plaform work stil pendng", where, first=True) == {
+        "namespace": "ml-platform"
+    }

@@ -129,6 +129,8 @@ TOOLS = list(SUBJECTS)
         ("then the clusters you serve", "list_clusters"),
         ("any failures in team-c?", "list_jobs"),
         ("z-2 should be running in team-c by now but it is not", "explain_pending"),
+        ("node suggestion - pair of a100", "recommend_placement"),
+        ("how big is the gpu share team-c gets", "gpu_quota"),
         ("what is holding job z-17 back in team-c", "explain_pending"),
         ("no submit: could c-2 take an 8-gpu H100 job right now", "recommend_placement"),
         ("z-3-0 pod in team-c - anything recorded against it?", "list_events"),
@@ -311,3 +313,7 @@ def test_a_job_a_node_would_take_is_placement_but_time_it_would_take_is_not() ->
 def test_holding_a_job_back_is_why_it_waits_not_who_holds_gpus() -> None:
     assert route("what is holding job z-17 back in team-c", TOOLS) == ["explain_pending"]
     assert "gpu_workloads" in route("who is holding gpus in team-c", TOOLS)
+
+
+def test_waiting_on_quota_asks_why_it_waits() -> None:
+    assert route("is z-2 in team-c waiting on quota or on nodes", TOOLS) == ["explain_pending"]
